@@ -1,0 +1,66 @@
+/* ut_main.c — runs the suites listed by the generated ut_all[] (see ut.h). */
+#include "ut.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+extern const ut_suite *const ut_all[];
+
+void ut_fail(ut_ctx *t, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "  FAIL %s (%s:%d): ", t->name, file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    t->failed = 1;
+    longjmp(t->jb, 1);
+}
+
+const char *ut_shared(void)
+{
+    const char *s = getenv("POCKETTTS_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+const char *ut_path(char *buf, size_t n, const char *rel)
+{
+    snprintf(buf, n, "%s/%s", ut_shared(), rel);
+    return buf;
+}
+
+static int selected(const char *name, int argc, char **argv)
+{
+    if (argc < 2) return 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+static int run_one(const ut_case *c)
+{
+    ut_ctx t = {.failed = 0, .name = c->name};
+    if (!setjmp(t.jb)) c->fn(&t);
+    return t.failed;
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    for (size_t s = 0; ut_all[s]; s++) {
+        const ut_suite *su = ut_all[s];
+        if (!selected(su->name, argc, argv)) continue;
+        for (size_t k = 0; k < su->n; k++) {
+            if (run_one(&su->cases[k])) {
+                failed++;
+                printf("not ok %s.%s\n", su->name, su->cases[k].name);
+            } else {
+                passed++;
+                printf("ok %s.%s\n", su->name, su->cases[k].name);
+            }
+        }
+    }
+    printf("unit: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
