@@ -1,0 +1,224 @@
+/* conv.c — streaming Conv1d / ConvTranspose1d (causal, SEANet style) and ELU.
+ *
+ * Both kernels first build the "padded" view of the input (history + new columns for
+ * conv1d; the full transposed output for convtr1d) in the caller's work buffer, then
+ * either loop directly (the *_ref versions, and depthwise/grouped cases) or go through
+ * OpenBLAS sgemm (groups == 1): conv1d as im2col [cin*k, Tout] then W [cout, cin*k] x
+ * cols; convtr1d as Z = W^T x with W viewed as [cin, cout*k], then col2im. The state
+ * update (history / tail) is shared code, so fast and reference paths differ only in
+ * float summation order. See conv.h for the streaming contract.
+ */
+#include "nn/conv.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/err.h"
+
+int conv1d_hist(const conv1d *c)
+{
+    int p = (c->k - 1) * c->dil + 1 - c->stride;
+    CORE_ASSERT(p >= 0);
+    return p;
+}
+
+size_t conv1d_work(const conv1d *c, int T)
+{
+    size_t P = (size_t)conv1d_hist(c);
+    size_t tout = (size_t)(T / c->stride);
+    return (size_t)c->cin * (P + (size_t)T) + (size_t)c->cin * (size_t)c->k * tout;
+}
+
+/* Builds xp [cin, P+T] = [prev | x] in work, then updates prev/first. Returns xp. */
+static float *conv1d_pad(const conv1d *c, const float *x, int T, float *prev, int *first,
+                         float *work)
+{
+    int P = conv1d_hist(c);
+    int L = P + T;
+    float *xp = work;
+    CORE_ASSERT(T > 0 && T % c->stride == 0);
+    CORE_ASSERT(P == 0 || prev != NULL);
+    if (P > 0 && c->pad_replicate && first && *first) {
+        for (int ci = 0; ci < c->cin; ci++)
+            for (int j = 0; j < P; j++) prev[(size_t)ci * P + j] = x[(size_t)ci * T];
+    }
+    for (int ci = 0; ci < c->cin; ci++) {
+        float *row = xp + (size_t)ci * L;
+        if (P > 0) memcpy(row, prev + (size_t)ci * P, (size_t)P * sizeof(float));
+        memcpy(row + P, x + (size_t)ci * T, (size_t)T * sizeof(float));
+    }
+    if (P > 0) {
+        for (int ci = 0; ci < c->cin; ci++)
+            memcpy(prev + (size_t)ci * P, xp + (size_t)ci * L + (L - P), (size_t)P * sizeof(float));
+    }
+    if (first) *first = 0;
+    return xp;
+}
+
+void conv1d_run_ref(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
+                    float *work)
+{
+    int P = conv1d_hist(c);
+    int L = P + T;
+    int tout = T / c->stride;
+    int cin_g = c->cin / c->groups, cout_g = c->cout / c->groups;
+    const float *xp = conv1d_pad(c, x, T, prev, first, work);
+    for (int o = 0; o < c->cout; o++) {
+        int g = o / cout_g;
+        const float *wo = c->w + (size_t)o * cin_g * c->k;
+        for (int t = 0; t < tout; t++) {
+            float acc = c->b ? c->b[o] : 0.0f;
+            for (int il = 0; il < cin_g; il++) {
+                const float *row = xp + (size_t)(g * cin_g + il) * L + (size_t)t * c->stride;
+                const float *wr = wo + (size_t)il * c->k;
+                for (int j = 0; j < c->k; j++) acc += wr[j] * row[j * c->dil];
+            }
+            y[(size_t)o * tout + t] = acc;
+        }
+    }
+}
+
+void conv1d_run(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
+                float *work)
+{
+    if (c->groups != 1) {
+        conv1d_run_ref(c, x, T, prev, first, y, work);
+        return;
+    }
+    int P = conv1d_hist(c);
+    int L = P + T;
+    int tout = T / c->stride;
+    int kk = c->cin * c->k;
+    const float *xp = conv1d_pad(c, x, T, prev, first, work);
+    const float *cols;
+    if (c->k == 1 && c->stride == 1) {
+        cols = xp; /* P == 0: xp is x itself */
+    } else {
+        float *cb = work + (size_t)c->cin * L;
+        for (int ci = 0; ci < c->cin; ci++) {
+            const float *row = xp + (size_t)ci * L;
+            for (int j = 0; j < c->k; j++) {
+                float *dst = cb + ((size_t)ci * c->k + j) * tout;
+                const float *src = row + (size_t)j * c->dil;
+                if (c->stride == 1) {
+                    memcpy(dst, src, (size_t)tout * sizeof(float));
+                } else {
+                    for (int t = 0; t < tout; t++) dst[t] = src[(size_t)t * c->stride];
+                }
+            }
+        }
+        cols = cb;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, tout, kk, 1.0f, c->w, kk,
+                cols, tout, 0.0f, y, tout);
+    if (c->b) {
+        for (int o = 0; o < c->cout; o++) {
+            float b = c->b[o];
+            float *yo = y + (size_t)o * tout;
+            for (int t = 0; t < tout; t++) yo[t] += b;
+        }
+    }
+}
+
+int convtr1d_hist(const convtr1d *c)
+{
+    int p = c->k - c->stride;
+    CORE_ASSERT(p >= 0);
+    return p;
+}
+
+size_t convtr1d_work(const convtr1d *c, int T)
+{
+    size_t P = (size_t)convtr1d_hist(c);
+    size_t full = (size_t)c->cout * ((size_t)T * c->stride + P);
+    size_t z = c->groups == 1 ? (size_t)c->cout * c->k * (size_t)T : 0;
+    return full + z;
+}
+
+/* full [cout, T*s+P] holds bias + transposed conv; add the tail, emit, keep the new tail. */
+static void convtr1d_finish(const convtr1d *c, int T, const float *full, float *partial, float *y)
+{
+    int P = convtr1d_hist(c);
+    int n = T * c->stride;
+    int L = n + P;
+    for (int o = 0; o < c->cout; o++) {
+        const float *fo = full + (size_t)o * L;
+        float *yo = y + (size_t)o * n;
+        float *po = partial + (size_t)o * P;
+        memcpy(yo, fo, (size_t)n * sizeof(float));
+        for (int j = 0; j < P && j < n; j++) yo[j] += po[j];
+        float b = c->b ? c->b[o] : 0.0f;
+        for (int j = 0; j < P; j++) po[j] = fo[n + j] - b;
+    }
+}
+
+static void convtr1d_bias_init(const convtr1d *c, int L, float *full)
+{
+    for (int o = 0; o < c->cout; o++) {
+        float b = c->b ? c->b[o] : 0.0f;
+        float *fo = full + (size_t)o * L;
+        for (int j = 0; j < L; j++) fo[j] = b;
+    }
+}
+
+void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, float *y,
+                      float *work)
+{
+    int P = convtr1d_hist(c);
+    int L = T * c->stride + P;
+    int cin_g = c->cin / c->groups, cout_g = c->cout / c->groups;
+    float *full = work;
+    CORE_ASSERT(T > 0 && P <= T * c->stride);
+    convtr1d_bias_init(c, L, full);
+    for (int ci = 0; ci < c->cin; ci++) {
+        int g = ci / cin_g;
+        const float *xr = x + (size_t)ci * T;
+        for (int ol = 0; ol < cout_g; ol++) {
+            const float *wr = c->w + ((size_t)ci * cout_g + ol) * c->k;
+            float *fo = full + (size_t)(g * cout_g + ol) * L;
+            for (int t = 0; t < T; t++) {
+                float xv = xr[t];
+                float *dst = fo + (size_t)t * c->stride;
+                for (int j = 0; j < c->k; j++) dst[j] += xv * wr[j];
+            }
+        }
+    }
+    convtr1d_finish(c, T, full, partial, y);
+}
+
+void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, float *y,
+                  float *work)
+{
+    if (c->groups != 1) {
+        convtr1d_run_ref(c, x, T, partial, y, work);
+        return;
+    }
+    int P = convtr1d_hist(c);
+    int L = T * c->stride + P;
+    float *full = work;
+    float *z = work + (size_t)c->cout * L; /* [cout*k, T] */
+    int ok = c->cout * c->k;
+    CORE_ASSERT(T > 0 && P <= T * c->stride);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ok, T, c->cin, 1.0f, c->w, ok, x, T,
+                0.0f, z, T);
+    convtr1d_bias_init(c, L, full);
+    for (int o = 0; o < c->cout; o++) {
+        float *fo = full + (size_t)o * L;
+        for (int j = 0; j < c->k; j++) {
+            const float *zr = z + ((size_t)o * c->k + j) * T;
+            for (int t = 0; t < T; t++) fo[(size_t)t * c->stride + j] += zr[t];
+        }
+    }
+    convtr1d_finish(c, T, full, partial, y);
+}
+
+void conv_elu_to(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = src[i];
+        dst[i] = v > 0.0f ? v : expm1f(v);
+    }
+}
+
+void conv_elu(float *x, size_t n) { conv_elu_to(x, x, n); }

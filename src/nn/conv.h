@@ -1,0 +1,73 @@
+/* conv.h — causal, streaming 1-D convolutions for the SEANet codec (Mimi), and ELU.
+ *
+ * Layouts are PyTorch's, batch 1: activations are channel-major [C, T] row-major (one row
+ * of T samples per channel). Conv1d weights are [cout, cin/groups, k]; ConvTranspose1d
+ * weights are [cin, cout/groups, k]. Biases [cout] or NULL.
+ *
+ * Streaming semantics (upstream StreamingConv1d / StreamingConvTranspose1d):
+ *  - conv1d keeps the last P = (k-1)*dil + 1 - stride input columns ("previous",
+ *    [cin, P]) and prepends them to the next input, so output t depends only on
+ *    inputs <= t*stride (causal). Zero initial state equals one-shot zero left padding
+ *    by P; with pad_replicate the state is filled with the first input column on the
+ *    first call (replicate left padding). T must be a multiple of stride; the call
+ *    produces T/stride columns.
+ *  - convtr1d computes the full transposed conv of T input columns (T*stride + P
+ *    outputs, P = k - stride), adds the carried tail ("partial", [cout, P], bias
+ *    excluded) to the first P outputs, emits the first T*stride and keeps the last P
+ *    minus bias as the new tail. The bias is thus added exactly once per output.
+ * Splitting an input into pieces (each a multiple of stride) and streaming them gives
+ * the same result as one call over the whole input, up to float summation order.
+ *
+ * Kernels: *_ref are plain C loops (the reference); conv1d_run / convtr1d_run pick the
+ * fast path (im2col + OpenBLAS sgemm for groups == 1, direct loops for depthwise). Tests
+ * compare them. Nothing here allocates: callers pass a work buffer of the size the
+ * *_work() function returns (floats). Weights are borrowed; the structs own nothing.
+ */
+#ifndef NN_CONV_H
+#define NN_CONV_H
+
+#include <stddef.h>
+
+typedef struct conv1d {
+    int cin, cout, k, stride, dil, groups;
+    int pad_replicate; /* 1: replicate left padding on the first call; 0: zeros */
+    const float *w;    /* [cout, cin/groups, k] row-major */
+    const float *b;    /* [cout] or NULL */
+} conv1d;
+
+typedef struct convtr1d {
+    int cin, cout, k, stride, groups;
+    const float *w; /* [cin, cout/groups, k] row-major */
+    const float *b; /* [cout] or NULL */
+} convtr1d;
+
+/* Columns of history a conv1d keeps: (k-1)*dil + 1 - stride (>= 0 asserted). */
+int conv1d_hist(const conv1d *c);
+/* Floats of work buffer conv1d_run needs for T input columns. */
+size_t conv1d_work(const conv1d *c, int T);
+
+/* x [cin, T] -> y [cout, T/stride]. prev [cin, conv1d_hist(c)] is read and updated
+ * (may be NULL only when the history is 0); *first is read and cleared (replicate mode).
+ * work: conv1d_work(c, T) floats, must not alias x or y. */
+void conv1d_run(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
+                float *work);
+void conv1d_run_ref(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
+                    float *work);
+
+/* Columns of tail a convtr1d carries: k - stride (>= 0 asserted). */
+int convtr1d_hist(const convtr1d *c);
+size_t convtr1d_work(const convtr1d *c, int T);
+
+/* x [cin, T] -> y [cout, T*stride]. partial [cout, convtr1d_hist(c)] read and updated.
+ * work: convtr1d_work(c, T) floats. */
+void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, float *y,
+                  float *work);
+void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, float *y,
+                      float *work);
+
+/* In place ELU with alpha 1: x > 0 ? x : expm1(x). */
+void conv_elu(float *x, size_t n);
+/* dst = ELU(src), n floats (dst may equal src). */
+void conv_elu_to(float *dst, const float *src, size_t n);
+
+#endif

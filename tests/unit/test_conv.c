@@ -1,0 +1,192 @@
+/* test_conv.c — streaming Conv1d / ConvTranspose1d: hand-computed cases, fast path vs
+ * plain C reference, and "streamed in pieces == one call over the whole input". */
+#include "ut.h"
+#include "nn/conv.h"
+
+static float rnd(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static float *rvec(unsigned *s, size_t n)
+{
+    float *v = malloc(n * sizeof(float) + 4);
+    for (size_t i = 0; i < n; i++) v[i] = rnd(s);
+    return v;
+}
+
+static double maxdiff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+/* k3 causal conv on 1 channel, weights [1,2,3]: y[t] = 1*x[t-2] + 2*x[t-1] + 3*x[t] + b. */
+static void t_conv_hand(ut_ctx *t)
+{
+    float w[3] = {1, 2, 3}, b[1] = {0.5f};
+    conv1d c = {.cin = 1, .cout = 1, .k = 3, .stride = 1, .dil = 1, .groups = 1, .w = w, .b = b};
+    float x[4] = {1, 0, 0, 2}, y[4], prev[2] = {0, 0}, work[64];
+    int first = 1;
+    UT_EQ_INT(t, 2, conv1d_hist(&c));
+    conv1d_run(&c, x, 4, prev, &first, y, work);
+    float exp[4] = {3.5f, 2.5f, 1.5f, 6.5f};
+    for (int i = 0; i < 4; i++) UT_NEAR(t, exp[i], y[i], 1e-6);
+    UT_NEAR(t, 0.0f, prev[0], 0);
+    UT_NEAR(t, 2.0f, prev[1], 0);
+    /* next call sees the history: y[0] = 1*0 + 2*2 + 3*1 + 0.5 */
+    float x2[1] = {1};
+    conv1d_run_ref(&c, x2, 1, prev, &first, y, work);
+    UT_NEAR(t, 7.5f, y[0], 1e-6);
+}
+
+/* replicate padding: k4 stride 2 keeps 2 columns, filled with x[0] on the first call. */
+static void t_conv_replicate(ut_ctx *t)
+{
+    float w[4] = {1, 1, 1, 1};
+    conv1d c = {.cin = 1, .cout = 1, .k = 4, .stride = 2, .dil = 1, .groups = 1,
+                .pad_replicate = 1, .w = w, .b = NULL};
+    float x[4] = {5, 1, 2, 3}, y[2], prev[2] = {0, 0}, work[64];
+    int first = 1;
+    conv1d_run(&c, x, 4, prev, &first, y, work);
+    UT_NEAR(t, 16.0f, y[0], 1e-6); /* 5 5 5 1 */
+    UT_NEAR(t, 11.0f, y[1], 1e-6); /* 5 1 2 3 */
+    UT_EQ_INT(t, 0, first);
+}
+
+/* transposed conv k4 s2 with bias: bias added once per output even across calls. */
+static void t_convtr_hand(ut_ctx *t)
+{
+    float w[4] = {1, 2, 3, 4}, b[1] = {10};
+    convtr1d c = {.cin = 1, .cout = 1, .k = 4, .stride = 2, .groups = 1, .w = w, .b = b};
+    float part[2] = {0, 0}, y[2], work[64];
+    float x1[1] = {1}, x2[1] = {2};
+    convtr1d_run(&c, x1, 1, part, y, work);
+    UT_NEAR(t, 11.0f, y[0], 1e-6);
+    UT_NEAR(t, 12.0f, y[1], 1e-6);
+    UT_NEAR(t, 3.0f, part[0], 1e-6);
+    UT_NEAR(t, 4.0f, part[1], 1e-6);
+    convtr1d_run_ref(&c, x2, 1, part, y, work);
+    UT_NEAR(t, 10.0f + 2.0f + 3.0f, y[0], 1e-6);
+    UT_NEAR(t, 10.0f + 4.0f + 4.0f, y[1], 1e-6);
+}
+
+typedef struct ccase { int cin, cout, k, stride, dil, groups, T, piece; } ccase;
+
+static void run_conv_case(ut_ctx *t, const ccase *cc, int rep)
+{
+    unsigned s = 1234u + (unsigned)(cc->k * 31 + cc->stride * 7 + cc->cin);
+    size_t wn = (size_t)cc->cout * (cc->cin / cc->groups) * cc->k;
+    float *w = rvec(&s, wn), *b = rvec(&s, (size_t)cc->cout);
+    conv1d c = {.cin = cc->cin, .cout = cc->cout, .k = cc->k, .stride = cc->stride,
+                .dil = cc->dil, .groups = cc->groups, .pad_replicate = rep, .w = w, .b = b};
+    int P = conv1d_hist(&c), tout = cc->T / cc->stride;
+    float *x = rvec(&s, (size_t)cc->cin * cc->T);
+    float *ya = calloc((size_t)cc->cout * tout, sizeof(float));
+    float *yb = calloc((size_t)cc->cout * tout, sizeof(float));
+    float *pa = calloc((size_t)cc->cin * P + 1, sizeof(float));
+    float *pb = calloc((size_t)cc->cin * P + 1, sizeof(float));
+    float *work = malloc(conv1d_work(&c, cc->T) * sizeof(float));
+    int fa = 1, fb = 1;
+    conv1d_run_ref(&c, x, cc->T, pa, &fa, ya, work);
+    /* streamed in pieces with the fast path */
+    int tp = cc->piece / cc->stride;
+    float *xin = malloc((size_t)cc->cin * cc->piece * sizeof(float));
+    float *yp = malloc((size_t)cc->cout * tp * sizeof(float));
+    for (int p0 = 0; p0 < cc->T; p0 += cc->piece) {
+        for (int ci = 0; ci < cc->cin; ci++)
+            memcpy(xin + (size_t)ci * cc->piece, x + (size_t)ci * cc->T + p0,
+                   (size_t)cc->piece * sizeof(float));
+        conv1d_run(&c, xin, cc->piece, pb, &fb, yp, work);
+        for (int o = 0; o < cc->cout; o++)
+            memcpy(yb + (size_t)o * tout + p0 / cc->stride, yp + (size_t)o * tp,
+                   (size_t)tp * sizeof(float));
+    }
+    double d = maxdiff(ya, yb, (size_t)cc->cout * tout);
+    if (d > 1e-5)
+        ut_fail(t, __FILE__, __LINE__, "conv cin%d cout%d k%d s%d d%d g%d rep%d: max diff %g > 1e-5",
+                cc->cin, cc->cout, cc->k, cc->stride, cc->dil, cc->groups, rep, d);
+    UT_CHECK(t, maxdiff(pa, pb, (size_t)cc->cin * P) == 0.0);
+    free(w); free(b); free(x); free(ya); free(yb); free(pa); free(pb); free(work); free(xin);
+    free(yp);
+}
+
+static void t_conv_fast_vs_ref_stream(ut_ctx *t)
+{
+    static const ccase cases[] = {
+        {3, 5, 7, 1, 1, 1, 48, 16}, {4, 6, 8, 4, 1, 1, 64, 16}, {5, 4, 12, 6, 1, 1, 72, 12},
+        {6, 3, 3, 1, 2, 1, 40, 8},  {8, 8, 1, 1, 1, 1, 20, 4},  {6, 6, 32, 16, 1, 1, 64, 16},
+        {6, 6, 3, 1, 1, 3, 30, 10}, {4, 4, 5, 1, 1, 4, 20, 5},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        run_conv_case(t, &cases[i], 0);
+        run_conv_case(t, &cases[i], 1);
+    }
+}
+
+typedef struct tcase { int cin, cout, k, stride, groups, T, piece; } tcase;
+
+static void t_convtr_fast_vs_ref_stream(ut_ctx *t)
+{
+    static const tcase cases[] = {
+        {5, 3, 12, 6, 1, 8, 2}, {4, 2, 10, 5, 1, 6, 1}, {3, 7, 8, 4, 1, 10, 5},
+        {6, 6, 32, 16, 6, 4, 1}, {4, 8, 4, 2, 2, 6, 3},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const tcase *cc = &cases[i];
+        unsigned s = 99u + (unsigned)i;
+        size_t wn = (size_t)cc->cin * (cc->cout / cc->groups) * cc->k;
+        float *w = rvec(&s, wn), *b = rvec(&s, (size_t)cc->cout);
+        convtr1d c = {.cin = cc->cin, .cout = cc->cout, .k = cc->k, .stride = cc->stride,
+                      .groups = cc->groups, .w = w, .b = b};
+        int P = convtr1d_hist(&c), n = cc->T * cc->stride, np = cc->piece * cc->stride;
+        float *x = rvec(&s, (size_t)cc->cin * cc->T);
+        float *ya = calloc((size_t)cc->cout * n, sizeof(float));
+        float *yb = calloc((size_t)cc->cout * n, sizeof(float));
+        float *pa = calloc((size_t)cc->cout * P + 1, sizeof(float));
+        float *pb = calloc((size_t)cc->cout * P + 1, sizeof(float));
+        float *work = malloc(convtr1d_work(&c, cc->T) * sizeof(float));
+        float *xin = malloc((size_t)cc->cin * cc->piece * sizeof(float));
+        float *yp = malloc((size_t)cc->cout * np * sizeof(float));
+        convtr1d_run_ref(&c, x, cc->T, pa, ya, work);
+        for (int p0 = 0; p0 < cc->T; p0 += cc->piece) {
+            for (int ci = 0; ci < cc->cin; ci++)
+                memcpy(xin + (size_t)ci * cc->piece, x + (size_t)ci * cc->T + p0,
+                       (size_t)cc->piece * sizeof(float));
+            convtr1d_run(&c, xin, cc->piece, pb, yp, work);
+            for (int o = 0; o < cc->cout; o++)
+                memcpy(yb + (size_t)o * n + p0 * cc->stride, yp + (size_t)o * np,
+                       (size_t)np * sizeof(float));
+        }
+        double d = maxdiff(ya, yb, (size_t)cc->cout * n), dp = maxdiff(pa, pb, (size_t)cc->cout * P);
+        if (d > 1e-5 || dp > 1e-5)
+            ut_fail(t, __FILE__, __LINE__, "convtr case %zu: max diff out %g tail %g > 1e-5", i, d, dp);
+        free(w); free(b); free(x); free(ya); free(yb); free(pa); free(pb); free(work); free(xin);
+        free(yp);
+    }
+}
+
+static void t_elu(ut_ctx *t)
+{
+    float x[4] = {-1.0f, 0.0f, 2.5f, -1e-4f};
+    conv_elu(x, 4);
+    UT_NEAR(t, expm1(-1.0), x[0], 1e-7);
+    UT_NEAR(t, 0.0, x[1], 0);
+    UT_NEAR(t, 2.5, x[2], 0);
+    UT_NEAR(t, expm1(-1e-4), x[3], 2e-11); /* float ulp here ~7e-12 */
+}
+
+static const ut_case cases[] = {
+    {"conv_hand", t_conv_hand},
+    {"conv_replicate", t_conv_replicate},
+    {"convtr_hand", t_convtr_hand},
+    {"conv_fast_vs_ref_stream", t_conv_fast_vs_ref_stream},
+    {"convtr_fast_vs_ref_stream", t_convtr_fast_vs_ref_stream},
+    {"elu", t_elu},
+};
+UT_SUITE(conv, cases)
