@@ -278,3 +278,34 @@ export function useServer(opts = {}) {
 export function speech(port, body, opts = {}) {
     return request(port, 'POST', '/v1/audio/speech', { ...opts, body });
 }
+
+/**
+ * Asserts `res` is an OpenAI-shaped error: the given status, JSON Content-Type, and
+ * {"error":{"message": non-empty string, "type": string, "param": string|null, "code": string|null}}.
+ * want: { status, param (undefined = don't check), code (undefined = don't check), type }.
+ * Returns the parsed error object. Messages say expected vs actual and show the body.
+ */
+export function expectError(res, want) {
+    const show = `\nbody: ${res.text().slice(0, 400)}`;
+    if (res.status !== want.status)
+        throw new Error(`status: expected ${want.status}, got ${res.status}${show}`);
+    const ct = res.headers['content-type'] || '';
+    if (!/^application\/json\b/i.test(ct)) throw new Error(`Content-Type: expected application/json, got ${JSON.stringify(ct)}${show}`);
+    const j = res.json();
+    if (!j || typeof j !== 'object' || !j.error || typeof j.error !== 'object')
+        throw new Error(`expected {"error":{...}}${show}`);
+    const e = j.error;
+    for (const k of ['message', 'type', 'param', 'code'])
+        if (!(k in e)) throw new Error(`error.${k} missing${show}`);
+    if (typeof e.message !== 'string' || e.message.length === 0) throw new Error(`error.message must be a non-empty string${show}`);
+    if (typeof e.type !== 'string' || e.type.length === 0) throw new Error(`error.type must be a non-empty string${show}`);
+    if (!(e.param === null || typeof e.param === 'string')) throw new Error(`error.param must be string or null${show}`);
+    if (!(e.code === null || typeof e.code === 'string')) throw new Error(`error.code must be string or null${show}`);
+    if (want.param !== undefined && e.param !== want.param)
+        throw new Error(`error.param: expected ${JSON.stringify(want.param)}, got ${JSON.stringify(e.param)}${show}`);
+    if (want.code !== undefined && e.code !== want.code)
+        throw new Error(`error.code: expected ${JSON.stringify(want.code)}, got ${JSON.stringify(e.code)}${show}`);
+    if (want.type !== undefined && e.type !== want.type)
+        throw new Error(`error.type: expected ${JSON.stringify(want.type)}, got ${JSON.stringify(e.type)}${show}`);
+    return e;
+}
