@@ -53,5 +53,7 @@ void aenc_put_le32(uint8_t *p, uint32_t v);
 
 extern const aenc_vt aenc_vt_wav;
 extern const aenc_vt aenc_vt_pcm;
+extern const aenc_vt aenc_vt_mp3;
+extern const aenc_vt aenc_vt_opus;
 
 #endif

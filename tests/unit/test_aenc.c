@@ -8,6 +8,7 @@
 #include "core/err.h"
 
 #include <stdint.h>
+#include <unistd.h>
 
 #define RATE 24000
 
@@ -46,6 +47,7 @@ static void encode(ut_ctx *t, aenc_format f, int streaming, const float *x, size
     aenc_opts o = {RATE, streaming, 0};
     buf_init(&s->out, (size_t)256 << 20);
     s->calls = 0;
+    s->refuse_after = 0;
     int rc = aenc_open(&e, f, &o, sink_write, s, err, sizeof err);
     if (rc) ut_fail(t, __FILE__, __LINE__, "aenc_open(%s): %d %s", aenc_format_name(f), rc, err);
     size_t off = 0, k = 0;
@@ -221,7 +223,85 @@ static void t_bad_args(ut_ctx *t)
     aenc_free(NULL);
 }
 
+
+/* ---- ffprobe checks for the compressed formats ------------------------------------ */
+
+typedef struct probe {
+    char codec[32];
+    int rate, channels;
+    double duration; /* format duration in seconds, -1 if ffprobe gave none */
+} probe;
+
+/* Writes bytes to a temp file and asks ffprobe; 0 on success. */
+static int run_probe(const void *data, size_t n, probe *p, char *path_out, size_t pathlen)
+{
+    char path[] = "/tmp/ut_aenc_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) { close(fd); return -1; }
+    fwrite(data, 1, n, f);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "ffprobe -v error -show_entries stream=codec_name,sample_rate,channels:format=duration "
+             "-of default=nw=1 %s 2>&1", path);
+    FILE *pp = popen(cmd, "r");
+    memset(p, 0, sizeof *p);
+    p->duration = -1;
+    char line[256];
+    while (pp && fgets(line, sizeof line, pp)) {
+        if (sscanf(line, "codec_name=%31s", p->codec) == 1) continue;
+        if (sscanf(line, "sample_rate=%d", &p->rate) == 1) continue;
+        if (sscanf(line, "channels=%d", &p->channels) == 1) continue;
+        if (sscanf(line, "duration=%lf", &p->duration) == 1) continue;
+    }
+    int st = pp ? pclose(pp) : -1;
+    if (path_out) snprintf(path_out, pathlen, "%s", path);
+    else unlink(path);
+    return st;
+}
+
+typedef struct fmt_expect {
+    aenc_format f;
+    const char *codec;
+    int rate;       /* what ffprobe reports (opus always decodes at 48 kHz) */
+    double slack_s; /* allowed duration excess: encoder delay + one frame */
+} fmt_expect;
+
+static const fmt_expect expects[] = {
+    {AENC_MP3, "mp3", RATE, 0.0},
+    {AENC_OPUS, "opus", 48000, 0.0},
+    {AENC_WAV, "pcm_s16le", RATE, 0.0},
+};
+
+static void t_ffprobe(ut_ctx *t)
+{
+    size_t n = 3 * RATE + 123;
+    float *x = tone(n, 1.2f);
+    for (size_t i = 0; i < sizeof expects / sizeof expects[0]; i++) {
+        const fmt_expect *fe = &expects[i];
+        if (!aenc_available(fe->f)) continue;
+        for (int mode = 0; mode < 3; mode++) {
+            sink s;
+            encode(t, fe->f, mode != 0, x, n, mode == 2 ? NULL : seq_mixed, NSEQ, &s);
+            probe p;
+            int st = run_probe(s.out.data, s.out.len, &p, NULL, 0);
+            fprintf(stderr, "  %s mode %d: %zu bytes codec=%s rate=%d ch=%d dur=%.4f (pcm %.4f)\n",
+                    aenc_format_name(fe->f), mode, s.out.len, p.codec, p.rate, p.channels,
+                    p.duration, (double)n / RATE);
+            UT_EQ_INT(t, 0, st);
+            UT_EQ_STR(t, fe->codec, p.codec);
+            UT_EQ_INT(t, fe->rate, p.rate);
+            UT_EQ_INT(t, 1, p.channels);
+            buf_free(&s.out);
+        }
+    }
+    free(x);
+}
+
 static const ut_case cases[] = {
+    {"ffprobe", t_ffprobe},
     {"names", t_names},
     {"f2s16", t_f2s16},
     {"pcm", t_pcm},

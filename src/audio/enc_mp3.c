@@ -1,0 +1,85 @@
+/* enc_mp3.c — MPEG audio layer III through LAME: mono, constant bit rate.
+ *
+ * At 24 kHz this is MPEG-2 layer III (576 samples per frame). Default 160 kbps, the
+ * rate OpenAI's own 24 kHz mono mp3 answers carry; opts.bitrate_kbps overrides and
+ * LAME snaps it to the nearest legal MPEG-2 rate (8..160). CBR without a Xing/LAME tag
+ * frame: a streamed file cannot go back to fill one in, and CBR needs none for a
+ * decoder to know the duration. Input is clipped to [-1, 1] (LAME's float API expects
+ * full scale) in AENC_CHUNK steps; every step's output is emitted at once, so bytes
+ * leave as soon as LAME completes a frame (its bit reservoir and ~1100-sample encoder
+ * delay are the only lag). close() runs lame_encode_flush for the padded last frames.
+ */
+#include "audio/enc_internal.h"
+#include "core/err.h"
+
+#include <lame/lame.h>
+#include <stdlib.h>
+
+#define MP3_DEFAULT_KBPS 160
+#define MP3_OUT_MAX (AENC_CHUNK + AENC_CHUNK / 4 + 7200) /* LAME's worst case per call */
+
+typedef struct mp3_state {
+    lame_t gf;
+    float in[AENC_CHUNK];
+    unsigned char out[MP3_OUT_MAX];
+} mp3_state;
+
+static int mp3_open(aenc *e, char *err, size_t errlen)
+{
+    mp3_state *m = calloc(1, sizeof *m);
+    if (!m) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    e->impl = m;
+    m->gf = lame_init();
+    if (!m->gf) return err_set(err, errlen, ERR_NOMEM, "lame_init failed");
+    int kbps = e->opts.bitrate_kbps ? e->opts.bitrate_kbps : MP3_DEFAULT_KBPS;
+    lame_set_in_samplerate(m->gf, e->opts.sample_rate);
+    lame_set_out_samplerate(m->gf, e->opts.sample_rate);
+    lame_set_num_channels(m->gf, 1);
+    lame_set_mode(m->gf, MONO);
+    lame_set_VBR(m->gf, vbr_off);
+    lame_set_brate(m->gf, kbps);
+    lame_set_quality(m->gf, 5);
+    lame_set_bWriteVbrTag(m->gf, 0);
+    if (lame_init_params(m->gf) < 0)
+        return err_set(err, errlen, ERR_INVAL, "lame: cannot encode %d Hz at %d kbps",
+                       e->opts.sample_rate, kbps);
+    return 0;
+}
+
+static int mp3_write(aenc *e, const float *pcm, size_t n, char *err, size_t errlen)
+{
+    mp3_state *m = e->impl;
+    while (n) {
+        size_t k = n < AENC_CHUNK ? n : AENC_CHUNK;
+        for (size_t i = 0; i < k; i++) {
+            float x = pcm[i];
+            m->in[i] = x > 1.0f ? 1.0f : x < -1.0f ? -1.0f : x == x ? x : 0.0f;
+        }
+        int got = lame_encode_buffer_ieee_float(m->gf, m->in, m->in, (int)k, m->out, MP3_OUT_MAX);
+        if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: encode error %d", got);
+        int rc = aenc_emit(e, m->out, (size_t)got, err, errlen);
+        if (rc) return rc;
+        pcm += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int mp3_close(aenc *e, char *err, size_t errlen)
+{
+    mp3_state *m = e->impl;
+    int got = lame_encode_flush(m->gf, m->out, MP3_OUT_MAX);
+    if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: flush error %d", got);
+    return aenc_emit(e, m->out, (size_t)got, err, errlen);
+}
+
+static void mp3_destroy(aenc *e)
+{
+    mp3_state *m = e->impl;
+    if (!m) return;
+    if (m->gf) lame_close(m->gf);
+    free(m);
+    e->impl = NULL;
+}
+
+const aenc_vt aenc_vt_mp3 = {mp3_open, mp3_write, NULL, mp3_close, mp3_destroy};
