@@ -1,0 +1,32 @@
+/* dispatch.h — the one place where a kernel implementation is chosen for the running CPU.
+ *
+ * Each hot kernel has a plain C reference (nn_ref_*) and optional x86 versions compiled
+ * with __attribute__((target(...))) in kernels_x86.c (no -march flags in the Makefile).
+ * nn_pick_*() ask __builtin_cpu_supports each time (a load and a bit test), so there is
+ * no mutable dispatch table; NN_FORCE_GENERIC=1 in the environment is read by the tests
+ * and bench only, never here.
+ */
+#ifndef NN_DISPATCH_H
+#define NN_DISPATCH_H
+
+#include <stdint.h>
+
+typedef void (*nn_gemv_f32_fn)(float *y, const float *x, const float *W, int rows, int cols);
+typedef void (*nn_gemv_bf16_fn)(float *y, const float *x, const uint16_t *W, int rows, int cols);
+typedef float (*nn_dot_fn)(const float *a, const float *b, int n);
+
+/* x86 versions (kernels_x86.c); only call when the matching nn_cpu_* is true. */
+void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
+void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
+float nn_avx2_dot(const float *a, const float *b, int n);
+void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
+void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
+
+int nn_cpu_avx2(void);   /* AVX2 + FMA */
+int nn_cpu_avx512(void); /* AVX-512 F */
+
+nn_gemv_f32_fn nn_pick_gemv_f32(void);
+nn_gemv_bf16_fn nn_pick_gemv_bf16(void);
+nn_dot_fn nn_pick_dot(void);
+
+#endif

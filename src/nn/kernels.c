@@ -1,0 +1,506 @@
+/* kernels.c — plain C references, the public kernel entry points, weight views and the
+ * KV-cache attention (see nn.h).
+ *
+ * The references are written for clarity and serve as ground truth in tests; public
+ * entry points call the version chosen by dispatch.h. Elementwise ops (norms, RoPE,
+ * activations) stay in plain C: they touch O(D) data per position and cost nothing next
+ * to the weight streams of the linears. Accumulation of norms is in double so the result
+ * does not depend on the summation order.
+ */
+#include "nn/nn.h"
+
+#include "core/err.h"
+#include "nn/dispatch.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- references ---------------------------------------------------------------------- */
+
+float nn_ref_dot(const float *a, const float *b, int n)
+{
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+void nn_ref_gemv_f32(float *y, const float *x, const float *W, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) y[r] = nn_ref_dot(W + (size_t)r * cols, x, cols);
+}
+
+void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        float s = 0;
+        for (int i = 0; i < cols; i++) s += nn_bf16_to_f32(w[i]) * x[i];
+        y[r] = s;
+    }
+}
+
+uint16_t nn_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static int force_generic(void)
+{
+    return 0; /* the tests call nn_ref_* directly; production always dispatches */
+}
+
+nn_gemv_f32_fn nn_pick_gemv_f32(void)
+{
+    if (force_generic()) return nn_ref_gemv_f32;
+    if (nn_cpu_avx512()) return nn_avx512_gemv_f32;
+    if (nn_cpu_avx2()) return nn_avx2_gemv_f32;
+    return nn_ref_gemv_f32;
+}
+
+nn_gemv_bf16_fn nn_pick_gemv_bf16(void)
+{
+    if (force_generic()) return nn_ref_gemv_bf16;
+    if (nn_cpu_avx512()) return nn_avx512_gemv_bf16;
+    if (nn_cpu_avx2()) return nn_avx2_gemv_bf16;
+    return nn_ref_gemv_bf16;
+}
+
+nn_dot_fn nn_pick_dot(void)
+{
+    if (nn_cpu_avx2()) return nn_avx2_dot;
+    return nn_ref_dot;
+}
+
+const char *nn_kernel_name(void)
+{
+    return nn_cpu_avx512() ? "avx512" : nn_cpu_avx2() ? "avx2" : "generic";
+}
+
+void nn_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+int nn_get_threads(void) { return openblas_get_num_threads(); }
+
+/* ---- pool ------------------------------------------------------------------------------ */
+
+struct nn_pool {
+    int n;                 /* parts = threads incl. caller */
+    pthread_t *th;         /* [n-1] */
+    pthread_mutex_t run;   /* serialises nn_pool_run callers */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen;     /* bumped per job */
+    int pending;           /* workers still busy with the current job */
+    int quit;
+    nn_task_fn fn;
+    void *arg;
+};
+
+typedef struct worker_arg {
+    nn_pool *p;
+    int id;
+} worker_arg;
+
+static void *worker(void *a)
+{
+    worker_arg wa = *(worker_arg *)a;
+    free(a);
+    nn_pool *p = wa.p;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = p->gen;
+        nn_task_fn fn = p->fn;
+        void *arg = p->arg;
+        pthread_mutex_unlock(&p->mu);
+        fn(arg, wa.id, p->n);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+int nn_pool_new(nn_pool **out, int nthreads, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (nthreads < 1 || nthreads > 256) return err_set(err, errlen, ERR_INVAL, "nn: %d threads out of range", nthreads);
+    nn_pool *p = calloc(1, sizeof *p);
+    if (!p) return err_set(err, errlen, ERR_NOMEM, "nn: out of memory");
+    p->n = nthreads;
+    pthread_mutex_init(&p->run, NULL);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (nthreads > 1) {
+        p->th = calloc((size_t)nthreads - 1, sizeof *p->th);
+        if (!p->th) {
+            nn_pool_free(p);
+            return err_set(err, errlen, ERR_NOMEM, "nn: out of memory");
+        }
+        for (int i = 1; i < nthreads; i++) {
+            worker_arg *wa = malloc(sizeof *wa);
+            if (!wa || pthread_create(&p->th[i - 1], NULL, worker, (*wa = (worker_arg){p, i}, wa))) {
+                free(wa);
+                p->n = i; /* join only the ones started */
+                nn_pool_free(p);
+                return err_set(err, errlen, ERR_NOMEM, "nn: cannot start thread %d", i);
+            }
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+void nn_pool_free(nn_pool *p)
+{
+    if (!p) return;
+    if (p->th) {
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 1; i < p->n; i++) pthread_join(p->th[i - 1], NULL);
+        free(p->th);
+    }
+    pthread_mutex_destroy(&p->run);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int nn_pool_threads(const nn_pool *p) { return p ? p->n : 1; }
+
+void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg)
+{
+    if (!p || p->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->run);
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->pending = p->n - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    fn(arg, 0, p->n);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->run);
+}
+
+/* ---- weights --------------------------------------------------------------------------- */
+
+int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    if (!t || rows < 1 || cols < 1 || t->numel != (int64_t)rows * cols)
+        return err_set(err, errlen, ERR_FORMAT, "tensor '%s': %lld values, expected [%d, %d]", t ? t->name : "?",
+                       t ? (long long)t->numel : 0LL, rows, cols);
+    size_t n = (size_t)rows * cols;
+    m->rows = rows;
+    m->cols = cols;
+    if (want == NN_BF16) {
+        m->dtype = NN_BF16;
+        if (t->dtype == ST_BF16 && ((uintptr_t)t->data & 1) == 0) {
+            m->w = t->data;
+            return 0;
+        }
+        uint16_t *o = malloc(n * sizeof *o);
+        if (!o) return err_set(err, errlen, ERR_NOMEM, "tensor '%s': out of memory", t->name);
+        if (t->dtype == ST_BF16) memcpy(o, t->data, n * 2);
+        else {
+            float *tmp = malloc(n * sizeof *tmp);
+            int rc = tmp ? st_to_f32(t, tmp, n, err, errlen) : err_set(err, errlen, ERR_NOMEM, "out of memory");
+            if (rc) {
+                free(tmp);
+                free(o);
+                return rc;
+            }
+            for (size_t i = 0; i < n; i++) o[i] = nn_f32_to_bf16(tmp[i]);
+            free(tmp);
+        }
+        m->w = m->owned = o;
+        return 0;
+    }
+    m->dtype = NN_F32;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
+        m->w = t->data;
+        return 0;
+    }
+    float *o = malloc(n * sizeof *o);
+    if (!o) return err_set(err, errlen, ERR_NOMEM, "tensor '%s': out of memory", t->name);
+    int rc = st_to_f32(t, o, n, err, errlen);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    m->w = m->owned = o;
+    return 0;
+}
+
+void nn_mat_free(nn_mat *m)
+{
+    if (!m) return;
+    free(m->owned);
+    memset(m, 0, sizeof *m);
+}
+
+float *nn_vec_from_st(const st_tensor *t, size_t n, char *err, size_t errlen)
+{
+    if (!t || (size_t)t->numel != n) {
+        err_set(err, errlen, ERR_FORMAT, "tensor '%s': %lld values, expected %zu", t ? t->name : "?",
+                t ? (long long)t->numel : 0LL, n);
+        return NULL;
+    }
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) {
+        err_set(err, errlen, ERR_NOMEM, "tensor '%s': out of memory", t->name);
+        return NULL;
+    }
+    if (st_to_f32(t, v, n, err, errlen)) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- linear ---------------------------------------------------------------------------- */
+
+typedef struct gemv_job {
+    float *y;
+    const float *x;
+    const nn_mat *W;
+} gemv_job;
+
+static void gemv_part(void *arg, int part, int nparts)
+{
+    gemv_job *j = arg;
+    int rows = j->W->rows, cols = j->W->cols;
+    /* split on multiples of 16 rows so parts never share a cache line of y */
+    int blocks = (rows + 15) / 16;
+    int b0 = (int)((long)blocks * part / nparts), b1 = (int)((long)blocks * (part + 1) / nparts);
+    int r0 = b0 * 16, r1 = b1 * 16 < rows ? b1 * 16 : rows;
+    if (r1 <= r0) return;
+    if (j->W->dtype == NN_F32)
+        nn_pick_gemv_f32()(j->y + r0, j->x, (const float *)j->W->w + (size_t)r0 * cols, r1 - r0, cols);
+    else
+        nn_pick_gemv_bf16()(j->y + r0, j->x, (const uint16_t *)j->W->w + (size_t)r0 * cols, r1 - r0, cols);
+}
+
+void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b)
+{
+    int rows = W->rows, cols = W->cols;
+    if (M <= 0) return;
+    if (M == 1) {
+        gemv_job j = {y, x, W};
+        /* small matrices are not worth waking threads for */
+        if ((size_t)rows * cols < 65536) gemv_part(&j, 0, 1);
+        else nn_pool_run(pool, gemv_part, &j);
+    } else if (W->dtype == NN_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, rows, cols, 1.0f, x, cols, (const float *)W->w, cols,
+                    0.0f, y, rows);
+    } else {
+        /* widen 64 rows at a time and multiply that block */
+        enum { BR = 64 };
+        float *blk = malloc((size_t)BR * cols * sizeof *blk);
+        CORE_ASSERT(blk != NULL);
+        const uint16_t *w = W->w;
+        for (int r0 = 0; r0 < rows; r0 += BR) {
+            int nr = rows - r0 < BR ? rows - r0 : BR;
+            for (size_t i = 0; i < (size_t)nr * cols; i++) blk[i] = nn_bf16_to_f32(w[(size_t)r0 * cols + i]);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nr, cols, 1.0f, x, cols, blk, cols, 0.0f, y + r0,
+                        rows);
+        }
+        free(blk);
+    }
+    if (b)
+        for (int m = 0; m < M; m++)
+            for (int r = 0; r < rows; r++) y[(size_t)m * rows + r] += b[r];
+}
+
+/* ---- norms and activations ------------------------------------------------------------- */
+
+void nn_layernorm(float *y, const float *x, int M, int D, const float *w, const float *b, float eps)
+{
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * D;
+        float *yr = y + (size_t)m * D;
+        double s = 0, ss = 0;
+        for (int i = 0; i < D; i++) s += xr[i];
+        double mean = s / D;
+        for (int i = 0; i < D; i++) {
+            double d = xr[i] - mean;
+            ss += d * d;
+        }
+        float inv = (float)(1.0 / sqrt(ss / D + (double)eps));
+        float mf = (float)mean;
+        for (int i = 0; i < D; i++) {
+            float v = (xr[i] - mf) * inv;
+            if (w) v *= w[i];
+            if (b) v += b[i];
+            yr[i] = v;
+        }
+    }
+}
+
+void nn_rmsnorm_var(float *y, const float *x, int M, int D, const float *alpha, float eps)
+{
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * D;
+        float *yr = y + (size_t)m * D;
+        double s = 0, ss = 0;
+        for (int i = 0; i < D; i++) s += xr[i];
+        double mean = s / D;
+        for (int i = 0; i < D; i++) {
+            double d = xr[i] - mean;
+            ss += d * d;
+        }
+        double var = D > 1 ? ss / (D - 1) : 0.0;
+        float inv = (float)(1.0 / sqrt((double)eps + var));
+        for (int i = 0; i < D; i++) yr[i] = xr[i] * (alpha[i] * inv);
+    }
+}
+
+void nn_gelu_erf(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void nn_silu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void nn_elu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (x[i] <= 0) x[i] = expm1f(x[i]);
+}
+
+/* ---- RoPE and time embedding ----------------------------------------------------------- */
+
+void nn_rope(float *x, int L, int heads, int hd, int64_t pos0, float max_period)
+{
+    int half = hd / 2;
+    float c = (float)(-log((double)max_period) * 2.0 / hd);
+    for (int t = 0; t < L; t++) {
+        float pos = (float)(pos0 + t);
+        for (int i = 0; i < half; i++) {
+            float freq = expf((float)i * c);
+            float ang = freq * pos;
+            float cs = cosf(ang), sn = sinf(ang);
+            for (int h = 0; h < heads; h++) {
+                float *p = x + ((size_t)t * heads + h) * hd + 2 * i;
+                float a = p[0], b = p[1];
+                p[0] = a * cs - b * sn;
+                p[1] = a * sn + b * cs;
+            }
+        }
+    }
+}
+
+void nn_time_embed(float *out, float t, const float *freqs, int half)
+{
+    for (int i = 0; i < half; i++) {
+        float a = t * freqs[i];
+        out[i] = cosf(a);
+        out[half + i] = sinf(a);
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------- */
+
+int nn_kv_init(nn_kv *c, int cap, int heads, int hd, int context, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    if (cap < 1 || heads < 1 || hd < 1 || context < 0)
+        return err_set(err, errlen, ERR_INVAL, "nn: bad KV cache geometry %d x %d x %d", cap, heads, hd);
+    size_t n = (size_t)cap * heads * hd;
+    c->k = malloc(n * sizeof *c->k);
+    c->v = malloc(n * sizeof *c->v);
+    if (!c->k || !c->v) {
+        nn_kv_free(c);
+        return err_set(err, errlen, ERR_NOMEM, "nn: KV cache of %d positions: out of memory", cap);
+    }
+    c->cap = cap;
+    c->heads = heads;
+    c->hd = hd;
+    c->context = context;
+    return 0;
+}
+
+void nn_kv_free(nn_kv *c)
+{
+    if (!c) return;
+    free(c->k);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int L, float *scratch)
+{
+    int H = c->heads, hd = c->hd;
+    size_t row = (size_t)H * hd;
+    int64_t p0 = c->len;
+    if (L <= 0) return 0;
+    if (c->context == 0) {
+        if (p0 + L > c->cap) return ERR_TOOBIG;
+    } else if (c->cap < c->context + L - 1) {
+        return ERR_TOOBIG;
+    }
+    for (int t = 0; t < L; t++) {
+        size_t s = (size_t)((p0 + t) % c->cap);
+        memcpy(c->k + s * row, k + (size_t)t * row, row * sizeof *k);
+        memcpy(c->v + s * row, v + (size_t)t * row, row * sizeof *v);
+    }
+    c->len = p0 + L;
+    nn_dot_fn dot = nn_pick_dot();
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int t = 0; t < L; t++) {
+        int64_t p = p0 + t;
+        int64_t lo = c->context ? p - c->context + 1 : 0;
+        if (lo < 0) lo = 0;
+        int n = (int)(p - lo + 1);
+        for (int h = 0; h < H; h++) {
+            const float *qh = q + (size_t)t * row + (size_t)h * hd;
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                size_t s = (size_t)((lo + j) % c->cap);
+                float sc = dot(qh, c->k + s * row + (size_t)h * hd, hd) * scale;
+                scratch[j] = sc;
+                if (sc > mx) mx = sc;
+            }
+            float sum = 0;
+            for (int j = 0; j < n; j++) {
+                scratch[j] = expf(scratch[j] - mx);
+                sum += scratch[j];
+            }
+            float inv = 1.0f / sum;
+            float *o = out + (size_t)t * row + (size_t)h * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int j = 0; j < n; j++) {
+                size_t s = (size_t)((lo + j) % c->cap);
+                const float *vh = c->v + s * row + (size_t)h * hd;
+                float w = scratch[j] * inv;
+                for (int d = 0; d < hd; d++) o[d] += w * vh[d];
+            }
+        }
+    }
+    return 0;
+}

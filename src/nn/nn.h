@@ -1,0 +1,120 @@
+/* nn.h — the small neural runtime: weight matrices over mapped memory and the kernels
+ * the pocket-tts FlowLM and Mimi transformers need.
+ *
+ * Conventions (PyTorch's, so checkpoints map 1:1):
+ *  - activations are row-major [M, D] float32 (M positions, D channels);
+ *  - Linear weights are [out, in] row-major, y = x W^T + b;
+ *  - attention q/k/v are [L, heads, head_dim]; the KV cache stores [cap, heads, head_dim].
+ * Every kernel has a plain C reference (nn_ref_*, in kernels.c); the public entry points
+ * below pick the fastest implementation for the running CPU in one place (dispatch.h).
+ * Nothing here allocates on the hot path except nn_linear with BF16 weights and M > 1
+ * (prompt passes), and nothing prints. No global mutable state: BLAS threading is the
+ * only process-wide setting and is changed only through nn_set_threads().
+ *
+ * Ownership: nn_mat may borrow (mmap'd F32/BF16 data) or own (converted copies) its data;
+ * nn_mat_free() releases what it owns. nn_kv owns its buffers (nn_kv_free()).
+ */
+#ifndef NN_NN_H
+#define NN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/safetensors.h"
+
+typedef enum nn_dtype { NN_F32 = 0, NN_BF16 = 1 } nn_dtype;
+
+typedef struct nn_mat {
+    const void *w;  /* [rows, cols] row-major; float or uint16_t (bf16) */
+    nn_dtype dtype;
+    int rows, cols; /* out, in */
+    void *owned;    /* heap block behind w when we converted/copied; else NULL */
+} nn_mat;
+
+/* Makes a [rows, cols] matrix view of tensor t (any 2-D or higher tensor whose numel is
+ * rows*cols). F32 aligned data is borrowed (valid while the st_file is open); F16/F64 and
+ * unaligned F32 are converted to F32; BF16 stays BF16 if want == NN_BF16, else F32. With
+ * want == NN_BF16 an F32 tensor is converted to BF16 (round to nearest even). */
+int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, char *err, size_t errlen);
+void nn_mat_free(nn_mat *m);
+
+/* Returns a malloc'd f32 copy of a tensor with exactly n values (caller frees), or NULL with
+ * err set. */
+float *nn_vec_from_st(const st_tensor *t, size_t n, char *err, size_t errlen);
+
+/* OpenBLAS threads (process-wide; used by the M > 1 GEMMs). n >= 1. */
+void nn_set_threads(int n);
+int nn_get_threads(void);
+
+/* A fork-join pool for our own kernels (M == 1 GEMV is split by rows across it).
+ * nthreads counts the caller: 1 = no worker threads. nn_pool_run() is serialised by an
+ * internal mutex, so several streams may share one pool safely. NULL pool = 1 thread.
+ * Ownership: nn_pool_new() creates; nn_pool_free() (NULL-safe) joins and frees. */
+typedef struct nn_pool nn_pool;
+typedef void (*nn_task_fn)(void *arg, int part, int nparts);
+int nn_pool_new(nn_pool **out, int nthreads, char *err, size_t errlen);
+void nn_pool_free(nn_pool *p);
+int nn_pool_threads(const nn_pool *p);
+/* Runs fn(arg, i, n) for i = 0..n-1 (n = threads), the caller doing part 0; returns when
+ * all parts are done. */
+void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg);
+/* Name of the kernel set in use ("avx512", "avx2", "generic"). */
+const char *nn_kernel_name(void);
+
+/* y[M, W.rows] = x[M, W.cols] W^T (+ b[W.rows] if b). x, y must not alias. pool may be
+ * NULL (single thread); M == 1 uses our GEMV kernels split across the pool, M > 1 uses
+ * OpenBLAS sgemm (BF16 weights are widened block by block first). */
+void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b);
+
+/* Row-wise LayerNorm over D: (x - mean) / sqrt(var_pop + eps) (* w + b if w/b non-NULL).
+ * In place allowed (y == x). x, y: [M, D]. */
+void nn_layernorm(float *y, const float *x, int M, int D, const float *w, const float *b, float eps);
+
+/* pocket-tts flow-head "RMSNorm": y = x * alpha / sqrt(eps + unbiased var(x)) per row
+ * (mean-centred variance with N-1; x itself is not centred). [M, D], alpha [D]. */
+void nn_rmsnorm_var(float *y, const float *x, int M, int D, const float *alpha, float eps);
+
+/* Activations, in place over n values. */
+void nn_gelu_erf(float *x, size_t n); /* 0.5 x (1 + erf(x / sqrt 2)) */
+void nn_silu(float *x, size_t n);     /* x / (1 + exp(-x)) */
+void nn_elu(float *x, size_t n);      /* x > 0 ? x : exp(x) - 1 (alpha 1) */
+
+/* RoPE, interleaved pairs (2i, 2i+1), in place on x [L, heads, hd]: position of row t is
+ * pos0 + t; freq_i = exp(-ln(max_period) * 2i / hd) in float32 (upstream's arithmetic). */
+void nn_rope(float *x, int L, int heads, int hd, int64_t pos0, float max_period);
+
+/* Timestep embedding: out[2*half] = [cos(t * freqs[i]), sin(t * freqs[i])], freqs [half]. */
+void nn_time_embed(float *out, float t, const float *freqs, int half);
+
+/* KV cache for causal self-attention. Position p lives in slot p % cap. With context
+ * c > 0 a query at p sees keys max(0, p-c+1) .. p; with c == 0 it sees 0 .. p and the
+ * cache must never wrap (nn_attend refuses). */
+typedef struct nn_kv {
+    float *k, *v;  /* [cap, heads, hd] each */
+    int cap, heads, hd;
+    int context;   /* 0 = unlimited */
+    int64_t len;   /* positions written so far (= next absolute position) */
+} nn_kv;
+
+int nn_kv_init(nn_kv *c, int cap, int heads, int hd, int context, char *err, size_t errlen);
+void nn_kv_free(nn_kv *c);
+/* Appends L positions of k, v [L, heads, hd] at positions len..len+L-1 and computes
+ * out [L, heads*hd] = softmax(q k^T / sqrt(hd)) v with the causal (and context) mask, for
+ * q [L, heads, hd] at the same positions. scratch must hold (cap) floats. Returns 0, or
+ * ERR_TOOBIG if the cache would lose positions still visible to a query. */
+int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int L, float *scratch);
+
+/* ---- plain C references (always available; tests compare the dispatched versions) ---- */
+void nn_ref_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
+void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
+float nn_ref_dot(const float *a, const float *b, int n);
+
+/* bf16 helpers */
+static inline float nn_bf16_to_f32(uint16_t h)
+{
+    union { uint32_t u; float f; } c = {.u = (uint32_t)h << 16};
+    return c.f;
+}
+uint16_t nn_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+
+#endif
