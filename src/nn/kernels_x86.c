@@ -14,10 +14,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 int nn_cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-int nn_cpu_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"); }
+int nn_cpu_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"); }
 
 #define T2 __attribute__((target("avx2,fma")))
-#define T5 __attribute__((target("avx512f,avx512bw,avx2,fma")))
+#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 T2 static inline float hsum256(__m256 v)
 {
