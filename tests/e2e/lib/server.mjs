@@ -309,3 +309,25 @@ export function expectError(res, want) {
         throw new Error(`error.type: expected ${JSON.stringify(want.type)}, got ${JSON.stringify(e.type)}${show}`);
     return e;
 }
+
+/** Parses an SSE body into [{event, data}] (data JSON-parsed when possible). */
+export function parseSse(text) {
+    const out = [];
+    for (const block of text.split(/\r?\n\r?\n/)) {
+        if (!block.trim()) continue;
+        let event = null;
+        const data = [];
+        for (const line of block.split(/\r?\n/)) {
+            if (line.startsWith(':')) continue;
+            const m = /^([a-z]+):\s?(.*)$/.exec(line);
+            if (!m) throw new Error(`bad SSE line: ${JSON.stringify(line)}`);
+            if (m[1] === 'event') event = m[2];
+            else if (m[1] === 'data') data.push(m[2]);
+        }
+        const d = data.join('\n');
+        let parsed = d;
+        try { parsed = JSON.parse(d); } catch { /* keep the raw text */ }
+        out.push({ event, data: parsed });
+    }
+    return out;
+}
