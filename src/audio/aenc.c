@@ -30,6 +30,8 @@ static const char *const ctypes[AENC_NFORMATS] = {
 static const aenc_vt *const vts[AENC_NFORMATS] = {
     [AENC_MP3] = &aenc_vt_mp3,
     [AENC_OPUS] = &aenc_vt_opus,
+    [AENC_AAC] = &aenc_vt_aac,
+    [AENC_FLAC] = &aenc_vt_flac,
     [AENC_WAV] = &aenc_vt_wav,
     [AENC_PCM] = &aenc_vt_pcm,
 };

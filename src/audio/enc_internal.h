@@ -55,5 +55,7 @@ extern const aenc_vt aenc_vt_wav;
 extern const aenc_vt aenc_vt_pcm;
 extern const aenc_vt aenc_vt_mp3;
 extern const aenc_vt aenc_vt_opus;
+extern const aenc_vt aenc_vt_flac;
+extern const aenc_vt aenc_vt_aac;
 
 #endif

@@ -88,8 +88,7 @@ static void t_names(ut_ctx *t)
     UT_EQ_INT(t, -1, aenc_format_from_name("ogg"));
     UT_EQ_INT(t, -1, aenc_format_from_name(""));
     UT_EQ_INT(t, -1, aenc_format_from_name(NULL));
-    UT_CHECK(t, aenc_available(AENC_WAV));
-    UT_CHECK(t, aenc_available(AENC_PCM));
+    for (int i = 0; i < AENC_NFORMATS; i++) UT_CHECK(t, aenc_available((aenc_format)i));
     UT_CHECK(t, !aenc_available(AENC_NFORMATS));
 }
 
@@ -224,16 +223,17 @@ static void t_bad_args(ut_ctx *t)
 }
 
 
-/* ---- ffprobe checks for the compressed formats ------------------------------------ */
+/* ---- ffprobe checks for every format ---------------------------------------------- */
 
 typedef struct probe {
     char codec[32];
     int rate, channels;
-    double duration; /* format duration in seconds, -1 if ffprobe gave none */
+    double duration; /* ffprobe's format duration in seconds, -1 if it gives none */
+    long decoded;    /* samples ffmpeg decodes (at RATE), -1 on failure */
 } probe;
 
-/* Writes bytes to a temp file and asks ffprobe; 0 on success. */
-static int run_probe(const void *data, size_t n, probe *p, char *path_out, size_t pathlen)
+/* Writes bytes to a temp file, asks ffprobe about it and decodes it with ffmpeg. */
+static int run_probe(const void *data, size_t n, probe *p)
 {
     char path[] = "/tmp/ut_aenc_XXXXXX";
     int fd = mkstemp(path);
@@ -249,6 +249,7 @@ static int run_probe(const void *data, size_t n, probe *p, char *path_out, size_
     FILE *pp = popen(cmd, "r");
     memset(p, 0, sizeof *p);
     p->duration = -1;
+    p->decoded = -1;
     char line[256];
     while (pp && fgets(line, sizeof line, pp)) {
         if (sscanf(line, "codec_name=%31s", p->codec) == 1) continue;
@@ -257,51 +258,118 @@ static int run_probe(const void *data, size_t n, probe *p, char *path_out, size_
         if (sscanf(line, "duration=%lf", &p->duration) == 1) continue;
     }
     int st = pp ? pclose(pp) : -1;
-    if (path_out) snprintf(path_out, pathlen, "%s", path);
-    else unlink(path);
+    snprintf(cmd, sizeof cmd, "ffmpeg -v error -i %s -f s16le -ac 1 -ar %d - 2>/dev/null | wc -c",
+             path, RATE);
+    pp = popen(cmd, "r");
+    long bytes = -1;
+    if (pp && fscanf(pp, "%ld", &bytes) == 1) p->decoded = bytes / 2;
+    if (pp) pclose(pp);
+    unlink(path);
     return st;
 }
 
 typedef struct fmt_expect {
     aenc_format f;
     const char *codec;
-    int rate;       /* what ffprobe reports (opus always decodes at 48 kHz) */
-    double slack_s; /* allowed duration excess: encoder delay + one frame */
+    int rate;   /* what ffprobe reports (Opus always decodes at 48 kHz) */
+    int delay;  /* the codec's fixed encoder delay in samples that ADTS/plain mp3 cannot
+                   signal (decoders play it): LAME 576 + 529, AAC priming 1024 */
+    int frame;  /* frame length in samples at 24 kHz: padding of the last frame */
+    int guess;  /* ffprobe only estimates the duration from the bit rate (raw ADTS has
+                   no length field): the decoded length is the measure, not that */
 } fmt_expect;
 
 static const fmt_expect expects[] = {
-    {AENC_MP3, "mp3", RATE, 0.0},
-    {AENC_OPUS, "opus", 48000, 0.0},
-    {AENC_WAV, "pcm_s16le", RATE, 0.0},
+    {AENC_MP3, "mp3", RATE, 1105, 576, 0},
+    {AENC_OPUS, "opus", 48000, 0, 480, 0},
+    {AENC_AAC, "aac", RATE, 1024, 1024, 1},
+    {AENC_FLAC, "flac", RATE, 0, 0, 0},
+    {AENC_WAV, "pcm_s16le", RATE, 0, 0, 0},
+    {AENC_PCM, NULL, RATE, 0, 0, 0},
 };
+
+/* Deterministic "fuzzed" chunk sizes: 0, 1, odd, and up to ~3 s at once. */
+static size_t *random_seq(size_t count, unsigned seed)
+{
+    size_t *q = malloc(count * sizeof *q);
+    for (size_t i = 0; i < count; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = (seed >> 8) % 100;
+        q[i] = r < 10 ? 0 : r < 20 ? 1 : r < 80 ? (seed >> 4) % 5000 | 1 : (seed >> 4) % 72000;
+    }
+    return q;
+}
 
 static void t_ffprobe(ut_ctx *t)
 {
-    size_t n = 3 * RATE + 123;
-    float *x = tone(n, 1.2f);
+    size_t nshort = 3 * RATE + 123, nlong = 10 * RATE + 77;
+    float *x = tone(nlong, 1.2f);
+    size_t *rnd = random_seq(64, 7);
     for (size_t i = 0; i < sizeof expects / sizeof expects[0]; i++) {
         const fmt_expect *fe = &expects[i];
-        if (!aenc_available(fe->f)) continue;
-        for (int mode = 0; mode < 3; mode++) {
+        if (!fe->codec) continue;
+        if (!aenc_available(fe->f)) ut_fail(t, __FILE__, __LINE__, "%s not available", aenc_format_name(fe->f));
+        /* mode: 0 buffered mixed chunks, 1 streamed mixed, 2 streamed random, 3 buffered
+         * 10 s at once, 4 streamed 10 s at once */
+        for (int mode = 0; mode < 5; mode++) {
+            int streaming = mode == 1 || mode == 2 || mode == 4;
+            size_t n = mode >= 3 ? nlong : nshort;
+            const size_t *seq = mode >= 3 ? NULL : mode == 2 ? rnd : seq_mixed;
             sink s;
-            encode(t, fe->f, mode != 0, x, n, mode == 2 ? NULL : seq_mixed, NSEQ, &s);
+            encode(t, fe->f, streaming, x, n, seq, mode == 2 ? 64 : NSEQ, &s);
             probe p;
-            int st = run_probe(s.out.data, s.out.len, &p, NULL, 0);
-            fprintf(stderr, "  %s mode %d: %zu bytes codec=%s rate=%d ch=%d dur=%.4f (pcm %.4f)\n",
-                    aenc_format_name(fe->f), mode, s.out.len, p.codec, p.rate, p.channels,
-                    p.duration, (double)n / RATE);
-            UT_EQ_INT(t, 0, st);
-            UT_EQ_STR(t, fe->codec, p.codec);
-            UT_EQ_INT(t, fe->rate, p.rate);
-            UT_EQ_INT(t, 1, p.channels);
+            int st = run_probe(s.out.data, s.out.len, &p);
             buf_free(&s.out);
+            long extra = p.decoded - (long)n;
+            if (st || strcmp(p.codec, fe->codec) || p.rate != fe->rate || p.channels != 1 ||
+                extra < 0 || extra > fe->delay + fe->frame ||
+                (p.duration >= 0 && !fe->guess && fabs(p.duration - (double)p.decoded / RATE) >
+                                        (double)(fe->frame + fe->delay) / RATE + 1e-3) ||
+                (!streaming && p.duration < 0))
+                ut_fail(t, __FILE__, __LINE__,
+                        "%s mode %d: expected codec=%s rate=%d ch=1 decoded=%zu..%zu, ffprobe "
+                        "duration near decoded; got status %d codec=%s rate=%d ch=%d decoded=%ld "
+                        "duration=%.4f", aenc_format_name(fe->f), mode, fe->codec, fe->rate, n,
+                        n + (size_t)(fe->delay + fe->frame), st, p.codec, p.rate, p.channels,
+                        p.decoded, p.duration);
         }
+    }
+    free(rnd);
+    free(x);
+}
+
+/* Streaming formats put audio on the wire before close: after 0.5 s of input and a
+ * flush, more than the headers has gone out. FLAC/AAC/MP3 need whole frames, so
+ * 0.5 s (many frames) is enough for all. */
+static void t_prompt(ut_ctx *t)
+{
+    float *x = tone(RATE / 2, 0.5f);
+    for (int f = 0; f < AENC_NFORMATS; f++) {
+        char err[256];
+        sink s = {0};
+        buf_init(&s.out, 1 << 20);
+        aenc *e = NULL;
+        aenc_opts o = {RATE, 1, 0};
+        UT_EQ_INT(t, 0, aenc_open(&e, (aenc_format)f, &o, sink_write, &s, err, sizeof err));
+        UT_EQ_INT(t, 0, (int)s.out.len); /* nothing during open */
+        for (int k = 0; k < 6; k++)
+            UT_EQ_INT(t, 0, aenc_write(e, x + k * (RATE / 12), RATE / 12, err, sizeof err));
+        UT_EQ_INT(t, 0, aenc_flush(e, err, sizeof err));
+        size_t early = s.out.len;
+        UT_EQ_INT(t, 0, aenc_close(e, err, sizeof err));
+        aenc_free(e);
+        /* at least half of what the whole stream carries has left before close */
+        if (early * 2 < s.out.len)
+            ut_fail(t, __FILE__, __LINE__, "%s: only %zu of %zu bytes before close",
+                    aenc_format_name((aenc_format)f), early, s.out.len);
+        buf_free(&s.out);
     }
     free(x);
 }
 
 static const ut_case cases[] = {
     {"ffprobe", t_ffprobe},
+    {"prompt", t_prompt},
     {"names", t_names},
     {"f2s16", t_f2s16},
     {"pcm", t_pcm},
