@@ -1,0 +1,879 @@
+/* test_hf.c — hf:// parsing, cache layout and real downloads against a loopback server.
+ *
+ * The server below is a tiny HTTP/1.1 responder on 127.0.0.1 (port 0) in a pthread, one
+ * connection at a time, "Connection: close" always. Each test scripts it with routes (path ->
+ * status, extra headers, body, Range support, truncation, required token, delay) and then
+ * reads back its request log (path, Range, Authorization, Host) to assert what hf_fetch()
+ * actually sent. Every test uses a fresh cache under /tmp and removes it at the end.
+ * Everything is explicit in hf_options with no_env = 1, except the tests of the environment
+ * variables themselves, which set and unset them (HF_TOKEN_PATH points nowhere so a real
+ * token on the machine is never read).
+ */
+#include "ut.h"
+
+#include "core/err.h"
+#include "model/hf.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the loopback server -------------------------------------------------------- */
+
+typedef struct route {
+    char path[256];
+    int status;
+    char headers[512];           /* extra header lines, each ending in \r\n */
+    const unsigned char *body;   /* borrowed */
+    size_t body_len;
+    int honor_range;             /* 200 route: "Range: bytes=N-" gets 206 (or 416) */
+    int truncate_first;          /* the first N hits announce the full length, send less */
+    size_t truncate_at;          /* ... this many body bytes */
+    const char *need_token;      /* non-NULL: 401 unless "Bearer <need_token>" */
+    int delay_ms;                /* wait before answering */
+    int hits;
+} route;
+
+typedef struct req_log {
+    char path[512];
+    char range[64];
+    char auth[256];
+    char host[128];
+} req_log;
+
+typedef struct tsrv {
+    int lfd, port;
+    pthread_t th;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    route routes[16];
+    int nroutes;
+    req_log log[64];
+    int nlog;
+} tsrv;
+
+static void hdr_copy(const char *req, const char *name, char *out, size_t n)
+{
+    out[0] = 0;
+    size_t k = strlen(name);
+    for (const char *p = req; (p = strchr(p, '\n')); ) {
+        p++;
+        if (!strncasecmp(p, name, k) && p[k] == ':') {
+            p += k + 1;
+            while (*p == ' ') p++;
+            size_t l = strcspn(p, "\r\n");
+            if (l >= n) l = n - 1;
+            memcpy(out, p, l);
+            out[l] = 0;
+            return;
+        }
+    }
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        c += w, n -= (size_t)w;
+    }
+}
+
+static void serve_one(tsrv *s, int cfd)
+{
+    char req[8192];
+    size_t len = 0;
+    struct timeval tv = {2, 0};
+    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (len < sizeof req - 1) {
+        ssize_t r = recv(cfd, req + len, sizeof req - 1 - len, 0);
+        if (r <= 0) return;
+        len += (size_t)r;
+        req[len] = 0;
+        if (strstr(req, "\r\n\r\n")) break;
+    }
+    req_log lg;
+    memset(&lg, 0, sizeof lg);
+    char method[16];
+    if (sscanf(req, "%15s %511s", method, lg.path) != 2) return;
+    hdr_copy(req, "Range", lg.range, sizeof lg.range);
+    hdr_copy(req, "Authorization", lg.auth, sizeof lg.auth);
+    hdr_copy(req, "Host", lg.host, sizeof lg.host);
+
+    pthread_mutex_lock(&s->mu);
+    if (s->nlog < 64) s->log[s->nlog++] = lg;
+    route *rt = NULL;
+    for (int i = 0; i < s->nroutes; i++)
+        if (!strcmp(s->routes[i].path, lg.path)) rt = &s->routes[i];
+    route r;
+    if (rt) r = *rt, r.hits = ++rt->hits;
+    pthread_mutex_unlock(&s->mu);
+
+    char head[2048];
+    const unsigned char *body = NULL;
+    size_t blen = 0, send_len = 0;
+    int n;
+    if (!rt) {
+        static const char nf[] = "Entry not found";
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n", sizeof nf - 1);
+        body = (const unsigned char *)nf, blen = send_len = sizeof nf - 1;
+    } else if (r.need_token && strncmp(lg.auth, "Bearer ", 7)) {
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 401 Unauthorized\r\nX-Error-Code: GatedRepo\r\n"
+                     "X-Error-Message: Access to model o/r is restricted. You must have access "
+                     "to it and be authenticated to access it. Please log in.\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    } else if (r.need_token && strcmp(lg.auth + 7, r.need_token)) {
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 401 Unauthorized\r\n"
+                     "X-Error-Message: Invalid credentials in Authorization header\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    } else if (r.status == 200) {
+        unsigned long long from = 0;
+        int ranged = r.honor_range && sscanf(lg.range, "bytes=%llu-", &from) == 1;
+        if (ranged && from >= r.body_len) {
+            n = snprintf(head, sizeof head,
+                         "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%zu\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n", r.body_len);
+        } else if (ranged) {
+            body = r.body + from, blen = r.body_len - from;
+            n = snprintf(head, sizeof head,
+                         "HTTP/1.1 206 Partial Content\r\n%sContent-Range: bytes %llu-%zu/%zu\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n", r.headers, from,
+                         r.body_len - 1, r.body_len, blen);
+        } else {
+            body = r.body, blen = r.body_len;
+            n = snprintf(head, sizeof head,
+                         "HTTP/1.1 200 OK\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         r.headers, blen);
+        }
+        send_len = blen;
+        if (r.hits <= r.truncate_first && r.truncate_at < blen) send_len = r.truncate_at;
+    } else {
+        body = r.body, blen = send_len = r.body_len;
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d Scripted\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     r.status, r.headers, blen);
+    }
+    if (rt && r.delay_ms) {
+        struct timespec ts = {r.delay_ms / 1000, (r.delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    send_all(cfd, head, (size_t)n);
+    if (send_len) send_all(cfd, body, send_len);
+}
+
+static void *serve(void *arg)
+{
+    tsrv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {s->lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int cfd = accept(s->lfd, NULL, NULL);
+        if (cfd < 0) continue;
+        serve_one(s, cfd);
+        shutdown(cfd, SHUT_RDWR);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static int srv_start(tsrv *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof a) || listen(s->lfd, 16) ||
+        getsockname(s->lfd, (struct sockaddr *)&a, &al))
+        return -1;
+    s->port = ntohs(a.sin_port);
+    return pthread_create(&s->th, NULL, serve, s) ? -1 : 0;
+}
+
+static void srv_stop(tsrv *s)
+{
+    if (s->lfd <= 0) return;
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    close(s->lfd);
+    s->lfd = -1;
+    pthread_mutex_destroy(&s->mu);
+}
+
+static route *srv_route(tsrv *s, const char *path, int status)
+{
+    CORE_ASSERT(s->nroutes < 16);
+    route *r = &s->routes[s->nroutes++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->status = status;
+    return r;
+}
+
+static int srv_nlog(tsrv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->nlog;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+#define BODY_LEN 200000
+static unsigned char *make_body(size_t n, unsigned seed)
+{
+    unsigned char *b = malloc(n);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) x = x * 1664525u + 1013904223u, b[i] = (unsigned char)(x >> 24);
+    return b;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+typedef struct fx {
+    tsrv srv;
+    char cache[64];
+    char endpoint[64];
+    hf_options opt;
+    unsigned char *body;
+} fx;
+
+static void fx_open(ut_ctx *t, fx *f)
+{
+    memset(f, 0, sizeof *f);
+    UT_EQ_INT(t, 0, curl_global_init(CURL_GLOBAL_DEFAULT));
+    strcpy(f->cache, "/tmp/hf-ut-XXXXXX");
+    UT_CHECK(t, mkdtemp(f->cache) != NULL);
+    UT_EQ_INT(t, 0, srv_start(&f->srv));
+    snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:%d", f->srv.port);
+    f->opt.cache_dir = f->cache;
+    f->opt.endpoint = f->endpoint;
+    f->opt.no_env = 1;
+    f->opt.connect_timeout_s = 5;
+    f->opt.low_speed_time_s = 5;
+    f->body = make_body(BODY_LEN, 1);
+}
+
+static void fx_close(fx *f)
+{
+    srv_stop(&f->srv);
+    nftw(f->cache, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f->body);
+    curl_global_cleanup();
+}
+
+static int file_equals(const char *path, const unsigned char *want, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    unsigned char *got = malloc(n + 1);
+    size_t r = fread(got, 1, n + 1, fp);
+    fclose(fp);
+    int ok = r == n && !memcmp(got, want, n);
+    free(got);
+    return ok;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+/* Number of ".hf-incomplete" / ".hf-lock" sidecars anywhere under dir. */
+static int sidecars(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t l = strlen(e->d_name);
+        if ((l > 14 && !strcmp(e->d_name + l - 14, ".hf-incomplete")) ||
+            (l > 8 && !strcmp(e->d_name + l - 8, ".hf-lock")))
+            n++;
+        char sub[1024];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (!lstat(sub, &st) && S_ISDIR(st.st_mode)) n += sidecars(sub);
+    }
+    closedir(d);
+    return n;
+}
+
+static void temp_path(char *out, size_t n, const char *final)
+{
+    const char *sl = strrchr(final, '/');
+    snprintf(out, n, "%.*s/.%s.hf-incomplete", (int)(sl - final), final, sl + 1);
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *s = dir + 1; *s; s++)
+        if (*s == '/') *s = 0, mkdir(dir, 0755), *s = '/';
+    FILE *fp = fopen(path, "wb");
+    CORE_ASSERT(fp);
+    fwrite(p, 1, n, fp);
+    fclose(fp);
+}
+
+#define URI "hf://o/r/dir/model.safetensors@0123456789abcdef0123456789abcdef01234567"
+#define RPATH "/o/r/resolve/0123456789abcdef0123456789abcdef01234567/dir/model.safetensors"
+
+/* ---- parsing and layout ---------------------------------------------------------- */
+
+static void t_parse_ok(ut_ctx *t)
+{
+    static const struct { const char *uri, *repo, *path, *rev; } cases[] = {
+        {"hf://kyutai/pocket-tts/languages/english_2026-04/model.safetensors@19f95fe2df36e79fbd9f10008595cc4c977a0fcc",
+         "kyutai/pocket-tts", "languages/english_2026-04/model.safetensors",
+         "19f95fe2df36e79fbd9f10008595cc4c977a0fcc"},
+        {"hf://kyutai/tts-voices/alba-mackenna/casual.wav", "kyutai/tts-voices",
+         "alba-mackenna/casual.wav", "main"},
+        {"hf://a/b/c@refs/pr/1", "a/b", "c", "refs/pr/1"},
+        {"hf://a.b/c_d/.gitattributes@v1.0", "a.b/c_d", ".gitattributes", "v1.0"},
+        {"hf://a/b/with space/é.bin", "a/b", "with space/é.bin", "main"},
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hf_ref r;
+        int rc = hf_parse(cases[i].uri, &r, err, sizeof err);
+        if (rc) ut_fail(t, __FILE__, __LINE__, "%s: expected 0, got %d (%s)", cases[i].uri, rc, err);
+        UT_EQ_STR(t, cases[i].repo, r.repo);
+        UT_EQ_STR(t, cases[i].path, r.path);
+        UT_EQ_STR(t, cases[i].rev, r.rev);
+    }
+    hf_ref r;
+    char url[HF_URL_MAX];
+    UT_EQ_INT(t, 0, hf_parse("hf://a/b/x y/z%.bin@refs/pr/1", &r, err, sizeof err));
+    UT_EQ_INT(t, 0, hf_resolve_url(&r, NULL, url, sizeof url, err, sizeof err));
+    UT_EQ_STR(t, "https://huggingface.co/a/b/resolve/refs%2Fpr%2F1/x%20y/z%25.bin", url);
+    UT_EQ_INT(t, 0, hf_resolve_url(&r, "http://127.0.0.1:9/", url, sizeof url, err, sizeof err));
+    UT_EQ_STR(t, "http://127.0.0.1:9/a/b/resolve/refs%2Fpr%2F1/x%20y/z%25.bin", url);
+    UT_EQ_INT(t, ERR_TOOBIG, hf_resolve_url(&r, NULL, url, 20, err, sizeof err));
+}
+
+static void t_parse_refused(ut_ctx *t)
+{
+    static const char *bad[] = {
+        "hf://", "hf:///a/b/c", "hf://a", "hf://a/b", "hf://a/b/", "hf://a//c", "hf://a/b//c",
+        "hf://a/b/../c", "hf://a/b/c/..", "hf://a/b/./c", "hf://../b/c", "hf://a/../c",
+        "hf://a/b/c@", "hf://a/b/c@..", "hf://a/b/c@x/../y", "hf://a/b/c@/x", "hf://a/b/c@a b",
+        "hf://a/b/c\\d", "hf://a/b/c\x01", "hf://a/b/c\nd", "hf://a/b/c\x7f", "hf://a b/c/d",
+        "hf://a/b/c.hf-incomplete", "hf://a/b/x.hf-lock", "https://x/y", "a/b/c", "/etc/passwd",
+        "hf://a/b/c@main@x y",
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hf_ref r;
+        err[0] = 0;
+        int rc = hf_parse(bad[i], &r, err, sizeof err);
+        if (rc != ERR_INVAL)
+            ut_fail(t, __FILE__, __LINE__, "case %zu: expected ERR_INVAL (%d), got %d", i, ERR_INVAL, rc);
+        UT_CHECK(t, err[0] != 0);
+    }
+    char longp[3000];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    memcpy(longp, "hf://a/b/", 9);
+    hf_ref r;
+    UT_EQ_INT(t, ERR_INVAL, hf_parse(longp, &r, err, sizeof err));
+}
+
+static void t_cache_layout(ut_ctx *t)
+{
+    hf_options o = {.cache_dir = "/c/", .no_env = 1};
+    char p[1024], q[1024], err[256];
+    UT_EQ_INT(t, 0, hf_cache_path("hf://a/b/x/y.bin@v1", &o, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/c/hf/a/b/v1/x/y.bin", p);
+    UT_EQ_INT(t, 0, hf_cache_path("hf://a/b/x/y.bin", &o, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/c/hf/a/b/main/x/y.bin", p);
+    /* a revision with '/' stays one segment: no collision with rev "refs" + path "pr/1/y" */
+    UT_EQ_INT(t, 0, hf_cache_path("hf://a/b/y@refs/pr/1", &o, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/c/hf/a/b/refs%2Fpr%2F1/y", p);
+    UT_EQ_INT(t, 0, hf_cache_path("hf://a/b/pr/1/y@refs", &o, q, sizeof q, err, sizeof err));
+    UT_CHECK(t, strcmp(p, q) != 0);
+    UT_EQ_INT(t, 0, hf_cache_path("https://h.example/d/voice.wav?sig=1", &o, p, sizeof p, err, sizeof err));
+    UT_CHECK(t, !strncmp(p, "/c/url/", 7));
+    UT_EQ_STR(t, "voice.wav", strrchr(p, '/') + 1);
+    UT_EQ_INT(t, 0, hf_cache_path("https://h.example/d/voice.wav?sig=2", &o, q, sizeof q, err, sizeof err));
+    UT_CHECK(t, strcmp(p, q) != 0);
+    UT_EQ_INT(t, ERR_TOOBIG, hf_cache_path("hf://a/b/x/y.bin", &o, p, 10, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, hf_cache_path("ftp://h/x", &o, p, sizeof p, err, sizeof err));
+
+    /* environment precedence: POCKET_TTS_CACHE_DIR > XDG_CACHE_HOME/pockettts > HOME/.cache */
+    hf_options e = {0};
+    setenv("HOME", getenv("HOME") ? getenv("HOME") : "/home/x", 1);
+    char *home = strdup(getenv("HOME"));
+    setenv("POCKET_TTS_CACHE_DIR", "/p", 1);
+    setenv("XDG_CACHE_HOME", "/x", 1);
+    UT_EQ_INT(t, 0, hf_cache_root(&e, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/p", p);
+    unsetenv("POCKET_TTS_CACHE_DIR");
+    UT_EQ_INT(t, 0, hf_cache_root(NULL, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/x/pockettts", p);
+    unsetenv("XDG_CACHE_HOME");
+    setenv("HOME", "/h", 1);
+    UT_EQ_INT(t, 0, hf_cache_root(&e, p, sizeof p, err, sizeof err));
+    UT_EQ_STR(t, "/h/.cache/pockettts", p);
+    e.no_env = 1;
+    UT_EQ_INT(t, ERR_INVAL, hf_cache_root(&e, p, sizeof p, err, sizeof err));
+    setenv("HOME", home, 1);
+    free(home);
+}
+
+/* ---- downloads ------------------------------------------------------------------- */
+
+typedef struct prog {
+    int calls;
+    uint64_t last_done, last_total;
+    int cancel_after; /* > 0: return 1 once done >= this */
+} prog;
+
+static int on_progress(void *user, const char *what, uint64_t done, uint64_t total)
+{
+    prog *p = user;
+    p->calls++;
+    p->last_done = done, p->last_total = total;
+    return p->cancel_after > 0 && done >= (uint64_t)p->cancel_after;
+}
+
+static void t_fresh_and_cache_hit(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN;
+    prog pg = {0};
+    f.opt.progress = on_progress, f.opt.progress_user = &pg;
+    char path[1024], want[1024], err[256] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "fetch: expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, want, sizeof want, err, sizeof err));
+    UT_EQ_STR(t, want, path);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "", f.srv.log[0].range);
+    UT_EQ_STR(t, "", f.srv.log[0].auth);
+    UT_CHECK(t, pg.calls >= 1);
+    UT_EQ_INT(t, BODY_LEN, pg.last_done);
+    UT_EQ_INT(t, BODY_LEN, pg.last_total);
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+
+    /* cache hit: the server is gone, so any network access would fail */
+    srv_stop(&f.srv);
+    char again[1024];
+    pg.calls = 0;
+    rc = hf_fetch(URI, &f.opt, again, sizeof again, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "cache hit: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, path, again);
+    UT_EQ_INT(t, 0, pg.calls);
+    f.opt.offline = 1; /* offline with the file cached also works */
+    UT_EQ_INT(t, 0, hf_fetch(URI, &f.opt, again, sizeof again, err, sizeof err));
+    UT_EQ_INT(t, 1, f.srv.nlog);
+    fx_close(&f);
+}
+
+static void t_truncated_then_resume(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1;
+    r->truncate_first = 1, r->truncate_at = 70000;
+    char path[1024], fin[1024], tmp[1100], err[256] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_IO, rc);
+    UT_CHECK(t, strstr(err, "truncated") != NULL);
+    UT_EQ_INT(t, -1, file_size(fin));     /* nothing published */
+    UT_EQ_INT(t, 70000, file_size(tmp));  /* partial kept for resuming */
+
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "resume: expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 2, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "bytes=70000-", f.srv.log[1].range);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_range_ignored_restarts(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200); /* ignores Range: always 200 */
+    r->body = f.body, r->body_len = BODY_LEN;
+    char path[1024], fin[1024], tmp[1100], err[256] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+    unsigned char *junk = make_body(5000, 7); /* a stale partial of something else */
+    write_file(tmp, junk, 5000);
+    free(junk);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "bytes=5000-", f.srv.log[0].range);
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_complete_partial_416(ut_ctx *t)
+{
+    /* a crash after the last byte but before the rename: Range past the end gets 416 with
+     * the total, which equals what we have, so no byte is downloaded again */
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1;
+    char path[1024], fin[1024], tmp[1100], err[256] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+    write_file(tmp, f.body, BODY_LEN);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_gated_401(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->need_token = "hf_good";
+    char path[1024], err[512] = "";
+
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err); /* no token */
+    UT_EQ_INT(t, HF_ERR_GATED, rc);
+    UT_CHECK(t, strstr(err, "gated") && strstr(err, "HF_TOKEN") && strstr(err, "huggingface.co/o/r"));
+    UT_EQ_STR(t, "", f.srv.log[0].auth);
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+
+    f.opt.token = "hf_wrong_secret";
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, HF_ERR_GATED, rc);
+    UT_CHECK(t, strstr(err, "rejected") != NULL);
+    UT_CHECK(t, strstr(err, "hf_wrong_secret") == NULL); /* never in messages */
+    UT_EQ_STR(t, "Bearer hf_wrong_secret", f.srv.log[1].auth);
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+
+    f.opt.token = "hf_good";
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "good token: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "Bearer hf_good", f.srv.log[2].auth);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+
+    f.opt.token = "bad token\r\nX-Evil: 1"; /* header injection refused before any request */
+    UT_EQ_INT(t, 0, unlink(path));
+    UT_EQ_INT(t, ERR_INVAL, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 3, srv_nlog(&f.srv));
+    fx_close(&f);
+}
+
+static void t_token_from_env(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->need_token = "hf_env";
+    f.opt.no_env = 0;
+    setenv("HF_TOKEN_PATH", "/nonexistent/hf-token", 1);
+    unsetenv("HF_TOKEN");
+    setenv("HUGGING_FACE_HUB_TOKEN", "hf_env", 1);
+    char path[1024], err[512] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "HUGGING_FACE_HUB_TOKEN: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "Bearer hf_env", f.srv.log[0].auth);
+    UT_EQ_INT(t, 0, unlink(path));
+    setenv("HF_TOKEN", "hf_env", 1); /* HF_TOKEN wins */
+    setenv("HUGGING_FACE_HUB_TOKEN", "hf_other", 1);
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "HF_TOKEN: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "Bearer hf_env", f.srv.log[1].auth);
+    UT_EQ_INT(t, 0, unlink(path));
+    f.opt.no_env = 1; /* no_env: no token at all */
+    UT_EQ_INT(t, HF_ERR_GATED, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_STR(t, "", f.srv.log[2].auth);
+    unsetenv("HF_TOKEN");
+    unsetenv("HUGGING_FACE_HUB_TOKEN");
+
+    /* the token file of `hf auth login` */
+    char tokpath[128];
+    snprintf(tokpath, sizeof tokpath, "%s/token", f.cache);
+    write_file(tokpath, "  hf_env\n", 9);
+    setenv("HF_TOKEN_PATH", tokpath, 1);
+    f.opt.no_env = 0;
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "token file: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "Bearer hf_env", f.srv.log[3].auth);
+    unsetenv("HF_TOKEN_PATH");
+    fx_close(&f);
+}
+
+static void t_not_found_404(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    char path[1024], fin[1024], err[512] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_NOTFOUND, rc);
+    UT_CHECK(t, strstr(err, "404") && strstr(err, "EntryNotFound"));
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    UT_EQ_INT(t, -1, file_size(fin));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_offline(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN;
+    char path[1024], err[512] = "";
+    f.opt.offline = 1;
+    UT_EQ_INT(t, ERR_NOTFOUND, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_CHECK(t, strstr(err, "offline") && strstr(err, f.cache));
+    f.opt.offline = 0, f.opt.no_env = 0;
+    setenv("HF_HUB_OFFLINE", "1", 1);
+    setenv("HF_TOKEN_PATH", "/nonexistent/hf-token", 1);
+    UT_EQ_INT(t, ERR_NOTFOUND, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 0, srv_nlog(&f.srv));
+    setenv("HF_HUB_OFFLINE", "0", 1);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "online: expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    unsetenv("HF_HUB_OFFLINE");
+    unsetenv("HF_TOKEN_PATH");
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_redirects(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    /* LFS-style: resolve -> 302 to a CDN on another host ("localhost" != "127.0.0.1") */
+    route *r = srv_route(&f.srv, RPATH, 302);
+    snprintf(r->headers, sizeof r->headers,
+             "Location: http://localhost:%d/cdn/blob?sig=abc\r\nX-Linked-Size: %d\r\n",
+             f.srv.port, BODY_LEN);
+    r = srv_route(&f.srv, "/cdn/blob?sig=abc", 200);
+    r->body = f.body, r->body_len = BODY_LEN;
+    f.opt.token = "hf_secret";
+    char path[1024], err[512] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 2, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "Bearer hf_secret", f.srv.log[0].auth);
+    UT_EQ_STR(t, "", f.srv.log[1].auth); /* not leaked to the other host */
+    UT_CHECK(t, !strncmp(f.srv.log[1].host, "localhost:", 10));
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+
+    /* relative redirect on the same host keeps the token */
+    r = srv_route(&f.srv, "/o/r/resolve/main/renamed.bin", 307);
+    snprintf(r->headers, sizeof r->headers, "Location: /o/r2/resolve/main/renamed.bin\r\n");
+    r = srv_route(&f.srv, "/o/r2/resolve/main/renamed.bin", 200);
+    r->body = f.body, r->body_len = 1000;
+    rc = hf_fetch("hf://o/r/renamed.bin", &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "relative: expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 4, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "Bearer hf_secret", f.srv.log[3].auth);
+    UT_CHECK(t, file_equals(path, f.body, 1000));
+
+    /* a loop ends after max_redirects */
+    r = srv_route(&f.srv, "/o/r/resolve/main/loop", 302);
+    snprintf(r->headers, sizeof r->headers, "Location: /o/r/resolve/main/loop\r\n");
+    f.opt.max_redirects = 3;
+    rc = hf_fetch("hf://o/r/loop", &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_IO, rc);
+    UT_CHECK(t, strstr(err, "redirects") != NULL);
+    UT_EQ_INT(t, 4 + 4, srv_nlog(&f.srv));
+
+    /* a redirect to plain http on a non-loopback host is refused (https only) */
+    r = srv_route(&f.srv, "/o/r/resolve/main/plain", 302);
+    snprintf(r->headers, sizeof r->headers, "Location: http://example.invalid/x\r\n");
+    rc = hf_fetch("hf://o/r/plain", &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_INVAL, rc);
+    UT_CHECK(t, strstr(err, "refusing") != NULL);
+    UT_CHECK(t, strstr(err, "hf_secret") == NULL);
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_limits_and_cancel(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1;
+    char path[1024], err[512] = "";
+
+    f.opt.max_bytes = 1000;
+    UT_EQ_INT(t, ERR_TOOBIG, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    f.opt.max_bytes = 0;
+
+    /* https only for remote hosts: refused before any connection */
+    hf_options o = f.opt;
+    o.endpoint = "http://example.invalid";
+    UT_EQ_INT(t, ERR_INVAL, hf_fetch("hf://o/r/x.bin", &o, path, sizeof path, err, sizeof err));
+    UT_CHECK(t, strstr(err, "refusing") != NULL);
+    UT_EQ_INT(t, ERR_INVAL, hf_fetch("http://example.invalid/x.bin", &o, path, sizeof path, err, sizeof err));
+
+    atomic_int cancel = 1;
+    f.opt.cancel = &cancel;
+    UT_EQ_INT(t, ERR_CANCEL, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv)); /* only the max_bytes attempt reached the server */
+    atomic_store(&cancel, 0);
+
+    /* the progress callback cancels half-way: partial kept, next fetch resumes */
+    prog pg = {.cancel_after = 1};
+    f.opt.progress = on_progress, f.opt.progress_user = &pg;
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_CANCEL, rc);
+    pg.cancel_after = 0;
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "after cancel: expected 0, got %d (%s)", rc, err);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, BODY_LEN, pg.last_done);
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+typedef struct conc {
+    const hf_options *opt;
+    int rc;
+    char path[1024], err[256];
+} conc;
+
+static void *conc_fetch(void *arg)
+{
+    conc *c = arg;
+    c->rc = hf_fetch(URI, c->opt, c->path, sizeof c->path, c->err, sizeof c->err);
+    return NULL;
+}
+
+static void t_concurrent_same_file(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->delay_ms = 300;
+    conc c[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].opt = &f.opt;
+        pthread_create(&th[i], NULL, conc_fetch, &c[i]);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        if (c[i].rc) ut_fail(t, __FILE__, __LINE__, "thread %d: expected 0, got %d (%s)", i, c[i].rc, c[i].err);
+        UT_EQ_STR(t, c[0].path, c[i].path);
+    }
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv)); /* one download; the others waited and reused it */
+    UT_CHECK(t, file_equals(c[0].path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
+static void t_plain_url(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, "/files/voice.wav?v=2", 200);
+    r->body = f.body, r->body_len = 4321;
+    char url[128], path[1024], err[512] = "";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/files/voice.wav?v=2", f.srv.port);
+    f.opt.token = "hf_secret"; /* same host as the endpoint: sent */
+    int rc = hf_fetch(url, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "voice.wav", strrchr(path, '/') + 1);
+    UT_CHECK(t, strstr(path, "/url/") != NULL);
+    UT_CHECK(t, file_equals(path, f.body, 4321));
+    f.opt.endpoint = "https://huggingface.co"; /* another host: the token stays home */
+    UT_EQ_INT(t, 0, unlink(path));
+    rc = hf_fetch(url, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "Bearer hf_secret", f.srv.log[0].auth);
+    UT_EQ_STR(t, "", f.srv.log[1].auth);
+    fx_close(&f);
+}
+
+static void t_server_error_keeps_partial(ut_ctx *t)
+{
+    /* 5xx is transient: a partial stays for the next try; HF_ENDPOINT from the environment */
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 503);
+    r->body = (const unsigned char *)"busy", r->body_len = 4;
+    char path[1024], fin[1024], tmp[1100], err[512] = "";
+    f.opt.endpoint = NULL, f.opt.no_env = 0;
+    setenv("HF_ENDPOINT", f.endpoint, 1);
+    setenv("HF_TOKEN_PATH", "/nonexistent/hf-token", 1);
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+    write_file(tmp, f.body, 1000);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    unsetenv("HF_ENDPOINT");
+    unsetenv("HF_TOKEN_PATH");
+    UT_EQ_INT(t, ERR_IO, rc);
+    UT_CHECK(t, strstr(err, "503") && strstr(err, "busy"));
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "bytes=1000-", f.srv.log[0].range);
+    UT_EQ_INT(t, 1000, file_size(tmp));
+    UT_EQ_INT(t, -1, file_size(fin));
+    fx_close(&f);
+}
+
+static const ut_case cases[] = {
+    {"parse_ok", t_parse_ok},
+    {"parse_refused", t_parse_refused},
+    {"cache_layout", t_cache_layout},
+    {"fresh_and_cache_hit", t_fresh_and_cache_hit},
+    {"truncated_then_resume", t_truncated_then_resume},
+    {"range_ignored_restarts", t_range_ignored_restarts},
+    {"complete_partial_416", t_complete_partial_416},
+    {"gated_401", t_gated_401},
+    {"token_from_env", t_token_from_env},
+    {"not_found_404", t_not_found_404},
+    {"offline", t_offline},
+    {"redirects", t_redirects},
+    {"limits_and_cancel", t_limits_and_cancel},
+    {"concurrent_same_file", t_concurrent_same_file},
+    {"plain_url", t_plain_url},
+    {"server_error_keeps_partial", t_server_error_keeps_partial},
+};
+UT_SUITE(hf, cases)
