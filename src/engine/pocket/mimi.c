@@ -1,0 +1,1046 @@
+/* mimi.c — Mimi codec (pocket-tts): streaming decoder and prompt encoder. See mimi.h.
+ *
+ * Structure. The SEANet stacks are built from the config as a list of ops (conv,
+ * transposed conv, residual block, ELU) in upstream module order, so the op index is the
+ * `model.{i}` number used in tensor names and in the parity taps. Each op owns a slice of
+ * streaming state in a mm_sns (conv histories, transposed-conv tails). The transformers
+ * (encoder_transformer, decoder_transformer) are pre-norm, LayerNorm eps 1e-5, RoPE
+ * (interleaved pairs) at absolute positions, causal attention limited to `context` past
+ * steps, exact-erf GELU MLP, no biases, per-channel LayerScale on both branches. Their KV
+ * cache is a ring of context + 16 steps (one latent frame of 16 encoder-rate steps is the
+ * most a call ever adds), so memory does not grow with the utterance.
+ *
+ * Both directions process one latent frame per step (decoder: 1 latent -> 16 steps ->
+ * 1920 samples; encoder: 1920 samples -> 16 steps -> 1 latent). Because every layer is
+ * causal and carries its state, this equals upstream's one-shot encoder (zero left
+ * padding, replicate padding on the downsample) and its streaming decoder exactly, up to
+ * float summation order.
+ *
+ * The transformer kernels here (LayerNorm, RoPE, windowed attention, GELU) are private
+ * static versions because src/nn had no shared ones when this was written; they are
+ * plain C with sgemm for the projections. Replace with nn's kernels once they exist.
+ *
+ * Invariants: everything is float32; activations are channel-major [C, T] around the
+ * convolutions and time-major [T, d] inside the transformers; no allocation happens in
+ * mimi_dec_frame (all scratch is sized in mimi_dec_new).
+ */
+#include "engine/pocket/mimi.h"
+
+#include <cJSON.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "nn/conv.h"
+
+enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
+#define MM_MAX_OPS 64
+#define MM_MAX_LAYERS 64
+
+typedef struct mm_op {
+    int kind;
+    int idx;      /* N in <prefix><stack>.model.N */
+    conv1d c;     /* OP_CONV; OP_RES: block.1 (k residual_kernel_size, dilation) */
+    conv1d c2;    /* OP_RES: block.3 (k1) */
+    convtr1d t;   /* OP_CONVTR */
+} mm_op;
+
+typedef struct mm_seanet {
+    const char *name; /* "encoder" or "decoder" */
+    mm_op ops[MM_MAX_OPS];
+    int nops;
+    int cin, cout; /* channels in/out of the whole stack */
+} mm_seanet;
+
+typedef struct mm_tlayer {
+    const float *in_proj;            /* [3d, d]: rows q | k | v, head h at h*hd.. in each */
+    const float *out_proj;           /* [d, d] */
+    const float *n1w, *n1b, *n2w, *n2b; /* [d] LayerNorm gains/biases */
+    const float *lin1;               /* [ff, d] */
+    const float *lin2;               /* [d, ff] */
+    const float *ls1, *ls2;          /* [d] LayerScale, or NULL */
+} mm_tlayer;
+
+typedef struct mm_tf {
+    const char *name; /* "encoder_transformer" or "decoder_transformer" */
+    int d, heads, hd, nl, ff, context;
+    float rope_k; /* -ln(max_period)*2/hd, float32 as upstream */
+    mm_tlayer L[MM_MAX_LAYERS];
+} mm_tf;
+
+struct mimi {
+    mimi_config cfg;
+    int parts;
+    int ldim, frame, steps, hop; /* steps: encoder-rate steps per latent (16) */
+    const float *q_proj;         /* [outer, ldim] (conv weight [outer, ldim, 1]) */
+    convtr1d up;                 /* depthwise: w [outer, 1, 2*steps], cout = dimension */
+    conv1d down;                 /* w [ldim, dimension, 2*steps], replicate, no bias */
+    mm_tf dtf, etf;
+    mm_seanet dec, enc;
+    const float *emb_std, *emb_mean; /* [ldim] or NULL */
+    void **owned;
+    int nowned, capowned;
+};
+
+/* ---- config ------------------------------------------------------------------------ */
+
+void mimi_config_english(mimi_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->sample_rate = 24000;
+    c->frame_rate = 12.5;
+    c->channels = 1;
+    c->dimension = 512;
+    c->n_filters = 64;
+    c->n_residual_layers = 1;
+    c->ratios[0] = 6;
+    c->ratios[1] = 5;
+    c->ratios[2] = 4;
+    c->n_ratios = 3;
+    c->kernel_size = 7;
+    c->residual_kernel_size = 3;
+    c->last_kernel_size = 3;
+    c->dilation_base = 2;
+    c->compress = 2;
+    c->pad_replicate = 0;
+    c->d_model = 512;
+    c->num_heads = 8;
+    c->num_layers = 2;
+    c->dim_feedforward = 2048;
+    c->context = 250;
+    c->max_period = 10000.0;
+    c->inner_dim = 32;
+    c->outer_dim = 512;
+}
+
+static void js_int(const cJSON *o, const char *k, int *dst)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsNumber(v)) *dst = (int)v->valuedouble;
+}
+
+static void js_dbl(const cJSON *o, const char *k, double *dst)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsNumber(v)) *dst = v->valuedouble;
+}
+
+int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen)
+{
+    mimi_config_english(c);
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return err_set(err, errlen, ERR_FORMAT, "mimi config: not a JSON object");
+    }
+    const cJSON *mo = cJSON_GetObjectItemCaseSensitive(root, "mimi");
+    if (!cJSON_IsObject(mo)) mo = root;
+    int rc = 0;
+    js_int(mo, "sample_rate", &c->sample_rate);
+    js_dbl(mo, "frame_rate", &c->frame_rate);
+    js_int(mo, "channels", &c->channels);
+    js_int(mo, "inner_dim", &c->inner_dim);
+    js_int(mo, "outer_dim", &c->outer_dim);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(mo, "seanet");
+    if (cJSON_IsObject(s)) {
+        js_int(s, "dimension", &c->dimension);
+        js_int(s, "n_filters", &c->n_filters);
+        js_int(s, "n_residual_layers", &c->n_residual_layers);
+        js_int(s, "kernel_size", &c->kernel_size);
+        js_int(s, "residual_kernel_size", &c->residual_kernel_size);
+        js_int(s, "last_kernel_size", &c->last_kernel_size);
+        js_int(s, "dilation_base", &c->dilation_base);
+        js_int(s, "compress", &c->compress);
+        const cJSON *pm = cJSON_GetObjectItemCaseSensitive(s, "pad_mode");
+        if (cJSON_IsString(pm)) {
+            if (!strcmp(pm->valuestring, "replicate")) c->pad_replicate = 1;
+            else if (!strcmp(pm->valuestring, "constant")) c->pad_replicate = 0;
+            else rc = err_set(err, errlen, ERR_FORMAT, "mimi config: pad_mode '%s' unsupported", pm->valuestring);
+        }
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "ratios");
+        if (cJSON_IsArray(r)) {
+            int n = cJSON_GetArraySize(r);
+            if (n < 1 || n > MIMI_MAX_RATIOS) {
+                rc = err_set(err, errlen, ERR_FORMAT, "mimi config: %d ratios (1..%d)", n, MIMI_MAX_RATIOS);
+            } else {
+                c->n_ratios = n;
+                for (int i = 0; i < n; i++) {
+                    const cJSON *e = cJSON_GetArrayItem(r, i);
+                    c->ratios[i] = cJSON_IsNumber(e) ? (int)e->valuedouble : 0;
+                }
+            }
+        }
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(mo, "transformer");
+    if (cJSON_IsObject(t)) {
+        js_int(t, "d_model", &c->d_model);
+        js_int(t, "num_heads", &c->num_heads);
+        js_int(t, "num_layers", &c->num_layers);
+        js_int(t, "dim_feedforward", &c->dim_feedforward);
+        js_int(t, "context", &c->context);
+        js_dbl(t, "max_period", &c->max_period);
+    }
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(mo, "quantizer");
+    if (cJSON_IsObject(q)) {
+        js_int(q, "dimension", &c->inner_dim);
+        js_int(q, "output_dimension", &c->outer_dim);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Sanity of a config before sizes are derived from it. */
+static int cfg_check(const mimi_config *c, char *err, size_t errlen)
+{
+    int hop = 1;
+    for (int i = 0; i < c->n_ratios; i++) {
+        if (c->ratios[i] < 1 || c->ratios[i] > 64)
+            return err_set(err, errlen, ERR_FORMAT, "mimi config: ratio %d out of range", c->ratios[i]);
+        hop *= c->ratios[i];
+    }
+#define CK(cond, what) \
+    if (!(cond)) return err_set(err, errlen, ERR_FORMAT, "mimi config: %s", what)
+    CK(c->n_ratios >= 1, "no ratios");
+    CK(c->sample_rate > 0 && c->sample_rate <= 384000, "sample_rate");
+    CK(c->frame_rate > 0, "frame_rate");
+    CK(c->channels >= 1 && c->channels <= 8, "channels");
+    CK(c->dimension >= 1 && c->dimension <= 65536, "seanet.dimension");
+    CK(c->n_filters >= 1 && c->n_filters <= 65536, "seanet.n_filters");
+    CK(c->n_residual_layers >= 0 && c->n_residual_layers <= 8, "seanet.n_residual_layers");
+    CK(c->kernel_size >= 1 && c->kernel_size <= 64, "seanet.kernel_size");
+    CK(c->residual_kernel_size >= 1 && c->residual_kernel_size <= 64, "seanet.residual_kernel_size");
+    CK(c->last_kernel_size >= 1 && c->last_kernel_size <= 64, "seanet.last_kernel_size");
+    CK(c->dilation_base >= 1 && c->dilation_base <= 16, "seanet.dilation_base");
+    CK(c->compress >= 1 && (c->n_filters % c->compress) == 0, "seanet.compress");
+    CK(c->d_model >= 1 && c->num_heads >= 1 && c->d_model % c->num_heads == 0 &&
+           (c->d_model / c->num_heads) % 2 == 0, "transformer d_model/num_heads (even head_dim)");
+    CK(c->num_layers >= 0 && c->num_layers <= MM_MAX_LAYERS, "transformer.num_layers");
+    CK(c->dim_feedforward >= 1, "transformer.dim_feedforward");
+    CK(c->context >= 1 && c->context <= 1 << 20, "transformer.context");
+    CK(c->max_period > 0, "transformer.max_period");
+    CK(c->d_model == c->dimension, "transformer d_model != seanet dimension (input/output projections unsupported)");
+    CK(c->inner_dim >= 1 && c->outer_dim >= 1, "inner_dim/outer_dim");
+    CK(c->outer_dim == c->dimension, "outer_dim != seanet dimension (depthwise upsample needs equal)");
+#undef CK
+    double enc_rate = (double)c->sample_rate / hop;
+    double st = enc_rate / c->frame_rate;
+    if (st < 1 || fabs(st - floor(st + 0.5)) > 1e-9)
+        return err_set(err, errlen, ERR_FORMAT, "mimi config: encoder rate %g / frame rate %g is not an integer",
+                       enc_rate, c->frame_rate);
+    return 0;
+}
+
+/* ---- weights ------------------------------------------------------------------------ */
+
+static int mm_own(mimi *m, void *p)
+{
+    if (m->nowned == m->capowned) {
+        int nc = m->capowned ? m->capowned * 2 : 64;
+        void **n = realloc(m->owned, (size_t)nc * sizeof(void *));
+        if (!n) return ERR_NOMEM;
+        m->owned = n;
+        m->capowned = nc;
+    }
+    m->owned[m->nowned++] = p;
+    return 0;
+}
+
+/* Fetches tensor (printf-formatted name) with the expected shape as f32: borrowed when
+ * aligned F32, converted into owned memory otherwise. */
+static int mm_get(mimi *m, const st_file *f, const float **out, int ndim, const int64_t *dims,
+                  char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static int mm_get(mimi *m, const st_file *f, const float **out, int ndim, const int64_t *dims,
+                  char *err, size_t errlen, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const st_tensor *t;
+    int rc = st_expect(f, name, ndim, dims, &t, err, errlen);
+    if (rc) return rc;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return 0;
+    }
+    float *p = malloc((size_t)t->numel * sizeof(float) + 1);
+    if (!p) return err_set(err, errlen, ERR_NOMEM, "out of memory for '%s'", name);
+    rc = st_to_f32(t, p, (size_t)t->numel, err, errlen);
+    if (rc == 0 && mm_own(m, p)) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+static int has_tensor(const st_file *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int has_tensor(const st_file *f, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return st_find(f, name) != NULL;
+}
+
+#define DIMS(...) ((const int64_t[]){__VA_ARGS__})
+#define NDIMS(...) ((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+
+/* Streaming Conv1d from <base>.conv.{weight,bias}, base like "mimi.decoder.model.3.block.1". */
+static int load_conv(mimi *m, const st_file *f, conv1d *c, int cin, int cout, int k, int stride,
+                     int dil, char *err, size_t errlen, const char *base)
+{
+    memset(c, 0, sizeof *c);
+    c->cin = cin;
+    c->cout = cout;
+    c->k = k;
+    c->stride = stride;
+    c->dil = dil;
+    c->groups = 1;
+    c->pad_replicate = m->cfg.pad_replicate;
+    int rc = mm_get(m, f, &c->w, 3, DIMS(cout, cin, k), err, errlen, "%s.conv.weight", base);
+    if (rc) return rc;
+    return mm_get(m, f, &c->b, 1, DIMS(cout), err, errlen, "%s.conv.bias", base);
+}
+
+static int add_res(mimi *m, const st_file *f, const char *pre, mm_seanet *sn, int idx, int dim,
+                   int j, char *err, size_t errlen)
+{
+    const mimi_config *c = &m->cfg;
+    mm_op *op = &sn->ops[sn->nops++];
+    int hidden = dim / c->compress, dil = 1;
+    for (int i = 0; i < j; i++) dil *= c->dilation_base;
+    op->kind = OP_RES;
+    op->idx = idx;
+    char base[200];
+    snprintf(base, sizeof base, "%s.model.%d.block.1", pre, idx);
+    int rc = load_conv(m, f, &op->c, dim, hidden, c->residual_kernel_size, 1, dil, err, errlen, base);
+    if (rc) return rc;
+    snprintf(base, sizeof base, "%s.model.%d.block.3", pre, idx);
+    return load_conv(m, f, &op->c2, hidden, dim, 1, 1, 1, err, errlen, base);
+}
+
+static const char *mbase(char *b, size_t n, const char *pre, int idx)
+{
+    snprintf(b, n, "%s.model.%d", pre, idx);
+    return b;
+}
+
+static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet *sn, int decoder,
+                       char *err, size_t errlen)
+{
+    const mimi_config *c = &m->cfg;
+    char pre[160], base[200];
+    snprintf(pre, sizeof pre, "%s%s", prefix, decoder ? "decoder" : "encoder");
+    sn->name = decoder ? "decoder" : "encoder";
+    sn->nops = 0;
+    int idx = 0, rc;
+    int need = 2 + c->n_ratios * (2 + c->n_residual_layers) + 2;
+    if (need > MM_MAX_OPS) return err_set(err, errlen, ERR_FORMAT, "mimi: SEANet too deep (%d ops)", need);
+    if (decoder) {
+        int mult = 1 << c->n_ratios;
+        sn->cin = c->dimension;
+        sn->cout = c->channels;
+        mm_op *op = &sn->ops[sn->nops++];
+        op->kind = OP_CONV;
+        op->idx = idx;
+        rc = load_conv(m, f, &op->c, c->dimension, mult * c->n_filters, c->kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+        if (rc) return rc;
+        idx++;
+        for (int r = 0; r < c->n_ratios; r++) {
+            int ratio = c->ratios[r], ci = mult * c->n_filters, co = ci / 2;
+            op = &sn->ops[sn->nops++];
+            op->kind = OP_ELU;
+            op->idx = idx++;
+            op = &sn->ops[sn->nops++];
+            op->kind = OP_CONVTR;
+            op->idx = idx;
+            op->t = (convtr1d){.cin = ci, .cout = co, .k = 2 * ratio, .stride = ratio, .groups = 1};
+            rc = mm_get(m, f, &op->t.w, 3, DIMS(ci, co, 2 * ratio), err, errlen,
+                        "%s.model.%d.convtr.weight", pre, idx);
+            if (rc) return rc;
+            rc = mm_get(m, f, &op->t.b, 1, DIMS(co), err, errlen, "%s.model.%d.convtr.bias", pre, idx);
+            if (rc) return rc;
+            idx++;
+            for (int j = 0; j < c->n_residual_layers; j++) {
+                rc = add_res(m, f, pre, sn, idx++, co, j, err, errlen);
+                if (rc) return rc;
+            }
+            mult /= 2;
+        }
+        op = &sn->ops[sn->nops++];
+        op->kind = OP_ELU;
+        op->idx = idx++;
+        op = &sn->ops[sn->nops++];
+        op->kind = OP_CONV;
+        op->idx = idx;
+        return load_conv(m, f, &op->c, c->n_filters, c->channels, c->last_kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+    }
+    int mult = 1;
+    sn->cin = c->channels;
+    sn->cout = c->dimension;
+    mm_op *op = &sn->ops[sn->nops++];
+    op->kind = OP_CONV;
+    op->idx = idx;
+    rc = load_conv(m, f, &op->c, c->channels, c->n_filters, c->kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+    if (rc) return rc;
+    idx++;
+    for (int r = c->n_ratios - 1; r >= 0; r--) {
+        int ratio = c->ratios[r], ci = mult * c->n_filters;
+        for (int j = 0; j < c->n_residual_layers; j++) {
+            rc = add_res(m, f, pre, sn, idx++, ci, j, err, errlen);
+            if (rc) return rc;
+        }
+        op = &sn->ops[sn->nops++];
+        op->kind = OP_ELU;
+        op->idx = idx++;
+        op = &sn->ops[sn->nops++];
+        op->kind = OP_CONV;
+        op->idx = idx;
+        rc = load_conv(m, f, &op->c, ci, 2 * ci, 2 * ratio, ratio, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+        if (rc) return rc;
+        idx++;
+        mult *= 2;
+    }
+    op = &sn->ops[sn->nops++];
+    op->kind = OP_ELU;
+    op->idx = idx++;
+    op = &sn->ops[sn->nops++];
+    op->kind = OP_CONV;
+    op->idx = idx;
+    return load_conv(m, f, &op->c, mult * c->n_filters, c->dimension, c->last_kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+}
+
+static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, const char *name,
+                   char *err, size_t errlen)
+{
+    const mimi_config *c = &m->cfg;
+    int d = c->d_model, ff = c->dim_feedforward, rc;
+    tf->name = name;
+    tf->d = d;
+    tf->heads = c->num_heads;
+    tf->hd = d / c->num_heads;
+    tf->nl = c->num_layers;
+    tf->ff = ff;
+    tf->context = c->context;
+    tf->rope_k = (float)(-log(c->max_period) * 2.0 / tf->hd);
+    if (has_tensor(f, "%s%s.input_proj.weight", prefix, name) ||
+        has_tensor(f, "%s%s.output_projs.0.weight", prefix, name))
+        return err_set(err, errlen, ERR_FORMAT, "%s%s: input/output projections are not supported",
+                       prefix, name);
+    for (int l = 0; l < tf->nl; l++) {
+        mm_tlayer *L = &tf->L[l];
+        char p[200];
+        snprintf(p, sizeof p, "%s%s.transformer.layers.%d", prefix, name, l);
+#define LG(dst, suffix, ...)                                                                  \
+    do {                                                                                      \
+        rc = mm_get(m, f, &(dst), NDIMS(__VA_ARGS__), DIMS(__VA_ARGS__), err, errlen, "%s.%s", \
+                    p, suffix);                                                               \
+        if (rc) return rc;                                                                    \
+    } while (0)
+        LG(L->in_proj, "self_attn.in_proj.weight", 3 * d, d);
+        LG(L->out_proj, "self_attn.out_proj.weight", d, d);
+        LG(L->n1w, "norm1.weight", d);
+        LG(L->n1b, "norm1.bias", d);
+        LG(L->n2w, "norm2.weight", d);
+        LG(L->n2b, "norm2.bias", d);
+        LG(L->lin1, "linear1.weight", ff, d);
+        LG(L->lin2, "linear2.weight", d, ff);
+        L->ls1 = L->ls2 = NULL;
+        if (has_tensor(f, "%s.layer_scale_1.scale", p)) LG(L->ls1, "layer_scale_1.scale", d);
+        if (has_tensor(f, "%s.layer_scale_2.scale", p)) LG(L->ls2, "layer_scale_2.scale", d);
+#undef LG
+    }
+    return 0;
+}
+
+static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *flow_prefix,
+                     char *err, size_t errlen)
+{
+    const mimi_config *c = &m->cfg;
+    int rc, s = m->steps;
+    if (m->parts & MIMI_DECODER) {
+        rc = mm_get(m, f, &m->q_proj, 3, DIMS(c->outer_dim, c->inner_dim, 1), err, errlen,
+                    "%squantizer.output_proj.weight", prefix);
+        if (rc) return rc;
+        m->up = (convtr1d){.cin = c->outer_dim, .cout = c->dimension, .k = 2 * s, .stride = s,
+                           .groups = c->dimension};
+        rc = mm_get(m, f, &m->up.w, 3, DIMS(c->outer_dim, 1, 2 * s), err, errlen,
+                    "%supsample.convtr.convtr.weight", prefix);
+        if (rc) return rc;
+        if ((rc = load_tf(m, f, prefix, &m->dtf, "decoder_transformer", err, errlen))) return rc;
+        if ((rc = load_seanet(m, f, prefix, &m->dec, 1, err, errlen))) return rc;
+    }
+    if (m->parts & MIMI_ENCODER) {
+        m->down = (conv1d){.cin = c->dimension, .cout = c->inner_dim, .k = 2 * s, .stride = s,
+                           .dil = 1, .groups = 1, .pad_replicate = 1};
+        rc = mm_get(m, f, &m->down.w, 3, DIMS(c->inner_dim, c->dimension, 2 * s), err, errlen,
+                    "%sdownsample.conv.conv.weight", prefix);
+        if (rc) return rc;
+        if ((rc = load_tf(m, f, prefix, &m->etf, "encoder_transformer", err, errlen))) return rc;
+        if ((rc = load_seanet(m, f, prefix, &m->enc, 0, err, errlen))) return rc;
+    }
+    if (flow_prefix) {
+        if (has_tensor(f, "%semb_std", flow_prefix)) {
+            rc = mm_get(m, f, &m->emb_std, 1, DIMS(c->inner_dim), err, errlen, "%semb_std", flow_prefix);
+            if (rc) return rc;
+        }
+        if (has_tensor(f, "%semb_mean", flow_prefix)) {
+            rc = mm_get(m, f, &m->emb_mean, 1, DIMS(c->inner_dim), err, errlen, "%semb_mean", flow_prefix);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+int mimi_open(mimi **out, const st_file *f, const char *prefix, const char *flow_prefix,
+              const mimi_config *cfg, int parts, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!f || !cfg || !(parts & (MIMI_DECODER | MIMI_ENCODER)))
+        return err_set(err, errlen, ERR_INVAL, "mimi_open: bad arguments");
+    int rc = cfg_check(cfg, err, errlen);
+    if (rc) return rc;
+    mimi *m = calloc(1, sizeof *m);
+    if (!m) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    m->parts = parts;
+    m->hop = 1;
+    for (int i = 0; i < cfg->n_ratios; i++) m->hop *= cfg->ratios[i];
+    m->steps = (int)floor((double)cfg->sample_rate / m->hop / cfg->frame_rate + 0.5);
+    m->frame = m->hop * m->steps;
+    m->ldim = cfg->inner_dim;
+    rc = mimi_load(m, f, prefix ? prefix : "", flow_prefix, err, errlen);
+    if (rc) {
+        mimi_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void mimi_free(mimi *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m);
+}
+
+int mimi_ldim(const mimi *m) { return m->ldim; }
+int mimi_frame_samples(const mimi *m) { return m->frame; }
+int mimi_sample_rate(const mimi *m) { return m->cfg.sample_rate; }
+
+int mimi_denorm(const mimi *m, const float *latent, float *z)
+{
+    if (!m->emb_std || !m->emb_mean) return ERR_NOTFOUND;
+    for (int i = 0; i < m->ldim; i++) z[i] = latent[i] * m->emb_std[i] + m->emb_mean[i];
+    return 0;
+}
+
+/* ---- SEANet streaming runner ---------------------------------------------------------- */
+
+typedef struct mm_sns {
+    float *s1[MM_MAX_OPS]; /* conv history / convtr tail / res block.1 history */
+    float *s2[MM_MAX_OPS]; /* res block.3 history (k1: none) */
+    int first[MM_MAX_OPS], first2[MM_MAX_OPS];
+    size_t n1[MM_MAX_OPS], n2[MM_MAX_OPS]; /* floats in s1/s2 */
+    int t_in;                 /* input columns per call */
+    float *a, *b, *e, *h, *work;
+} mm_sns;
+
+static void sns_free(mm_sns *s)
+{
+    for (int i = 0; i < MM_MAX_OPS; i++) {
+        free(s->s1[i]);
+        free(s->s2[i]);
+    }
+    free(s->a);
+    free(s->b);
+    free(s->e);
+    free(s->h);
+    free(s->work);
+    memset(s, 0, sizeof *s);
+}
+
+static void sns_reset(const mm_seanet *sn, mm_sns *s)
+{
+    for (int i = 0; i < sn->nops; i++) {
+        if (s->s1[i]) memset(s->s1[i], 0, s->n1[i] * sizeof(float));
+        if (s->s2[i]) memset(s->s2[i], 0, s->n2[i] * sizeof(float));
+        s->first[i] = s->first2[i] = 1;
+    }
+}
+
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Sizes state and scratch for calls of t_in input columns. */
+static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in)
+{
+    memset(s, 0, sizeof *s);
+    s->t_in = t_in;
+    size_t ct = (size_t)sn->cin * t_in, wk = 0;
+    int C = sn->cin, T = t_in;
+    for (int i = 0; i < sn->nops; i++) {
+        const mm_op *op = &sn->ops[i];
+        switch (op->kind) {
+        case OP_CONV:
+            s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
+            wk = zmax(wk, conv1d_work(&op->c, T));
+            T /= op->c.stride;
+            C = op->c.cout;
+            break;
+        case OP_CONVTR:
+            s->n1[i] = (size_t)op->t.cout * convtr1d_hist(&op->t);
+            wk = zmax(wk, convtr1d_work(&op->t, T));
+            T *= op->t.stride;
+            C = op->t.cout;
+            break;
+        case OP_RES:
+            s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
+            s->n2[i] = (size_t)op->c2.cin * conv1d_hist(&op->c2);
+            wk = zmax(wk, conv1d_work(&op->c, T));
+            wk = zmax(wk, conv1d_work(&op->c2, T));
+            break;
+        default:
+            break;
+        }
+        ct = zmax(ct, (size_t)C * T);
+        if (s->n1[i] && !(s->s1[i] = calloc(s->n1[i], sizeof(float)))) return ERR_NOMEM;
+        if (s->n2[i] && !(s->s2[i] = calloc(s->n2[i], sizeof(float)))) return ERR_NOMEM;
+        s->first[i] = s->first2[i] = 1;
+    }
+    s->a = malloc(ct * sizeof(float));
+    s->b = malloc(ct * sizeof(float));
+    s->e = malloc(ct * sizeof(float));
+    s->h = malloc(ct * sizeof(float));
+    s->work = malloc(zmax(wk, 1) * sizeof(float));
+    if (!s->a || !s->b || !s->e || !s->h || !s->work) return ERR_NOMEM;
+    return 0;
+}
+
+/* Runs the stack on x [cin, t_in]; returns the output buffer [cout, *t_out] (inside s).
+ * chunk: index of this call, for tap time offsets (t0 = chunk * columns at that stage). */
+static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int *t_out,
+                            mimi_tap_fn tap, void *user, int chunk)
+{
+    float *cur = s->a, *nxt = s->b;
+    int C = sn->cin, T = s->t_in;
+    char name[96];
+    memcpy(cur, x, (size_t)C * T * sizeof(float));
+    for (int i = 0; i < sn->nops; i++) {
+        const mm_op *op = &sn->ops[i];
+        float *tmp;
+        switch (op->kind) {
+        case OP_ELU:
+            conv_elu(cur, (size_t)C * T);
+            continue;
+        case OP_CONV:
+            conv1d_run(&op->c, cur, T, s->s1[i], &s->first[i], nxt, s->work);
+            T /= op->c.stride;
+            C = op->c.cout;
+            tmp = cur, cur = nxt, nxt = tmp;
+            break;
+        case OP_CONVTR:
+            convtr1d_run(&op->t, cur, T, s->s1[i], nxt, s->work);
+            T *= op->t.stride;
+            C = op->t.cout;
+            tmp = cur, cur = nxt, nxt = tmp;
+            break;
+        case OP_RES: {
+            size_t n = (size_t)C * T;
+            conv_elu_to(s->e, cur, n);
+            conv1d_run(&op->c, s->e, T, s->s1[i], &s->first[i], s->h, s->work);
+            conv_elu(s->h, (size_t)op->c.cout * T);
+            conv1d_run(&op->c2, s->h, T, s->s2[i], &s->first2[i], s->e, s->work);
+            for (size_t j = 0; j < n; j++) cur[j] += s->e[j];
+            break;
+        }
+        }
+        if (tap) {
+            snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
+            tap(user, name, cur, C, T, 0, chunk * T);
+        }
+    }
+    *t_out = T;
+    return cur;
+}
+
+/* ---- transformer ------------------------------------------------------------------------ */
+
+typedef struct mm_tfs {
+    int cap;     /* ring slots: context + max steps per call */
+    int tmax;    /* max steps per call */
+    long pos;    /* absolute position of the next step */
+    float *k, *v; /* [nl][cap][d], keys RoPE-rotated */
+    float *h, *qkv, *att, *o, *f, *sc;
+} mm_tfs;
+
+static void tfs_free(mm_tfs *s)
+{
+    free(s->k);
+    free(s->v);
+    free(s->h);
+    free(s->qkv);
+    free(s->att);
+    free(s->o);
+    free(s->f);
+    free(s->sc);
+    memset(s, 0, sizeof *s);
+}
+
+static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
+{
+    memset(s, 0, sizeof *s);
+    s->tmax = tmax;
+    s->cap = tf->context + tmax;
+    size_t kv = (size_t)(tf->nl ? tf->nl : 1) * s->cap * tf->d;
+    s->k = calloc(kv, sizeof(float));
+    s->v = calloc(kv, sizeof(float));
+    s->h = malloc((size_t)tmax * tf->d * sizeof(float));
+    s->qkv = malloc((size_t)tmax * 3 * tf->d * sizeof(float));
+    s->att = malloc((size_t)tmax * tf->d * sizeof(float));
+    s->o = malloc((size_t)tmax * tf->d * sizeof(float));
+    s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
+    s->sc = malloc((size_t)s->cap * sizeof(float));
+    if (!s->k || !s->v || !s->h || !s->qkv || !s->att || !s->o || !s->f || !s->sc) return ERR_NOMEM;
+    return 0;
+}
+
+static void tfs_reset(const mm_tf *tf, mm_tfs *s)
+{
+    size_t kv = (size_t)(tf->nl ? tf->nl : 1) * s->cap * tf->d;
+    memset(s->k, 0, kv * sizeof(float));
+    memset(s->v, 0, kv * sizeof(float));
+    s->pos = 0;
+}
+
+/* y [T, d] = LayerNorm(x) (eps 1e-5, population variance, affine). */
+static void layernorm(const float *x, int T, int d, const float *w, const float *b, float *y)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * d;
+        float *yr = y + (size_t)t * d;
+        double mean = 0, var = 0;
+        for (int i = 0; i < d; i++) mean += xr[i];
+        mean /= d;
+        for (int i = 0; i < d; i++) {
+            double q = xr[i] - mean;
+            var += q * q;
+        }
+        var /= d;
+        float inv = (float)(1.0 / sqrt(var + 1e-5));
+        for (int i = 0; i < d; i++) yr[i] = ((float)(xr[i] - mean)) * inv * w[i] + b[i];
+    }
+}
+
+/* y [T, out] = x [T, in] W^T, W [out, in] row-major (PyTorch Linear, no bias). */
+static void linear(const float *x, int T, int in, const float *W, int out, float *y)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+}
+
+/* Interleaved-pair RoPE on one head vector v [hd] at absolute position p. */
+static void rope(float *v, int hd, float k, long p)
+{
+    float ts = (float)p;
+    for (int i = 0; i < hd / 2; i++) {
+        float fr = expf((float)i * k);
+        float ang = fr * ts;
+        float c = cosf(ang), s = sinf(ang);
+        float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * c - b * s;
+        v[2 * i + 1] = a * s + b * c;
+    }
+}
+
+/* x [T, d] in/out, T <= s->tmax. Positions s->pos .. s->pos+T-1. */
+static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap, void *user,
+                   long t0)
+{
+    int d = tf->d, H = tf->heads, hd = tf->hd, cap = s->cap;
+    float scale = 1.0f / sqrtf((float)hd);
+    char name[128];
+    CORE_ASSERT(T >= 1 && T <= s->tmax);
+    for (int l = 0; l < tf->nl; l++) {
+        const mm_tlayer *L = &tf->L[l];
+        float *K = s->k + (size_t)l * cap * d, *V = s->v + (size_t)l * cap * d;
+        layernorm(x, T, d, L->n1w, L->n1b, s->h);
+        linear(s->h, T, d, L->in_proj, 3 * d, s->qkv);
+        for (int t = 0; t < T; t++) {
+            long p = s->pos + t;
+            float *q = s->qkv + (size_t)t * 3 * d, *k = q + d, *v = q + 2 * d;
+            for (int h = 0; h < H; h++) {
+                rope(q + h * hd, hd, tf->rope_k, p);
+                rope(k + h * hd, hd, tf->rope_k, p);
+            }
+            size_t slot = (size_t)(p % cap);
+            memcpy(K + slot * d, k, (size_t)d * sizeof(float));
+            memcpy(V + slot * d, v, (size_t)d * sizeof(float));
+        }
+        for (int t = 0; t < T; t++) {
+            long p = s->pos + t;
+            long lo = p - tf->context + 1;
+            if (lo < 0) lo = 0;
+            int n = (int)(p - lo + 1);
+            const float *q = s->qkv + (size_t)t * 3 * d;
+            float *out = s->att + (size_t)t * d;
+            for (int h = 0; h < H; h++) {
+                const float *qh = q + h * hd;
+                float mx = -INFINITY;
+                for (int j = 0; j < n; j++) {
+                    const float *kr = K + (size_t)((lo + j) % cap) * d + h * hd;
+                    float acc = 0;
+                    for (int i = 0; i < hd; i++) acc += qh[i] * kr[i];
+                    acc *= scale;
+                    s->sc[j] = acc;
+                    if (acc > mx) mx = acc;
+                }
+                float sum = 0;
+                for (int j = 0; j < n; j++) {
+                    s->sc[j] = expf(s->sc[j] - mx);
+                    sum += s->sc[j];
+                }
+                float inv = 1.0f / sum;
+                float *oh = out + h * hd;
+                for (int i = 0; i < hd; i++) oh[i] = 0;
+                for (int j = 0; j < n; j++) {
+                    const float *vr = V + (size_t)((lo + j) % cap) * d + h * hd;
+                    float w = s->sc[j] * inv;
+                    for (int i = 0; i < hd; i++) oh[i] += w * vr[i];
+                }
+            }
+        }
+        linear(s->att, T, d, L->out_proj, d, s->o);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < d; i++)
+                x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
+        layernorm(x, T, d, L->n2w, L->n2b, s->h);
+        linear(s->h, T, d, L->lin1, tf->ff, s->f);
+        for (size_t i = 0; i < (size_t)T * tf->ff; i++) {
+            float a = s->f[i];
+            s->f[i] = 0.5f * a * (1.0f + erff(a * (float)M_SQRT1_2));
+        }
+        linear(s->f, T, tf->ff, L->lin2, d, s->o);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < d; i++)
+                x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];
+        if (tap) {
+            snprintf(name, sizeof name, "%s.transformer.layers.%d.out", tf->name, l);
+            tap(user, name, x, T, d, 1, (int)t0);
+        }
+    }
+    s->pos += T;
+}
+
+static void transpose(const float *x, int rows, int cols, float *y)
+{
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) y[(size_t)c * rows + r] = x[(size_t)r * cols + c];
+}
+
+/* ---- decoder --------------------------------------------------------------------------- */
+
+struct mimi_dec {
+    const mimi *m;
+    mimi_tap_fn tap;
+    void *user;
+    float *up_tail;  /* [dimension, steps] upsample tail */
+    mm_tfs tfs;
+    mm_sns sns;
+    float *q;        /* [outer] */
+    float *u;        /* [dimension, steps] */
+    float *x;        /* [steps, d] */
+    float *work;     /* upsample work */
+};
+
+int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!(m->parts & MIMI_DECODER))
+        return err_set(err, errlen, ERR_INVAL, "mimi: decoder not loaded");
+    mimi_dec *d = calloc(1, sizeof *d);
+    if (!d) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    d->m = m;
+    int S = m->steps, D = m->cfg.dimension;
+    d->up_tail = calloc((size_t)D * convtr1d_hist(&m->up) + 1, sizeof(float));
+    d->q = malloc((size_t)m->cfg.outer_dim * sizeof(float));
+    d->u = malloc((size_t)D * S * sizeof(float));
+    d->x = malloc((size_t)D * S * sizeof(float));
+    d->work = malloc(convtr1d_work(&m->up, 1) * sizeof(float));
+    int rc = (!d->up_tail || !d->q || !d->u || !d->x || !d->work) ? ERR_NOMEM : 0;
+    if (!rc) rc = tfs_init(&m->dtf, &d->tfs, S);
+    if (!rc) rc = sns_init(&m->dec, &d->sns, S);
+    if (rc) {
+        mimi_dec_free(d);
+        return err_set(err, errlen, rc, "out of memory for the Mimi decoder state");
+    }
+    *out = d;
+    return 0;
+}
+
+void mimi_dec_free(mimi_dec *d)
+{
+    if (!d) return;
+    free(d->up_tail);
+    free(d->q);
+    free(d->u);
+    free(d->x);
+    free(d->work);
+    tfs_free(&d->tfs);
+    sns_free(&d->sns);
+    free(d);
+}
+
+void mimi_dec_reset(mimi_dec *d)
+{
+    const mimi *m = d->m;
+    memset(d->up_tail, 0, (size_t)m->cfg.dimension * convtr1d_hist(&m->up) * sizeof(float));
+    tfs_reset(&m->dtf, &d->tfs);
+    sns_reset(&m->dec, &d->sns);
+}
+
+void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user)
+{
+    d->tap = tap;
+    d->user = user;
+}
+
+int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen)
+{
+    const mimi *m = d->m;
+    int S = m->steps, D = m->cfg.dimension, T;
+    for (int i = 0; i < m->ldim; i++)
+        if (!isfinite(z[i])) return err_set(err, errlen, ERR_INVAL, "mimi: non-finite latent");
+    if (d->tap) d->tap(d->user, "quantizer.in", z, m->ldim, 1, 0, 0);
+    /* quantizer.output_proj: [outer, ldim] x z */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->cfg.outer_dim, m->ldim, 1.0f, m->q_proj, m->ldim,
+                z, 1, 0.0f, d->q, 1);
+    if (d->tap) d->tap(d->user, "quantizer.out", d->q, m->cfg.outer_dim, 1, 0, 0);
+    convtr1d_run(&m->up, d->q, 1, d->up_tail, d->u, d->work);
+    if (d->tap) d->tap(d->user, "upsample.out", d->u, D, S, 0, 0);
+    transpose(d->u, D, S, d->x);
+    tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
+    transpose(d->x, S, D, d->u);
+    if (d->tap) d->tap(d->user, "decoder_transformer.out", d->u, D, S, 0, 0);
+    const float *y = sns_run(&m->dec, &d->sns, d->u, &T, d->tap, d->user, 0);
+    CORE_ASSERT(T * m->dec.cout == m->frame);
+    if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
+    memcpy(pcm, y, (size_t)m->frame * sizeof(float));
+    return 0;
+}
+
+void mimi_dec_dump_state(const mimi_dec *d)
+{
+    if (!d->tap) return;
+    const mimi *m = d->m;
+    char name[160];
+    d->tap(d->user, "upsample.convtr.partial", d->up_tail, m->cfg.dimension, convtr1d_hist(&m->up), 0, 0);
+    const mm_tf *tf = &m->dtf;
+    const mm_tfs *s = &d->tfs;
+    long n = s->pos < s->cap ? s->pos : s->cap;
+    float *kv = malloc((size_t)(2 * n + 1) * tf->d * sizeof(float));
+    for (int l = 0; kv && l < tf->nl; l++) {
+        for (long j = 0; j < n; j++) {
+            long slot = (s->pos - n + j) % s->cap;
+            memcpy(kv + (size_t)j * tf->d, s->k + ((size_t)l * s->cap + slot) * tf->d,
+                   (size_t)tf->d * sizeof(float));
+            memcpy(kv + (size_t)(n + j) * tf->d, s->v + ((size_t)l * s->cap + slot) * tf->d,
+                   (size_t)tf->d * sizeof(float));
+        }
+        snprintf(name, sizeof name, "%s.transformer.layers.%d.self_attn.cache", tf->name, l);
+        d->tap(d->user, name, kv, (int)(2 * n), tf->d, 1, 0);
+    }
+    free(kv);
+    const mm_seanet *sn = &m->dec;
+    for (int i = 0; i < sn->nops; i++) {
+        const mm_op *op = &sn->ops[i];
+        if (op->kind == OP_CONV) {
+            snprintf(name, sizeof name, "%s.model.%d.previous", sn->name, op->idx);
+            d->tap(d->user, name, d->sns.s1[i], op->c.cin, conv1d_hist(&op->c), 0, 0);
+        } else if (op->kind == OP_CONVTR) {
+            snprintf(name, sizeof name, "%s.model.%d.partial", sn->name, op->idx);
+            d->tap(d->user, name, d->sns.s1[i], op->t.cout, convtr1d_hist(&op->t), 0, 0);
+        } else if (op->kind == OP_RES) {
+            snprintf(name, sizeof name, "%s.model.%d.block.1.previous", sn->name, op->idx);
+            d->tap(d->user, name, d->sns.s1[i], op->c.cin, conv1d_hist(&op->c), 0, 0);
+            snprintf(name, sizeof name, "%s.model.%d.block.3.previous", sn->name, op->idx);
+            d->tap(d->user, name, d->sns.s2[i], op->c2.cin, conv1d_hist(&op->c2), 0, 0);
+        }
+    }
+}
+
+/* ---- encoder --------------------------------------------------------------------------- */
+
+#define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
+
+int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,
+                mimi_tap_fn tap, void *user, char *err, size_t errlen)
+{
+    *out = NULL;
+    *nframes = 0;
+    if (!(m->parts & MIMI_ENCODER)) return err_set(err, errlen, ERR_INVAL, "mimi: encoder not loaded");
+    if (n == 0) return err_set(err, errlen, ERR_INVAL, "mimi: empty audio prompt");
+    if (n > MIMI_MAX_ENCODE_SAMPLES)
+        return err_set(err, errlen, ERR_TOOBIG, "mimi: audio prompt of %zu samples is over the cap", n);
+    int S = m->steps, D = m->cfg.dimension, FS = m->frame, C = m->enc.cin;
+    if (C != 1) return err_set(err, errlen, ERR_INVAL, "mimi: encoder expects mono (channels=%d)", C);
+    int F = (int)((n + (size_t)FS - 1) / (size_t)FS);
+    mm_sns sns;
+    mm_tfs tfs;
+    float *lat = malloc((size_t)F * m->ldim * sizeof(float));
+    float *chunk = malloc((size_t)FS * sizeof(float));
+    float *x = malloc((size_t)D * S * sizeof(float));
+    float *y = malloc((size_t)D * S * sizeof(float));
+    float *dprev = calloc((size_t)D * conv1d_hist(&m->down) + 1, sizeof(float));
+    float *dwork = malloc(conv1d_work(&m->down, S) * sizeof(float));
+    float *lv = malloc((size_t)m->ldim * sizeof(float));
+    int rc = sns_init(&m->enc, &sns, FS);
+    int rc2 = tfs_init(&m->etf, &tfs, S);
+    if (rc || rc2 || !lat || !chunk || !x || !y || !dprev || !dwork || !lv) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory for the Mimi encoder");
+        goto done;
+    }
+    int dfirst = 1;
+    for (int f = 0; f < F; f++) {
+        size_t off = (size_t)f * FS, k = n - off < (size_t)FS ? n - off : (size_t)FS;
+        memcpy(chunk, pcm + off, k * sizeof(float));
+        for (size_t i = k; i < (size_t)FS; i++) chunk[i] = 0.0f;
+        if (tap) tap(user, "encoder.in", chunk, 1, FS, 0, f * FS);
+        int T;
+        const float *e = sns_run(&m->enc, &sns, chunk, &T, tap, user, f);
+        CORE_ASSERT(T == S);
+        if (tap) tap(user, "encoder.out", e, D, S, 0, f * S);
+        transpose(e, D, S, x);
+        tf_run(&m->etf, &tfs, x, S, tap, user, (long)f * S);
+        transpose(x, S, D, y);
+        if (tap) tap(user, "encoder_transformer.out", y, D, S, 0, f * S);
+        conv1d_run(&m->down, y, S, dprev, &dfirst, lv, dwork);
+        if (tap) tap(user, "downsample.out", lv, m->ldim, 1, 0, f);
+        memcpy(lat + (size_t)f * m->ldim, lv, (size_t)m->ldim * sizeof(float));
+    }
+    *out = lat;
+    lat = NULL;
+    *nframes = F;
+    rc = 0;
+done:
+    sns_free(&sns);
+    tfs_free(&tfs);
+    free(lat);
+    free(chunk);
+    free(x);
+    free(y);
+    free(dprev);
+    free(dwork);
+    free(lv);
+    return rc;
+}

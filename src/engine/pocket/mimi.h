@@ -1,0 +1,119 @@
+/* mimi.h — the Mimi codec of pocket-tts: streaming decoder (latents -> 24 kHz PCM) and
+ * the encoder used for voice prompts (24 kHz PCM -> latents).
+ *
+ * Decoder, per latent frame (12.5 Hz, one call = 80 ms): z [ldim] (already de-normalised,
+ * latent*emb_std + emb_mean; see mimi_denorm) -> quantizer 1x1 conv [outer_dim] ->
+ * depthwise transposed conv x16 [dimension, 16] -> causal transformer (context window,
+ * layer scale) -> SEANet decoder (x ratios) -> frame_samples (1920) floats. All state
+ * (conv histories, transposed-conv tails, attention KV ring of context+16 steps) lives in
+ * a mimi_dec, so each frame is decoded as soon as the FlowLM emits it and any number of
+ * decoders can share one read-only mimi.
+ *
+ * Encoder (one prompt per call): PCM at the model rate, end-padded with zeros to a
+ * multiple of frame_samples, SEANet encoder -> transformer -> stride-16 downsample conv
+ * (replicate left pad) -> [F, ldim] latents (NOT normalised: they go straight into
+ * speaker_proj). It runs internally frame by frame with streaming state, which equals
+ * upstream's one-shot zero-left-padded computation, so memory stays bounded for long
+ * prompts.
+ *
+ * Dimensions come from a mimi_config (parsed from a *.resolved.json or the built-in
+ * english one); every tensor is shape-checked against it at load time and a mismatch
+ * names the tensor. Weights are borrowed from the st_file when they are aligned F32,
+ * otherwise converted (BF16/F16/F64) into memory owned by the mimi.
+ *
+ * Ownership: mimi_open() -> mimi_free() (NULL-safe); the st_file must outlive the mimi.
+ * mimi_dec_new() -> mimi_dec_free(); a decoder borrows its mimi. Not thread-safe per
+ * decoder; distinct decoders are independent.
+ */
+#ifndef ENGINE_POCKET_MIMI_H
+#define ENGINE_POCKET_MIMI_H
+
+#include <stddef.h>
+
+#include "model/safetensors.h"
+
+#define MIMI_MAX_RATIOS 8
+
+typedef struct mimi_config {
+    int sample_rate;        /* 24000 */
+    double frame_rate;      /* 12.5 latent frames per second */
+    int channels;           /* audio channels of the codec (1) */
+    int dimension;          /* SEANet latent width (512; tiny 40) */
+    int n_filters;          /* 64 */
+    int n_residual_layers;  /* 1 */
+    int ratios[MIMI_MAX_RATIOS]; /* decoder order, e.g. {6,5,4}; the encoder reverses */
+    int n_ratios;
+    int kernel_size;        /* 7 */
+    int residual_kernel_size; /* 3 */
+    int last_kernel_size;   /* 3 */
+    int dilation_base;      /* 2 */
+    int compress;           /* 2 */
+    int pad_replicate;      /* seanet pad_mode: 0 "constant", 1 "replicate" */
+    int d_model, num_heads, num_layers, dim_feedforward, context; /* transformers */
+    double max_period;      /* RoPE, 10000 */
+    int inner_dim;          /* ldim = quantizer.dimension (32; tiny 16) */
+    int outer_dim;          /* quantizer output = upsample input (512; tiny 40) */
+} mimi_config;
+
+/* english_2026-04 values (same Mimi for every released config except inner_dim 512 in
+ * english_2026-01). */
+void mimi_config_english(mimi_config *c);
+/* Parses JSON text: either a whole resolved config (object with "mimi") or the "mimi"
+ * object itself (keys as in upstream's config: seanet.*, transformer.*, quantizer.*,
+ * inner_dim, outer_dim, sample_rate, frame_rate, channels). Missing keys keep the
+ * english defaults. */
+int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen);
+
+typedef struct mimi mimi;
+
+enum { MIMI_DECODER = 1, MIMI_ENCODER = 2 };
+
+/* Loads the parts asked for (MIMI_DECODER | MIMI_ENCODER) from tensors named
+ * <prefix>quantizer.output_proj.weight, <prefix>decoder.model.0.conv.weight, ...
+ * (prefix "mimi." for a TTSModel checkpoint). flow_prefix (e.g. "flow_lm.", or NULL)
+ * names where emb_std/emb_mean live, for mimi_denorm. Copies *cfg. */
+int mimi_open(mimi **out, const st_file *f, const char *prefix, const char *flow_prefix,
+              const mimi_config *cfg, int parts, char *err, size_t errlen);
+void mimi_free(mimi *m);
+
+int mimi_ldim(const mimi *m);          /* latent width (inner_dim) */
+int mimi_frame_samples(const mimi *m); /* samples per latent frame (1920) */
+int mimi_sample_rate(const mimi *m);
+
+/* z[i] = latent[i]*emb_std[i] + emb_mean[i]; ERR_NOTFOUND if the model was opened
+ * without flow_prefix or the tensors are absent. latent and z: [ldim]; may alias. */
+int mimi_denorm(const mimi *m, const float *latent, float *z);
+
+/* Debug tap for parity: called with every module boundary upstream records.
+ * name: upstream module path without the "mimi." prefix ("decoder.model.3.out",
+ * "decoder_transformer.transformer.layers.0.out", ...; see mimi.c); x: rows x cols
+ * row-major, laid out like upstream's tensor for batch 1: channel-major [C, T] for
+ * convs (time_major = 0), [T, C] for transformer layer outputs (time_major = 1).
+ * t0: time offset of this piece within the whole encode call (always 0 in the decoder:
+ * one frame per call). x is only valid during the call. */
+typedef void (*mimi_tap_fn)(void *user, const char *name, const float *x, int rows, int cols,
+                            int time_major, int t0);
+
+typedef struct mimi_dec mimi_dec;
+
+/* Fresh streaming decoder state (zeros, position 0). Caller frees with mimi_dec_free. */
+int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen);
+void mimi_dec_free(mimi_dec *d);
+void mimi_dec_reset(mimi_dec *d);                              /* back to a fresh state */
+void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user); /* NULL to clear */
+
+/* Decodes one frame: z [ldim] de-normalised latent -> pcm [mimi_frame_samples()]. */
+int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen);
+
+/* Reports the whole streaming state through the tap, named like upstream's
+ * init_states() entries ("decoder.model.0.previous", "upsample.convtr.partial",
+ * "decoder_transformer.transformer.layers.0.self_attn.cache" as [2*T, d] = K rows then
+ * V rows over the T cached positions in order, ...). */
+void mimi_dec_dump_state(const mimi_dec *d);
+
+/* Encodes PCM at mimi_sample_rate(), mono, n > 0 samples. *out: malloc'd [F, ldim]
+ * (time-major; caller frees), F = ceil(n / frame_samples). tap may be NULL. */
+int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,
+                mimi_tap_fn tap, void *user, char *err, size_t errlen);
+
+#endif
