@@ -42,6 +42,8 @@ typedef struct route {
     size_t truncate_at;          /* ... this many body bytes */
     const char *need_token;      /* non-NULL: 401 unless "Bearer <need_token>" */
     int delay_ms;                /* wait before answering */
+    int bogus_range;             /* answer any Range with a 206 that starts at byte 0 */
+    int no_length;               /* 200 without Content-Length: the body ends at close */
     int hits;
 } route;
 
@@ -145,6 +147,7 @@ static void serve_one(tsrv *s, int cfd)
     } else if (r.status == 200) {
         unsigned long long from = 0;
         int ranged = r.honor_range && sscanf(lg.range, "bytes=%llu-", &from) == 1;
+        if (r.bogus_range && lg.range[0]) ranged = 1, from = 0;
         if (ranged && from >= r.body_len) {
             n = snprintf(head, sizeof head,
                          "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%zu\r\n"
@@ -157,9 +160,13 @@ static void serve_one(tsrv *s, int cfd)
                          r.body_len - 1, r.body_len, blen);
         } else {
             body = r.body, blen = r.body_len;
-            n = snprintf(head, sizeof head,
-                         "HTTP/1.1 200 OK\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                         r.headers, blen);
+            if (r.no_length)
+                n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\n%sConnection: close\r\n\r\n",
+                             r.headers);
+            else
+                n = snprintf(head, sizeof head,
+                             "HTTP/1.1 200 OK\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                             r.headers, blen);
         }
         send_len = blen;
         if (r.hits <= r.truncate_first && r.truncate_at < blen) send_len = r.truncate_at;
@@ -566,6 +573,27 @@ static void t_complete_partial_416(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_bogus_206_restarts(ut_ctx *t)
+{
+    /* a 206 whose Content-Range does not start where we asked must not be appended */
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->bogus_range = 1;
+    char path[1024], fin[1024], tmp[1100], err[256] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+    write_file(tmp, f.body, 3000);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 2, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "bytes=3000-", f.srv.log[0].range);
+    UT_EQ_STR(t, "", f.srv.log[1].range); /* restarted from byte 0 */
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
 static void t_gated_401(ut_ctx *t)
 {
     fx f;
@@ -743,7 +771,15 @@ static void t_limits_and_cancel(ut_ctx *t)
     f.opt.max_bytes = 1000;
     UT_EQ_INT(t, ERR_TOOBIG, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
     UT_EQ_INT(t, 0, sidecars(f.cache));
+    /* without Content-Length the cap is enforced while writing; an empty temp is removed */
+    r = srv_route(&f.srv, "/o/r/resolve/main/stream.bin", 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->no_length = 1;
+    UT_EQ_INT(t, ERR_TOOBIG, hf_fetch("hf://o/r/stream.bin", &f.opt, path, sizeof path, err, sizeof err));
     f.opt.max_bytes = 0;
+    int rc = hf_fetch("hf://o/r/stream.bin", &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "no length: expected 0, got %d (%s)", rc, err);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 3, srv_nlog(&f.srv));
 
     /* https only for remote hosts: refused before any connection */
     hf_options o = f.opt;
@@ -755,17 +791,19 @@ static void t_limits_and_cancel(ut_ctx *t)
     atomic_int cancel = 1;
     f.opt.cancel = &cancel;
     UT_EQ_INT(t, ERR_CANCEL, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
-    UT_EQ_INT(t, 1, srv_nlog(&f.srv)); /* only the max_bytes attempt reached the server */
+    UT_EQ_INT(t, 3, srv_nlog(&f.srv)); /* nothing more reached the server */
     atomic_store(&cancel, 0);
 
     /* the progress callback cancels half-way: partial kept, next fetch resumes */
     prog pg = {.cancel_after = 1};
     f.opt.progress = on_progress, f.opt.progress_user = &pg;
-    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
     UT_EQ_INT(t, ERR_CANCEL, rc);
     pg.cancel_after = 0;
     rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
     if (rc) ut_fail(t, __FILE__, __LINE__, "after cancel: expected 0, got %d (%s)", rc, err);
+    UT_EQ_INT(t, 5, srv_nlog(&f.srv));
+    UT_CHECK(t, !strncmp(f.srv.log[4].range, "bytes=", 6)); /* resumed, not restarted */
     UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
     UT_EQ_INT(t, BODY_LEN, pg.last_done);
     UT_EQ_INT(t, 0, sidecars(f.cache));
@@ -866,6 +904,7 @@ static const ut_case cases[] = {
     {"truncated_then_resume", t_truncated_then_resume},
     {"range_ignored_restarts", t_range_ignored_restarts},
     {"complete_partial_416", t_complete_partial_416},
+    {"bogus_206_restarts", t_bogus_206_restarts},
     {"gated_401", t_gated_401},
     {"token_from_env", t_token_from_env},
     {"not_found_404", t_not_found_404},
