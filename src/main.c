@@ -1,3 +1,293 @@
-/* main.c — placeholder until the server lands. */
+/* main.c — the pockettts program: flags + env, signals, and the three commands.
+ *
+ *   serve   (default) start the HTTP server; SIGINT/SIGTERM stop it gracefully (exit 0).
+ *   say     speak text from arguments or stdin into a file or stdout. The options are
+ *           turned into the same JSON body the API takes and go through the same parser
+ *           and pipeline (api/request.h, api/pipeline.h), so the bytes are the API's.
+ *   voices  list voices (a table, or --json for the /v1/voices body).
+ *
+ * stdout carries nothing but audio (say) or the requested listing (voices, --help,
+ * --version); logs and errors go to stderr. Exit codes: 0 ok, 1 failure, 2 bad usage.
+ */
+#include "api/catalog.h"
+#include "api/pipeline.h"
+#include "api/request.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "engine/registry.h"
+#include "server/server.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("pockettts"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define SAY_MAX_STDIN (4u << 20)
+#define DRAIN_MS 5000
+
+static const char *env_get(const char *name) { return getenv(name); }
+
+static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
+{
+    reg_options ro = {.espeak_data = c->espeak_data, .voices_dir = c->voices_dir,
+                      .test_engine = c->test_engine};
+    char warn[1024], err[1024];
+    int rc = reg_load(reg, &ro, warn, sizeof warn, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "pockettts: %s\n", err);
+        return rc;
+    }
+    if (warn[0]) lg_log(lg, LG_DEBUG, "engines skipped: %s", warn);
+    return 0;
+}
+
+/* ---- serve ------------------------------------------------------------------------- */
+
+static int cmd_serve(const cfg *c, lg_logger *lg)
+{
+    /* Block the stop signals in every thread (threads inherit the mask), then wait for
+     * them here with sigwait: no async handler, no global flag. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    reg_registry *reg = NULL;
+    if (load_engines(c, lg, &reg)) return 1;
+    char err[512];
+    srv_server *s = NULL;
+    if (srv_start(&s, c, reg, lg, err, sizeof err)) {
+        fprintf(stderr, "pockettts: %s\n", err);
+        reg_free(reg);
+        return 1;
+    }
+    engine *def = reg_default(reg);
+    lg_log(lg, LG_INFO,
+           "pockettts %s listening on http://%s%s%s:%d (engines: %zu, default model: %s, "
+           "workers: %d, queue: %d, stream default: %s)",
+           PT_VERSION, strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
+           srv_port(s), reg_count(reg), def->id, c->workers, c->queue_len,
+           c->stream_default ? "true" : "false");
+    int sig = 0;
+    sigwait(&set, &sig);
+    lg_log(lg, LG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_stop(s, DRAIN_MS);
+    reg_free(reg);
+    lg_log(lg, LG_INFO, "bye");
+    return 0;
+}
+
+/* ---- say --------------------------------------------------------------------------- */
+
+static const char *format_from_ext(const char *path)
+{
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (!dot) return NULL;
+    static const char *exts[][2] = {{".mp3", "mp3"}, {".opus", "opus"}, {".ogg", "opus"},
+                                    {".aac", "aac"}, {".flac", "flac"}, {".wav", "wav"},
+                                    {".pcm", "pcm"}, {".raw", "pcm"}};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (!strcasecmp(dot, exts[i][0])) return exts[i][1];
+    return NULL;
+}
+
+static int read_stdin(buf *b)
+{
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (buf_append(b, chunk, n)) {
+            fprintf(stderr, "pockettts: stdin text is larger than %u bytes\n", SAY_MAX_STDIN);
+            return ERR_TOOBIG;
+        }
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "pockettts: cannot read stdin: %s\n", strerror(errno));
+        return ERR_IO;
+    }
+    return 0;
+}
+
+typedef struct say_out {
+    FILE *f;
+    int failed;
+} say_out;
+
+static int say_write(void *user, const void *bytes, size_t n)
+{
+    say_out *o = user;
+    if (fwrite(bytes, 1, n, o->f) != n || fflush(o->f)) {
+        o->failed = errno ? errno : EIO;
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_say(const cfg *c, lg_logger *lg)
+{
+    buf text;
+    buf_init(&text, SAY_MAX_STDIN);
+    const char *input = c->text;
+    if (!input) {
+        if (isatty(STDIN_FILENO))
+            fprintf(stderr, "pockettts: reading text from stdin (end with Ctrl-D)\n");
+        if (read_stdin(&text)) {
+            buf_free(&text);
+            return 1;
+        }
+        input = buf_cstr(&text);
+    }
+    int to_stdout = !c->output || !strcmp(c->output, "-");
+    if (to_stdout && isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "pockettts: refusing to write audio to a terminal; use -o FILE or a pipe\n");
+        buf_free(&text);
+        return 2;
+    }
+
+    reg_registry *reg = NULL;
+    if (load_engines(c, lg, &reg)) {
+        buf_free(&text);
+        return 1;
+    }
+    const char *fmt = c->format[0] ? c->format : format_from_ext(to_stdout ? NULL : c->output);
+    if (!fmt) fmt = aenc_available(AENC_MP3) ? "mp3" : "wav";
+
+    /* the same JSON body a client would send */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "input", input);
+    if (c->model[0]) cJSON_AddStringToObject(o, "model", c->model);
+    if (c->voice[0]) cJSON_AddStringToObject(o, "voice", c->voice);
+    cJSON_AddStringToObject(o, "response_format", fmt);
+    cJSON_AddNumberToObject(o, "speed", c->speed);
+    if (c->stream >= 0) cJSON_AddBoolToObject(o, "stream", c->stream);
+    cJSON_AddStringToObject(o, "stream_format", c->stream_format);
+    if (c->instructions) cJSON_AddStringToObject(o, "instructions", c->instructions);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    buf_free(&text);
+    if (!body) {
+        reg_free(reg);
+        fprintf(stderr, "pockettts: out of memory\n");
+        return 1;
+    }
+
+    oai_limits lim = {.max_input_chars = c->max_input_chars, .stream_default = c->stream_default};
+    oai_speech sp;
+    oai_error e;
+    int rc = oai_speech_parse(body, strlen(body), reg, &lim, &sp, &e);
+    free(body);
+    if (rc) {
+        fprintf(stderr, "pockettts: %s\n", e.message);
+        reg_free(reg);
+        return e.status >= 500 ? 1 : 2;
+    }
+
+    say_out out = {.f = stdout, .failed = 0};
+    if (!to_stdout && !(out.f = fopen(c->output, "wb"))) {
+        fprintf(stderr, "pockettts: cannot open %s: %s\n", c->output, strerror(errno));
+        oai_speech_free(&sp);
+        reg_free(reg);
+        return 1;
+    }
+    oai_stats st;
+    char err[512];
+    rc = oai_run(&sp, NULL, say_write, &out, &st, err, sizeof err);
+    if (!to_stdout && fclose(out.f) && !rc) {
+        rc = ERR_IO;
+        snprintf(err, sizeof err, "cannot write %s: %s", c->output, strerror(errno));
+    }
+    if (rc) {
+        if (out.failed)
+            fprintf(stderr, "pockettts: cannot write audio: %s\n", strerror(out.failed));
+        else
+            fprintf(stderr, "pockettts: %s\n", err);
+        if (!to_stdout) unlink(c->output);
+    } else {
+        double audio_s = (double)st.samples / ENG_SAMPLE_RATE;
+        lg_log(lg, LG_DEBUG, "say: model=%s voice=%s format=%s chars=%zu audio_s=%.2f rtf=%.3f",
+               sp.eng->id, sp.voice, aenc_format_name(sp.format), sp.input_chars, audio_s,
+               audio_s > 0 ? st.synth_ms / (audio_s * 1000.0) : 0.0);
+    }
+    oai_speech_free(&sp);
+    reg_free(reg);
+    return rc ? (rc == ERR_NOTFOUND || rc == ERR_INVAL ? 2 : 1) : 0;
+}
+
+/* ---- voices ------------------------------------------------------------------------ */
+
+static int cmd_voices(const cfg *c, lg_logger *lg)
+{
+    reg_registry *reg = NULL;
+    if (load_engines(c, lg, &reg)) return 1;
+    char err[512];
+    int rc = 0;
+    if (c->json) {
+        char *json = NULL;
+        rc = oai_voices_json(reg, c->model[0] ? c->model : NULL, OAI_VOICES_OPENAI, &json, err,
+                             sizeof err);
+        if (!rc) printf("%s\n", json);
+        free(json);
+    } else {
+        engine *only = NULL;
+        if (c->model[0] && !(only = reg_find_model(reg, c->model))) {
+            snprintf(err, sizeof err, "unknown model '%s'", c->model);
+            rc = ERR_NOTFOUND;
+        }
+        for (size_t i = 0; !rc && i < reg_count(reg); i++) {
+            engine *e = reg_get(reg, i);
+            if (only && e != only) continue;
+            eng_voice *v = NULL;
+            size_t n = 0;
+            if ((rc = eng_list_voices(e, &v, &n, err, sizeof err))) break;
+            for (size_t k = 0; k < n; k++)
+                printf("%-24s %-10s %-8s %-8s %-10s %s\n", v[k].id, e->id,
+                       v[k].lang[0] ? v[k].lang : "-", v[k].gender[0] ? v[k].gender : "-",
+                       v[k].type[0] ? v[k].type : "-", v[k].name);
+            free(v);
+        }
+    }
+    if (rc) fprintf(stderr, "pockettts: %s\n", err);
+    reg_free(reg);
+    return rc ? (rc == ERR_NOTFOUND ? 2 : 1) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    cfg c;
+    cfg_defaults(&c);
+    char err[512];
+    if (cfg_parse(&c, argc, argv, env_get, err, sizeof err)) {
+        fprintf(stderr, "pockettts: %s\n", err);
+        return 2;
+    }
+    if (c.cmd == CFG_CMD_HELP) {
+        fputs(cfg_usage(), stdout);
+        return 0;
+    }
+    if (c.cmd == CFG_CMD_VERSION) {
+        printf("pockettts %s\n", PT_VERSION);
+        return 0;
+    }
+    lg_logger *lg = NULL;
+    if (lg_new(&lg, stderr, c.log_level)) {
+        fprintf(stderr, "pockettts: out of memory\n");
+        return 1;
+    }
+    int rc;
+    switch (c.cmd) {
+    case CFG_CMD_SAY: rc = cmd_say(&c, lg); break;
+    case CFG_CMD_VOICES: rc = cmd_voices(&c, lg); break;
+    default: rc = cmd_serve(&c, lg); break;
+    }
+    lg_free(lg);
+    return rc;
+}

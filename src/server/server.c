@@ -1,0 +1,836 @@
+/* server.c — see server.h.
+ *
+ * Per connection we keep a conn_ctx (MHD's con_cls): request id, route, body buffer
+ * (capped at max_body_bytes), timing and what the log line needs. A speech request
+ * adds a job, shared by three owners through a reference count: the connection, the
+ * worker, and (when streaming) the MHD response. The job's mutex guards its byte ring,
+ * its state and `conn`/`suspended`, which is what makes suspend/resume race-free:
+ *   - the HTTP side suspends only while holding job->mu and only if nothing is ready;
+ *   - the worker resumes only while holding job->mu and only if `suspended` is set;
+ *   - the completion callback clears job->conn under job->mu, so the worker never
+ *     touches a finished connection.
+ * The access handler is re-entered by MHD after a resume (no response queued yet);
+ * it then answers with an error (job failed before any byte), a chunked stream
+ * (stream: true) or the whole buffer with Content-Length (stream: false).
+ */
+#include "server/server.h"
+#include "api/catalog.h"
+#include "api/pipeline.h"
+#include "api/request.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "server/pool.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_BYTES (256u << 10)        /* per streaming request */
+#define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
+#define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
+
+typedef struct job job;
+
+struct srv_server {
+    const cfg *c;
+    reg_registry *reg;
+    lg_logger *lg;
+    srv_pool *pool;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_int stopping;
+    atomic_int nsusp;   /* connections suspended and not yet re-entered */
+    atomic_int njobs;   /* jobs accepted and not yet finished by a worker */
+    atomic_ullong next_id;
+    unsigned long long id_salt;
+    double t_start;
+    pthread_mutex_t mu; /* guards the live-job list */
+    job *live;          /* jobs whose worker has not finished, for cancel on shutdown */
+};
+
+struct job {
+    atomic_int refs;
+    atomic_int cancel;
+    srv_server *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct MHD_Connection *conn; /* NULL once the connection is finished */
+    int fd;                      /* client socket, valid while conn != NULL */
+    int suspended;               /* we suspended conn and nobody resumed it yet */
+    int reentry_pending;         /* counted in s->nsusp */
+    oai_speech sp;
+    /* output */
+    char *ring;
+    size_t rhead, rlen;
+    buf whole;                   /* non-streaming body */
+    int ready;                   /* headers can go: first byte (stream) or done */
+    int done, rc;
+    char err[256];
+    oai_stats st;
+    double t0, t_first_byte, last_hup_check;
+    uint64_t sent;
+    job *next, *prev;            /* s->live, under s->mu */
+};
+
+typedef struct conn_ctx {
+    srv_server *s;
+    char id[72];
+    const char *route;  /* static name for the log */
+    char method[8];
+    double t0;
+    buf body;
+    int body_too_big;
+    int status;         /* status of the response we queued */
+    job *j;
+    char note[160];     /* extra log detail (error code, ...) */
+} conn_ctx;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+static void job_unref(job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) != 1) return;
+    oai_speech_free(&j->sp);
+    free(j->ring);
+    buf_free(&j->whole);
+    pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* Under j->mu: something changed that the HTTP side may want (bytes, done). */
+static void job_wake_locked(job *j)
+{
+    if (j->suspended && j->conn) {
+        j->suspended = 0;
+        MHD_resume_connection(j->conn);
+    }
+    pthread_cond_broadcast(&j->cv);
+}
+
+/* Under j->mu: suspend the connection until the worker wakes it. */
+static void job_suspend_locked(job *j, struct MHD_Connection *c)
+{
+    j->suspended = 1;
+    if (!j->reentry_pending) {
+        j->reentry_pending = 1;
+        atomic_fetch_add(&j->s->nsusp, 1);
+    }
+    MHD_suspend_connection(c);
+}
+
+/* Under j->mu: the HTTP side runs again for this job. */
+static void job_reentered_locked(job *j)
+{
+    if (j->reentry_pending) {
+        j->reentry_pending = 0;
+        atomic_fetch_sub(&j->s->nsusp, 1);
+    }
+}
+
+/* Under j->mu: has the client hung up? (checked from the worker, rate-limited) */
+static int client_gone_locked(job *j)
+{
+    if (!j->conn) return 1;
+    double t = now_ms();
+    if (t - j->last_hup_check < HUP_CHECK_MS || j->fd < 0) return 0;
+    j->last_hup_check = t;
+    struct pollfd p = {.fd = j->fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) return 1;
+    return 0;
+}
+
+/* pipeline output -> ring (stream) or whole buffer */
+static int job_out(void *user, const void *bytes, size_t n)
+{
+    job *j = user;
+    const char *p = bytes;
+    pthread_mutex_lock(&j->mu);
+    if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
+    if (!j->sp.stream) {
+        int rc = atomic_load(&j->cancel) ? 1 : buf_append(&j->whole, p, n);
+        if (rc && !atomic_load(&j->cancel))
+            snprintf(j->err, sizeof j->err, "audio too large for a non-streamed response (max %u "
+                     "MiB); use \"stream\": true", WHOLE_MAX_BYTES >> 20);
+        pthread_mutex_unlock(&j->mu);
+        return rc ? 1 : 0;
+    }
+    while (n > 0) {
+        while (j->rlen == RING_BYTES && !atomic_load(&j->cancel)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+            j->last_hup_check = 0;
+            if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
+        }
+        if (atomic_load(&j->cancel)) {
+            pthread_mutex_unlock(&j->mu);
+            return 1;
+        }
+        size_t tail = (j->rhead + j->rlen) % RING_BYTES;
+        size_t room = RING_BYTES - j->rlen;
+        size_t k = n < room ? n : room;
+        if (k > RING_BYTES - tail) k = RING_BYTES - tail;
+        memcpy(j->ring + tail, p, k);
+        j->rlen += k;
+        p += k;
+        n -= k;
+        j->ready = 1;
+        job_wake_locked(j);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+static void job_run(void *arg)
+{
+    job *j = arg;
+    srv_server *s = j->s;
+    char err[256] = "";
+    oai_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = ERR_CANCEL;
+    if (!atomic_load(&j->cancel))
+        rc = oai_run(&j->sp, &j->cancel, job_out, j, &st, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "cancelled before start");
+    pthread_mutex_lock(&j->mu);
+    j->st = st;
+    j->rc = rc;
+    if (rc && !j->err[0]) snprintf(j->err, sizeof j->err, "%s", err);
+    j->done = 1;
+    j->ready = 1;
+    job_wake_locked(j);
+    pthread_mutex_unlock(&j->mu);
+
+    pthread_mutex_lock(&s->mu);
+    if (j->prev) j->prev->next = j->next;
+    else s->live = j->next;
+    if (j->next) j->next->prev = j->prev;
+    j->next = j->prev = NULL;
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_sub(&s->njobs, 1);
+    job_unref(j);
+}
+
+/* MHD content reader for streamed responses. */
+static ssize_t job_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    job *j = cls;
+    pthread_mutex_lock(&j->mu);
+    job_reentered_locked(j);
+    if (j->rlen > 0) {
+        size_t k = j->rlen < max ? j->rlen : max;
+        size_t first = RING_BYTES - j->rhead;
+        if (first > k) first = k;
+        memcpy(out, j->ring + j->rhead, first);
+        if (k > first) memcpy(out + first, j->ring, k - first);
+        j->rhead = (j->rhead + k) % RING_BYTES;
+        j->rlen -= k;
+        if (!j->sent) j->t_first_byte = now_ms();
+        j->sent += k;
+        pthread_cond_broadcast(&j->cv); /* room for the worker */
+        pthread_mutex_unlock(&j->mu);
+        return (ssize_t)k;
+    }
+    if (j->done) {
+        int rc = j->rc;
+        pthread_mutex_unlock(&j->mu);
+        return rc == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (atomic_load(&j->cancel) || !j->conn) {
+        pthread_mutex_unlock(&j->mu);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    job_suspend_locked(j, j->conn);
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+static void job_read_free(void *cls) { job_unref(cls); }
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+static void add_common_headers(conn_ctx *x, struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "X-Request-Id", x->id);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(r, "Server", "pockettts/" PT_VERSION);
+}
+
+static enum MHD_Result send_buf(conn_ctx *x, struct MHD_Connection *c, int status,
+                                const char *ctype, char *data, size_t n, int must_free)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        n, data, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        if (must_free) free(data);
+        return MHD_NO;
+    }
+    if (ctype) MHD_add_response_header(r, "Content-Type", ctype);
+    add_common_headers(x, r);
+    if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 405) {
+        MHD_add_response_header(r, "Allow",
+                                x->route && !strcmp(x->route, "speech") ? "POST, OPTIONS"
+                                                                         : "GET, HEAD, OPTIONS");
+    }
+    x->status = status;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(conn_ctx *x, struct MHD_Connection *c, int status, char *json)
+{
+    if (!json) {
+        static char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+                            "\"param\":null,\"code\":null}}";
+        return send_buf(x, c, 500, "application/json", oom, sizeof oom - 1, 0);
+    }
+    return send_buf(x, c, status, "application/json", json, strlen(json), 1);
+}
+
+static enum MHD_Result send_error(conn_ctx *x, struct MHD_Connection *c, const oai_error *e)
+{
+    snprintf(x->note, sizeof x->note, "error=%s", e->code ? e->code : e->type);
+    return send_json(x, c, e->status, oai_error_json(e));
+}
+
+static enum MHD_Result send_err(conn_ctx *x, struct MHD_Connection *c, int status,
+                                const char *type, const char *code, const char *param,
+                                const char *msg)
+{
+    oai_error e;
+    oai_error_set(&e, status, type, code, param, "%s", msg);
+    return send_error(x, c, &e);
+}
+
+/* ---- routes ------------------------------------------------------------------------- */
+
+static const char index_html[] =
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<title>pockettts</title></head><body>\n"
+    "<h1>pockettts " PT_VERSION "</h1>\n"
+    "<p>A local text-to-speech server speaking OpenAI's API.</p>\n"
+    "<ul><li>POST <code>/v1/audio/speech</code></li><li>GET <a href=\"/v1/voices\">/v1/voices</a>"
+    "</li><li>GET <a href=\"/v1/models\">/v1/models</a></li><li>GET <a href=\"/health\">/health"
+    "</a></li></ul>\n</body></html>\n";
+
+enum { R_NONE, R_INDEX, R_HEALTH, R_MODELS, R_MODEL_ONE, R_AUDIO_MODELS, R_VOICES,
+       R_AUDIO_VOICES, R_SPEECH };
+
+static int route_of(const char *url, const char **name, const char **model_id)
+{
+    char u[256];
+    size_t n = strlen(url);
+    if (n >= sizeof u) {
+        *name = "unknown";
+        return R_NONE;
+    }
+    memcpy(u, url, n + 1);
+    while (n > 1 && u[n - 1] == '/') u[--n] = 0;
+    static const struct { const char *path, *name; int r; } tab[] = {
+        {"/", "index", R_INDEX},
+        {"/health", "health", R_HEALTH},
+        {"/v1/models", "models", R_MODELS},
+        {"/v1/audio/models", "audio_models", R_AUDIO_MODELS},
+        {"/v1/voices", "voices", R_VOICES},
+        {"/v1/audio/voices", "audio_voices", R_AUDIO_VOICES},
+        {"/v1/audio/speech", "speech", R_SPEECH},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        if (!strcmp(u, tab[i].path)) {
+            *name = tab[i].name;
+            return tab[i].r;
+        }
+    }
+    if (!strncmp(url, "/v1/models/", 11) && url[11] && !strchr(url + 11, '/')) {
+        *name = "model";
+        *model_id = url + 11;
+        return R_MODEL_ONE;
+    }
+    *name = "unknown";
+    return R_NONE;
+}
+
+static void health_of(srv_server *s, oai_health *h)
+{
+    memset(h, 0, sizeof *h);
+    h->status = atomic_load(&s->stopping) ? "draining" : "ok";
+    h->uptime_s = (now_ms() - s->t_start) / 1000.0;
+    srv_pool_stats(s->pool, &h->workers, &h->running, &h->queued, &h->queue_capacity);
+}
+
+static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int route,
+                                 const char *model_id)
+{
+    srv_server *s = x->s;
+    char err[256];
+    char *out = NULL;
+    int rc = 0;
+    const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
+    switch (route) {
+    case R_INDEX:
+        return send_buf(x, c, 200, "text/html; charset=utf-8", (char *)index_html,
+                        sizeof index_html - 1, 0);
+    case R_HEALTH: {
+        oai_health h;
+        health_of(s, &h);
+        rc = oai_health_json(s->reg, &h, &out, err, sizeof err);
+        if (rc) break;
+        return send_json(x, c, atomic_load(&s->stopping) ? 503 : 200, out);
+    }
+    case R_MODELS:
+    case R_AUDIO_MODELS:
+        rc = oai_models_json(s->reg, route == R_AUDIO_MODELS, &out, err, sizeof err);
+        break;
+    case R_MODEL_ONE:
+        rc = oai_model_json(s->reg, model_id, &out, err, sizeof err);
+        if (rc == ERR_NOTFOUND) return send_err(x, c, 404, "invalid_request_error", "model_not_found", "model", err);
+        break;
+    case R_VOICES:
+    case R_AUDIO_VOICES:
+        rc = oai_voices_json(s->reg, model, route == R_VOICES ? OAI_VOICES_OPENAI : OAI_VOICES_WEBUI,
+                             &out, err, sizeof err);
+        if (rc == ERR_NOTFOUND) return send_err(x, c, 404, "invalid_request_error", "model_not_found", "model", err);
+        break;
+    }
+    if (rc) return send_err(x, c, 500, "server_error", NULL, NULL, err);
+    return send_json(x, c, 200, out);
+}
+
+static int ctype_ok(const char *ct)
+{
+    if (!ct || !*ct) return 1;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return 1;
+    if (n > 5 && !strncasecmp(ct + n - 5, "+json", 5) && !strncasecmp(ct, "application/", 12))
+        return 1;
+    return 0;
+}
+
+/* Maps a failed job (nothing sent yet) to an OpenAI error. */
+static enum MHD_Result send_job_error(conn_ctx *x, struct MHD_Connection *c, job *j)
+{
+    oai_error e;
+    switch (j->rc) {
+    case ERR_NOTFOUND:
+        oai_error_set(&e, 400, "invalid_request_error", "voice_not_found", "voice", "%s", j->err);
+        break;
+    case ERR_INVAL:
+    case ERR_FORMAT:
+        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "input",
+                      "The engine cannot speak this input: %s", j->err);
+        break;
+    case ERR_TOOBIG:
+        oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL, "%s", j->err);
+        break;
+    case ERR_CANCEL:
+    case ERR_BUSY:
+        oai_error_set(&e, 503, "server_error", "service_unavailable", NULL,
+                      "The request was cancelled (server shutting down or client gone).");
+        break;
+    default:
+        if (!j->sp.stream && j->err[0] && strstr(j->err, "non-streamed"))
+            oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL, "%s", j->err);
+        else
+            oai_error_set(&e, 500, "server_error", NULL, NULL, "Synthesis failed: %s", j->err);
+    }
+    return send_error(x, c, &e);
+}
+
+static enum MHD_Result answer_job(conn_ctx *x, struct MHD_Connection *c)
+{
+    job *j = x->j;
+    pthread_mutex_lock(&j->mu);
+    job_reentered_locked(j);
+    if (!j->ready) {
+        job_suspend_locked(j, c);
+        pthread_mutex_unlock(&j->mu);
+        return MHD_YES;
+    }
+    int failed_early = j->done && j->rc != 0 && (j->sp.stream ? j->rlen == 0 : 1);
+    pthread_mutex_unlock(&j->mu);
+    if (failed_early) return send_job_error(x, c, j);
+
+    const char *ctype = j->sp.sse ? "text/event-stream" : aenc_content_type(j->sp.format);
+    if (!j->sp.stream) {
+        /* the worker is done: the buffer is ours now */
+        size_t n;
+        char *data = buf_steal(&j->whole, &n);
+        j->t_first_byte = now_ms();
+        j->sent = n;
+        if (!data) {
+            data = malloc(1);
+            if (!data) return MHD_NO;
+        }
+        return send_buf(x, c, 200, ctype, data, n, 1);
+    }
+    atomic_fetch_add(&j->refs, 1);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, job_read, j, job_read_free);
+    if (!r) {
+        job_unref(j);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    add_common_headers(x, r);
+    x->status = 200;
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result start_speech(conn_ctx *x, struct MHD_Connection *c)
+{
+    srv_server *s = x->s;
+    if (x->body_too_big) {
+        char m[160];
+        snprintf(m, sizeof m, "The request body is larger than %zu bytes.", s->c->max_body_bytes);
+        return send_err(x, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+    }
+    if (atomic_load(&s->stopping))
+        return send_err(x, c, 503, "server_error", "service_unavailable", NULL,
+                        "The server is shutting down.");
+    oai_limits lim = {.max_input_chars = s->c->max_input_chars,
+                      .stream_default = s->c->stream_default};
+    oai_error e;
+    job *j = calloc(1, sizeof *j);
+    if (!j) return send_err(x, c, 500, "server_error", NULL, NULL, "out of memory");
+    if (oai_speech_parse(x->body.data, x->body.len, s->reg, &lim, &j->sp, &e)) {
+        free(j);
+        return send_error(x, c, &e);
+    }
+    buf_free(&x->body);
+    atomic_init(&j->refs, 2); /* connection + worker */
+    atomic_init(&j->cancel, 0);
+    j->s = s;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    j->conn = c;
+    j->fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) j->fd = ci->connect_fd;
+    j->t0 = x->t0;
+    buf_init(&j->whole, WHOLE_MAX_BYTES);
+    if (j->sp.stream && !(j->ring = malloc(RING_BYTES))) {
+        atomic_store(&j->refs, 1);
+        job_unref(j);
+        return send_err(x, c, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    x->j = j;
+    pthread_mutex_lock(&s->mu);
+    j->next = s->live;
+    if (s->live) s->live->prev = j;
+    s->live = j;
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->njobs, 1);
+    int rc = srv_pool_submit(s->pool, job_run, j);
+    if (rc) {
+        pthread_mutex_lock(&s->mu);
+        if (j->prev) j->prev->next = j->next;
+        else s->live = j->next;
+        if (j->next) j->next->prev = j->prev;
+        pthread_mutex_unlock(&s->mu);
+        atomic_fetch_sub(&s->njobs, 1);
+        atomic_fetch_sub(&j->refs, 1); /* the worker's */
+        if (rc == ERR_BUSY)
+            return send_err(x, c, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+                            "All synthesis workers are busy and the queue is full; retry "
+                            "shortly.");
+        return send_err(x, c, 503, "server_error", "service_unavailable", NULL,
+                        "The server is shutting down.");
+    }
+    return answer_job(x, c);
+}
+
+/* ---- MHD callbacks ------------------------------------------------------------------ */
+
+static int id_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return 0;
+    }
+    return 1;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    srv_server *s = cls;
+    conn_ctx *x = *con_cls;
+    const char *model_id = NULL;
+    const char *rname;
+    int route = route_of(url, &rname, &model_id);
+    if (!x) {
+        x = calloc(1, sizeof *x);
+        if (!x) return MHD_NO;
+        x->s = s;
+        x->t0 = now_ms();
+        x->route = rname;
+        snprintf(x->method, sizeof x->method, "%s", method);
+        const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+        if (id_ok(rid))
+            snprintf(x->id, sizeof x->id, "%s", rid);
+        else
+            snprintf(x->id, sizeof x->id, "req_%08llx%06llx", s->id_salt & 0xffffffffull,
+                     (unsigned long long)atomic_fetch_add(&s->next_id, 1) & 0xffffffull);
+        buf_init(&x->body, s->c->max_body_bytes);
+        *con_cls = x;
+        /* early refusals, before reading any body */
+        if (route == R_SPEECH && !strcmp(method, "POST")) {
+            const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+            if (!ctype_ok(ct)) {
+                char m[200];
+                snprintf(m, sizeof m, "Unsupported Content-Type '%.80s'; send application/json.",
+                         ct);
+                return send_err(x, c, 415, "invalid_request_error", "unsupported_media_type",
+                                NULL, m);
+            }
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > s->c->max_body_bytes) {
+                char m[160];
+                snprintf(m, sizeof m, "The request body is larger than %zu bytes.",
+                         s->c->max_body_bytes);
+                return send_err(x, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!x->body_too_big && buf_append(&x->body, upload_data, *upload_data_size))
+            x->body_too_big = 1;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (x->j) return answer_job(x, c);
+
+    int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!strcmp(method, "OPTIONS") && route != R_NONE) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        add_common_headers(x, r);
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, X-Request-Id");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+        x->status = 204;
+        enum MHD_Result ret = MHD_queue_response(c, 204, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (route == R_NONE) {
+        char m[300];
+        snprintf(m, sizeof m, "Invalid URL (%s %.200s)", method, url);
+        return send_err(x, c, 404, "invalid_request_error", "unknown_url", NULL, m);
+    }
+    if (route == R_SPEECH) {
+        if (strcmp(method, "POST") != 0) {
+            char m[120];
+            snprintf(m, sizeof m, "Method %s is not allowed on %s; use POST.", method, url);
+            return send_err(x, c, 405, "invalid_request_error", "method_not_allowed", NULL, m);
+        }
+        return start_speech(x, c);
+    }
+    if (!is_get) {
+        char m[120];
+        snprintf(m, sizeof m, "Method %s is not allowed on %.60s; use GET.", method, url);
+        return send_err(x, c, 405, "invalid_request_error", "method_not_allowed", NULL, m);
+    }
+    return serve_get(x, c, route, model_id);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv_server *s = cls;
+    conn_ctx *x = *con_cls;
+    if (!x) return;
+    *con_cls = NULL;
+    double t_end = now_ms();
+    int aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    if (x->j) {
+        job *j = x->j;
+        pthread_mutex_lock(&j->mu);
+        job_reentered_locked(j);
+        j->conn = NULL;
+        j->suspended = 0;
+        if (!j->done || aborted) atomic_store(&j->cancel, 1);
+        pthread_cond_broadcast(&j->cv);
+        double audio_s = (double)j->st.samples / ENG_SAMPLE_RATE;
+        double ttfb = j->sent ? j->t_first_byte - x->t0 : -1;
+        int done = j->done, rc = j->rc;
+        char jerr[120];
+        snprintf(jerr, sizeof jerr, "%.100s", j->err);
+        double synth_ms = j->st.synth_ms;
+        uint64_t sent = j->sent;
+        pthread_mutex_unlock(&j->mu);
+        lg_log(s->lg, LG_INFO,
+               "req id=%s %s /v1/audio/speech status=%d model=%s voice=%s format=%s%s chars=%zu "
+               "audio_s=%.2f ttfb_ms=%.0f rtf=%.3f bytes=%llu ms=%.0f%s%s%s%s",
+               x->id, x->method, x->status, j->sp.eng ? j->sp.eng->id : "-",
+               j->sp.voice[0] ? j->sp.voice : "-", aenc_format_name(j->sp.format),
+               j->sp.sse ? "/sse" : j->sp.stream ? "/stream" : "", j->sp.input_chars, audio_s,
+               ttfb, audio_s > 0 ? synth_ms / (audio_s * 1000.0) : 0.0, (unsigned long long)sent,
+               t_end - x->t0, aborted ? " aborted=1" : "", done && rc ? " error=\"" : "",
+               done && rc ? jerr : "", done && rc ? "\"" : "");
+        job_unref(j);
+    } else {
+        lg_log(s->lg, LG_INFO, "req id=%s %s %s status=%d ms=%.1f%s%s%s", x->id, x->method,
+               x->route, x->status, t_end - x->t0, x->note[0] ? " " : "", x->note,
+               aborted ? " aborted=1" : "");
+    }
+    buf_free(&x->body);
+    free(x);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    srv_server *s = cls;
+    char m[512];
+    vsnprintf(m, sizeof m, fmt, ap);
+    size_t n = strlen(m);
+    while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == '\r')) m[--n] = 0;
+    lg_log(s->lg, LG_DEBUG, "mhd: %s", m);
+}
+
+/* ---- start / stop ------------------------------------------------------------------- */
+
+int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, char *err,
+              size_t errlen)
+{
+    srv_server *s = calloc(1, sizeof *s);
+    if (!s) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    s->c = c;
+    s->reg = reg;
+    s->lg = lg;
+    s->t_start = now_ms();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->id_salt = ((unsigned long long)ts.tv_sec * 1000003ull) ^ (unsigned long long)ts.tv_nsec ^
+                 ((unsigned long long)getpid() << 16);
+    pthread_mutex_init(&s->mu, NULL);
+    int rc = srv_pool_new(&s->pool, c->workers, c->queue_len, err, errlen);
+    if (rc) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return rc;
+    }
+
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    int gai = getaddrinfo(c->host[0] ? c->host : NULL, port, &hints, &ai);
+    if (gai || !ai) {
+        srv_pool_free(s->pool);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return err_set(err, errlen, ERR_INVAL, "cannot resolve listen address '%s': %s", c->host,
+                       gai_strerror(gai));
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, 1000, NULL},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         c->http_threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        srv_pool_free(s->pool);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return err_set(err, errlen, ERR_IO, "cannot listen on %s:%d (address in use or not "
+                       "available?)", c->host, c->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : c->port;
+    *out = s;
+    return 0;
+}
+
+int srv_port(const srv_server *s) { return s->port; }
+
+static void cancel_all(srv_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (job *j = s->live; j; j = j->next) {
+        atomic_store(&j->cancel, 1);
+        pthread_mutex_lock(&j->mu);
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_stop(srv_server *s, int drain_ms)
+{
+    if (!s) return;
+    atomic_store(&s->stopping, 1);
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    double t0 = now_ms();
+    while (atomic_load(&s->njobs) > 0 && now_ms() - t0 < drain_ms) usleep(10 * 1000);
+    if (atomic_load(&s->njobs) > 0) {
+        lg_log(s->lg, LG_WARN, "shutdown: cancelling %d unfinished request(s)",
+               atomic_load(&s->njobs));
+        cancel_all(s);
+    }
+    t0 = now_ms();
+    while (atomic_load(&s->njobs) > 0 && now_ms() - t0 < 10000) usleep(10 * 1000);
+    /* every job is done and has resumed its connection; let MHD pick them up */
+    t0 = now_ms();
+    while (atomic_load(&s->nsusp) > 0 && now_ms() - t0 < 3000) usleep(5 * 1000);
+    MHD_stop_daemon(s->d);
+    srv_pool_free(s->pool);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,35 @@
+/* server.h — the HTTP server: libmicrohttpd glue, routing, streaming, shutdown.
+ *
+ * Threads: libmicrohttpd runs an internal epoll thread pool (http_threads) that parses
+ * requests and writes responses; synthesis runs on our own bounded worker pool
+ * (server/pool.h). Audio flows worker -> per-request bounded byte ring -> MHD content
+ * reader. When the ring is empty the reader suspends the connection (no spinning, no
+ * blocked MHD thread) and the worker resumes it when it produces bytes; when the ring is
+ * full the worker waits (backpressure). A request's atomic cancel flag is set when its
+ * connection ends (MHD completion callback) or when the worker sees the client's socket
+ * hang up, and the engine stops at its next chunk.
+ *
+ * Shutdown (srv_stop): stop accepting, refuse new requests with 503, let running jobs
+ * finish for up to drain_ms, cancel the rest, wait until no connection is suspended,
+ * stop MHD, join workers.
+ *
+ * Ownership: srv_start() creates a running server that borrows cfg, registry and logger
+ * (they must outlive it); srv_stop() stops and frees it.
+ */
+#ifndef SERVER_SERVER_H
+#define SERVER_SERVER_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "engine/registry.h"
+
+typedef struct srv_server srv_server;
+
+int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, char *err,
+              size_t errlen);
+int srv_port(const srv_server *s); /* the bound port (useful with --port 0) */
+void srv_stop(srv_server *s, int drain_ms);
+
+#endif
