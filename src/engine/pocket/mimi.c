@@ -979,6 +979,48 @@ void mimi_dec_dump_state(const mimi_dec *d)
     }
 }
 
+int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen)
+{
+    if (!(m->parts & MIMI_DECODER)) return err_set(err, errlen, ERR_INVAL, "mimi: decoder not loaded");
+    if (F < 1 || F > MIMI_ONESHOT_MAX_FRAMES)
+        return err_set(err, errlen, ERR_TOOBIG, "mimi: one-shot decode of %d frames (1..%d)", F,
+                       MIMI_ONESHOT_MAX_FRAMES);
+    int S = m->steps, D = m->cfg.dimension, O = m->cfg.outer_dim, T = S * F, To;
+    mm_sns sns;
+    mm_tfs tfs;
+    float *q = malloc((size_t)O * F * sizeof(float));
+    float *tail = calloc((size_t)D * convtr1d_hist(&m->up) + 1, sizeof(float));
+    float *u = malloc((size_t)D * T * sizeof(float));
+    float *x = malloc((size_t)D * T * sizeof(float));
+    float *work = malloc(convtr1d_work(&m->up, F) * sizeof(float));
+    int rc = sns_init(&m->dec, &sns, T);
+    int rc2 = tfs_init(&m->dtf, &tfs, T);
+    if (rc || rc2 || !q || !tail || !u || !x || !work) {
+        rc = err_set(err, errlen, ERR_NOMEM, "out of memory for a one-shot Mimi decode");
+        goto done;
+    }
+    /* q [O, F] = Wq [O, ldim] x z^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, F, m->ldim, 1.0f, m->q_proj, m->ldim, z,
+                m->ldim, 0.0f, q, F);
+    convtr1d_run(&m->up, q, F, tail, u, work);
+    transpose(u, D, T, x);
+    tf_run(&m->dtf, &tfs, x, T, NULL, NULL, 0);
+    transpose(x, T, D, u);
+    const float *y = sns_run(&m->dec, &sns, u, &To, NULL, NULL, 0);
+    CORE_ASSERT((size_t)To * m->dec.cout == (size_t)F * m->frame);
+    memcpy(pcm, y, (size_t)F * m->frame * sizeof(float));
+    rc = 0;
+done:
+    sns_free(&sns);
+    tfs_free(&tfs);
+    free(q);
+    free(tail);
+    free(u);
+    free(x);
+    free(work);
+    return rc;
+}
+
 /* ---- encoder --------------------------------------------------------------------------- */
 
 #define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */

@@ -111,6 +111,14 @@ int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t er
  * V rows over the T cached positions in order, ...). */
 void mimi_dec_dump_state(const mimi_dec *d);
 
+/* Reference one-shot decode of F frames with a fresh state: every stage runs once over
+ * the whole utterance (16*F steps, one attention call with the context mask) instead
+ * of frame by frame. Used by tests to prove streaming == whole-utterance decoding, and
+ * usable offline. z [F, ldim] de-normalised; pcm [F * frame_samples]. Allocates
+ * O(F) scratch, so F is capped at MIMI_ONESHOT_MAX_FRAMES (ERR_TOOBIG). */
+#define MIMI_ONESHOT_MAX_FRAMES 256
+int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen);
+
 /* Encodes PCM at mimi_sample_rate(), mono, n > 0 samples. *out: malloc'd [F, ldim]
  * (time-major; caller frees), F = ceil(n / frame_samples). tap may be NULL. */
 int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,

@@ -1,0 +1,284 @@
+/* test_mimi.c — Mimi codec against the shared pocket-tts goldens (tiny model), plus the
+ * streaming contract: frame-by-frame decoding equals one-shot whole-utterance decoding,
+ * the state after frame 0 equals upstream's, reset gives a fresh decoder, and bad input
+ * or a mismatched checkpoint fails with a message. Tolerances are relative to the
+ * tensor's max |ref| (see pkparity.h): 1e-4 against torch, 1e-5 between our own paths. */
+#include "ut.h"
+#include "core/err.h"
+#include "engine/pocket/mimi.h"
+#include "engine/pocket/pkparity.h"
+#include "model/safetensors.h"
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (fread(s, 1, (size_t)n, fp) != (size_t)n) n = 0;
+    s[n] = 0;
+    fclose(fp);
+    return s;
+}
+
+typedef struct fx {
+    st_file *w, *g;
+    mimi *m;
+    mimi_config cfg;
+} fx;
+
+static void fx_open(ut_ctx *t, fx *x, int parts)
+{
+    char p[512], err[256];
+    memset(x, 0, sizeof *x);
+    char *js = slurp(ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"));
+    if (!js) ut_fail(t, __FILE__, __LINE__, "cannot read %s", p);
+    int rc = mimi_config_parse(&x->cfg, js, err, sizeof err);
+    free(js);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "config: %s", err);
+    if (st_open(&x->w, ut_path(p, sizeof p, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    if (st_open(&x->g, ut_path(p, sizeof p, "reference/pocket-tts/golden_A.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    if (mimi_open(&x->m, x->w, "mimi.", "flow_lm.", &x->cfg, parts, err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "mimi_open: %s", err);
+}
+
+static void fx_close(fx *x)
+{
+    mimi_free(x->m);
+    st_close(x->w);
+    st_close(x->g);
+}
+
+static float *golden(ut_ctx *t, const st_file *g, const char *name, size_t *n)
+{
+    float *v;
+    char err[256];
+    if (pkp_load(g, name, &v, n, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
+    return v;
+}
+
+/* Golden decoder inputs dec000..dec(F-1) as [F, ldim]. */
+static float *golden_z(ut_ctx *t, const fx *x, int *F)
+{
+    char key[64];
+    int ld = mimi_ldim(x->m), nf = 0;
+    while (snprintf(key, sizeof key, "dec%03d/mimi.quantizer.in", nf), st_find(x->g, key)) nf++;
+    float *z = malloc((size_t)(nf ? nf : 1) * ld * sizeof(float));
+    for (int f = 0; f < nf; f++) {
+        size_t n;
+        snprintf(key, sizeof key, "dec%03d/mimi.quantizer.in", f);
+        float *v = golden(t, x->g, key, &n);
+        UT_EQ_INT(t, ld, n);
+        memcpy(z + (size_t)f * ld, v, (size_t)ld * sizeof(float));
+        free(v);
+    }
+    *F = nf;
+    return z;
+}
+
+static void expect_close(ut_ctx *t, const char *what, const float *ref, const float *ours, size_t n,
+                         double tol)
+{
+    pkp_err e = pkp_diff(ref, ours, n);
+    if (!(e.rel <= tol))
+        ut_fail(t, __FILE__, __LINE__, "%s: max abs err %.3g (rel %.3g of max|ref| %.3g), tol %.1g",
+                what, e.max_abs, e.rel, e.max_ref, tol);
+}
+
+static void t_config_tiny(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    UT_EQ_INT(t, 40, x.cfg.dimension);
+    UT_EQ_INT(t, 8, x.cfg.n_filters);
+    UT_EQ_INT(t, 3, x.cfg.n_ratios);
+    UT_EQ_INT(t, 6, x.cfg.ratios[0]);
+    UT_EQ_INT(t, 4, x.cfg.ratios[2]);
+    UT_EQ_INT(t, 2, x.cfg.num_heads);
+    UT_EQ_INT(t, 96, x.cfg.dim_feedforward);
+    UT_EQ_INT(t, 250, x.cfg.context);
+    UT_EQ_INT(t, 16, mimi_ldim(x.m));
+    UT_EQ_INT(t, 1920, mimi_frame_samples(x.m));
+    UT_EQ_INT(t, 24000, mimi_sample_rate(x.m));
+    fx_close(&x);
+}
+
+static void t_decoder_golden(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    int F, fs = mimi_frame_samples(x.m);
+    char err[256];
+    float *z = golden_z(t, &x, &F);
+    UT_EQ_INT(t, 20, F);
+    mimi_dec *d;
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
+    float *pcm = malloc((size_t)F * fs * sizeof(float));
+    for (int f = 0; f < F; f++)
+        UT_EQ_INT(t, 0, mimi_dec_frame(d, z + (size_t)f * mimi_ldim(x.m), pcm + (size_t)f * fs, err, sizeof err));
+    size_t n;
+    float *ref = golden(t, x.g, "final/audio", &n);
+    UT_EQ_INT(t, (size_t)F * fs, n);
+    expect_close(t, "final/audio (20 streamed frames)", ref, pcm, n, 1e-4);
+    /* de-normalisation matches upstream's latent*emb_std + emb_mean */
+    float *lat = golden(t, x.g, "step003/latent", &n), zz[64];
+    UT_EQ_INT(t, 0, mimi_denorm(x.m, lat, zz));
+    expect_close(t, "denorm(step003/latent) vs dec003/mimi.quantizer.in", z + 3 * 16, zz, 16, 1e-6);
+    free(lat);
+    free(ref);
+    free(pcm);
+    free(z);
+    mimi_dec_free(d);
+    fx_close(&x);
+}
+
+static void t_stream_equals_oneshot(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    int F, fs = mimi_frame_samples(x.m), ld = mimi_ldim(x.m);
+    char err[256];
+    float *z = golden_z(t, &x, &F); /* 20 frames = 320 steps > context 250: window slides */
+    float *a = malloc((size_t)F * fs * sizeof(float)), *b = malloc((size_t)F * fs * sizeof(float));
+    mimi_dec *d;
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
+    for (int f = 0; f < F; f++)
+        UT_EQ_INT(t, 0, mimi_dec_frame(d, z + (size_t)f * ld, a + (size_t)f * fs, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(x.m, z, F, b, err, sizeof err));
+    expect_close(t, "streamed vs one-shot, 20 frames", b, a, (size_t)F * fs, 1e-5);
+    /* and a reset decoder replays bit for bit */
+    mimi_dec_reset(d);
+    for (int f = 0; f < 3; f++) {
+        UT_EQ_INT(t, 0, mimi_dec_frame(d, z + (size_t)f * ld, b, err, sizeof err));
+        UT_CHECK(t, memcmp(a + (size_t)f * fs, b, (size_t)fs * sizeof(float)) == 0);
+    }
+    UT_EQ_INT(t, ERR_TOOBIG, mimi_decode_oneshot(x.m, z, MIMI_ONESHOT_MAX_FRAMES + 1, b, err, sizeof err));
+    free(a);
+    free(b);
+    free(z);
+    mimi_dec_free(d);
+    fx_close(&x);
+}
+
+typedef struct st_ctx {
+    ut_ctx *t;
+    const st_file *g;
+    int compared;
+    double worst;
+    char worst_name[160];
+} st_ctx;
+
+static void state_tap(void *user, const char *name, const float *v, int rows, int cols, int tm, int t0)
+{
+    st_ctx *c = user;
+    char key[256];
+    snprintf(key, sizeof key, "dec000/mimi_state_after/%s", name);
+    const st_tensor *gt = st_find(c->g, key);
+    if (!gt) ut_fail(c->t, __FILE__, __LINE__, "state %s has no golden %s", name, key);
+    size_t n = (size_t)rows * cols;
+    if ((size_t)gt->numel != n)
+        ut_fail(c->t, __FILE__, __LINE__, "state %s: golden has %lld values, we have %zu", name,
+                (long long)gt->numel, n);
+    if (n == 0) return;
+    float *ref = malloc(n * sizeof(float));
+    st_to_f32(gt, ref, n, NULL, 0);
+    pkp_err e = pkp_diff(ref, v, n);
+    free(ref);
+    c->compared++;
+    if (e.rel > c->worst) {
+        c->worst = e.rel;
+        snprintf(c->worst_name, sizeof c->worst_name, "%s", name);
+    }
+}
+
+static void t_state_after_frame0(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    int F;
+    char err[256];
+    float *z = golden_z(t, &x, &F), pcm[1920];
+    mimi_dec *d;
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_dec_frame(d, z, pcm, err, sizeof err));
+    st_ctx c = {.t = t, .g = x.g};
+    mimi_dec_set_tap(d, state_tap, &c);
+    mimi_dec_dump_state(d);
+    UT_EQ_INT(t, 11, c.compared); /* 11 non-empty state tensors in the tiny model */
+    if (c.worst > 1e-4)
+        ut_fail(t, __FILE__, __LINE__, "state %s: rel err %.3g > 1e-4", c.worst_name, c.worst);
+    free(z);
+    mimi_dec_free(d);
+    fx_close(&x);
+}
+
+static void t_encoder_golden(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_ENCODER);
+    size_t n, nl;
+    char err[256];
+    float *pcm = golden(t, x.g, "voice/audio_in", &n);
+    float *ref = golden(t, x.g, "voice/mimi.latent", &nl); /* [ldim, F] */
+    float *lat;
+    int F, ld = mimi_ldim(x.m);
+    UT_EQ_INT(t, 0, mimi_encode(x.m, pcm, n, &lat, &F, NULL, NULL, err, sizeof err));
+    UT_EQ_INT(t, (int)((n + 1919) / 1920), F);
+    UT_EQ_INT(t, (size_t)F * ld, nl);
+    float *tr = malloc(nl * sizeof(float));
+    for (int f = 0; f < F; f++)
+        for (int i = 0; i < ld; i++) tr[(size_t)i * F + f] = lat[(size_t)f * ld + i];
+    expect_close(t, "voice/mimi.latent", ref, tr, nl, 1e-4);
+    free(tr);
+    free(lat);
+    /* decoder-only model refuses to encode; empty input is refused */
+    UT_EQ_INT(t, ERR_INVAL, mimi_encode(x.m, pcm, 0, &lat, &F, NULL, NULL, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_encode(x.m, pcm, 1, &lat, &F, NULL, NULL, err, sizeof err));
+    UT_EQ_INT(t, 1, F);
+    free(lat);
+    mimi_dec *d;
+    UT_EQ_INT(t, ERR_INVAL, mimi_dec_new(&d, x.m, err, sizeof err));
+    free(pcm);
+    free(ref);
+    fx_close(&x);
+}
+
+static void t_bad_input(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    char err[256];
+    mimi_config bad = x.cfg;
+    mimi *m2 = NULL;
+    bad.n_filters = 16; /* every SEANet width doubles: shapes no longer match */
+    UT_EQ_INT(t, ERR_FORMAT, mimi_open(&m2, x.w, "mimi.", NULL, &bad, MIMI_DECODER, err, sizeof err));
+    UT_CHECK(t, m2 == NULL);
+    if (!strstr(err, "mimi.decoder.model.0.conv.weight"))
+        ut_fail(t, __FILE__, __LINE__, "error should name the tensor, got \"%s\"", err);
+    UT_EQ_INT(t, ERR_NOTFOUND, mimi_open(&m2, x.w, "nope.", NULL, &x.cfg, MIMI_DECODER, err, sizeof err));
+    bad = x.cfg;
+    bad.frame_rate = 11.0; /* 200 Hz / 11 is not an integer stride */
+    UT_EQ_INT(t, ERR_FORMAT, mimi_open(&m2, x.w, "mimi.", NULL, &bad, MIMI_DECODER, err, sizeof err));
+    UT_EQ_INT(t, ERR_FORMAT, mimi_config_parse(&bad, "[1,2]", err, sizeof err));
+    mimi_dec *d;
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
+    float z[16] = {0}, pcm[1920];
+    z[3] = NAN;
+    UT_EQ_INT(t, ERR_INVAL, mimi_dec_frame(d, z, pcm, err, sizeof err));
+    mimi_dec_free(d);
+    fx_close(&x);
+}
+
+static const ut_case cases[] = {
+    {"config_tiny", t_config_tiny},
+    {"decoder_golden", t_decoder_golden},
+    {"stream_equals_oneshot", t_stream_equals_oneshot},
+    {"state_after_frame0", t_state_after_frame0},
+    {"encoder_golden", t_encoder_golden},
+    {"bad_input", t_bad_input},
+};
+UT_SUITE(mimi, cases)
