@@ -2,24 +2,33 @@
  *
  * At 24 kHz this is MPEG-2 layer III (576 samples per frame). Default 160 kbps, the
  * rate OpenAI's own 24 kHz mono mp3 answers carry; opts.bitrate_kbps overrides and
- * LAME snaps it to the nearest legal MPEG-2 rate (8..160). CBR without a Xing/LAME tag
- * frame: a streamed file cannot go back to fill one in, and CBR needs none for a
- * decoder to know the duration. Input is clipped to [-1, 1] (LAME's float API expects
- * full scale) in AENC_CHUNK steps; every step's output is emitted at once, so bytes
- * leave as soon as LAME completes a frame (its bit reservoir and ~1100-sample encoder
- * delay are the only lag). close() runs lame_encode_flush for the padded last frames.
+ * LAME snaps it to the nearest legal MPEG-2 rate (8..160). Input is clipped to [-1, 1]
+ * (LAME's float API expects full scale) in AENC_CHUNK steps.
+ *
+ * Streaming: no Xing/LAME tag frame (a stream cannot go back to fill one in; CBR needs
+ * none to be playable); every step's output is emitted at once, so bytes leave as soon
+ * as LAME completes a frame. Decoders then play LAME's 1105-sample encoder delay and the
+ * last frame's padding as silence.
+ * Buffered: the file is kept (capped at AENC_MP3_MAX) and at close the placeholder first
+ * frame is overwritten with LAME's "Info" tag (frame count, encoder delay, padding), so
+ * gapless decoders (ffmpeg, browsers) trim delay and padding: exact duration.
+ * close() runs lame_encode_flush for the padded last frames.
  */
 #include "audio/enc_internal.h"
+#include "core/buf.h"
 #include "core/err.h"
 
 #include <lame/lame.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MP3_DEFAULT_KBPS 160
 #define MP3_OUT_MAX (AENC_CHUNK + AENC_CHUNK / 4 + 7200) /* LAME's worst case per call */
+#define AENC_MP3_MAX ((size_t)64 << 20) /* buffered mode: ~55 min at 160 kbps */
 
 typedef struct mp3_state {
     lame_t gf;
+    buf file; /* buffered mode only */
     float in[AENC_CHUNK];
     unsigned char out[MP3_OUT_MAX];
 } mp3_state;
@@ -29,6 +38,7 @@ static int mp3_open(aenc *e, char *err, size_t errlen)
     mp3_state *m = calloc(1, sizeof *m);
     if (!m) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     e->impl = m;
+    buf_init(&m->file, AENC_MP3_MAX);
     m->gf = lame_init();
     if (!m->gf) return err_set(err, errlen, ERR_NOMEM, "lame_init failed");
     int kbps = e->opts.bitrate_kbps ? e->opts.bitrate_kbps : MP3_DEFAULT_KBPS;
@@ -39,11 +49,21 @@ static int mp3_open(aenc *e, char *err, size_t errlen)
     lame_set_VBR(m->gf, vbr_off);
     lame_set_brate(m->gf, kbps);
     lame_set_quality(m->gf, 5);
-    lame_set_bWriteVbrTag(m->gf, 0);
+    lame_set_bWriteVbrTag(m->gf, e->opts.streaming ? 0 : 1);
     if (lame_init_params(m->gf) < 0)
         return err_set(err, errlen, ERR_INVAL, "lame: cannot encode %d Hz at %d kbps",
                        e->opts.sample_rate, kbps);
     return 0;
+}
+
+/* Streaming: to the writer now; buffered: into the file. */
+static int mp3_out(aenc *e, mp3_state *m, const unsigned char *b, size_t n, char *err, size_t errlen)
+{
+    if (e->opts.streaming) return aenc_emit(e, b, n, err, errlen);
+    int rc = buf_append(&m->file, b, n);
+    if (rc == ERR_TOOBIG)
+        return err_set(err, errlen, rc, "mp3: more than %zu MiB of output", AENC_MP3_MAX >> 20);
+    return rc ? err_set(err, errlen, rc, "mp3: out of memory") : 0;
 }
 
 static int mp3_write(aenc *e, const float *pcm, size_t n, char *err, size_t errlen)
@@ -57,7 +77,7 @@ static int mp3_write(aenc *e, const float *pcm, size_t n, char *err, size_t errl
         }
         int got = lame_encode_buffer_ieee_float(m->gf, m->in, m->in, (int)k, m->out, MP3_OUT_MAX);
         if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: encode error %d", got);
-        int rc = aenc_emit(e, m->out, (size_t)got, err, errlen);
+        int rc = mp3_out(e, m, m->out, (size_t)got, err, errlen);
         if (rc) return rc;
         pcm += k;
         n -= k;
@@ -70,7 +90,14 @@ static int mp3_close(aenc *e, char *err, size_t errlen)
     mp3_state *m = e->impl;
     int got = lame_encode_flush(m->gf, m->out, MP3_OUT_MAX);
     if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: flush error %d", got);
-    return aenc_emit(e, m->out, (size_t)got, err, errlen);
+    int rc = mp3_out(e, m, m->out, (size_t)got, err, errlen);
+    if (rc || e->opts.streaming) return rc;
+    /* The tag replaces the placeholder frame LAME wrote first, byte for byte. */
+    size_t tag = lame_get_lametag_frame(m->gf, m->out, MP3_OUT_MAX);
+    if (tag > 0 && tag <= MP3_OUT_MAX && tag <= m->file.len) memcpy(m->file.data, m->out, tag);
+    rc = aenc_emit(e, m->file.data, m->file.len, err, errlen);
+    buf_free(&m->file);
+    return rc;
 }
 
 static void mp3_destroy(aenc *e)
@@ -78,6 +105,7 @@ static void mp3_destroy(aenc *e)
     mp3_state *m = e->impl;
     if (!m) return;
     if (m->gf) lame_close(m->gf);
+    buf_free(&m->file);
     free(m);
     e->impl = NULL;
 }
