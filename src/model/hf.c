@@ -883,10 +883,13 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
                          "%s: truncated download: got %llu of %llu bytes (kept; the next "
                          "fetch resumes)", j->what, (unsigned long long)have,
                          (unsigned long long)x->total);
-        else if (cc != CURLE_OK)
-            rc = err_set(err, errlen, ERR_IO, "%s: %s%s%s (%llu bytes kept)", j->what,
-                         curl_easy_strerror(cc), cerr[0] ? ": " : "", cerr,
+        else if (cc != CURLE_OK && have > 0)
+            rc = err_set(err, errlen, ERR_IO, "%s: %s%s%s (%llu bytes kept; the next fetch "
+                         "resumes)", j->what, curl_easy_strerror(cc), cerr[0] ? ": " : "", cerr,
                          (unsigned long long)have);
+        else if (cc != CURLE_OK)
+            rc = err_set(err, errlen, ERR_IO, "%s: %s%s%s", j->what, curl_easy_strerror(cc),
+                         cerr[0] ? ": " : "", cerr);
         else if (x->mode == MODE_WRITE)
             rc = 0;
         else if (st == 416) {
