@@ -98,27 +98,28 @@ typedef struct loader {
     size_t errlen;
 } loader;
 
-static const st_tensor *need(loader *ld, const char *name, int nd, const int64_t *dims)
+/* st_expect with the prefix: ERR_NOTFOUND or ERR_FORMAT naming the full tensor name */
+static int need(loader *ld, const st_tensor **t, const char *name, int nd, const int64_t *dims)
 {
     char full[256];
     snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const st_tensor *t = NULL;
-    if (st_expect(ld->f, full, nd, dims, &t, ld->err, ld->errlen)) return NULL;
-    return t;
+    return st_expect(ld->f, full, nd, dims, t, ld->err, ld->errlen);
 }
 
 static int vec(loader *ld, float **dst, const char *name, int64_t n)
 {
-    const st_tensor *t = need(ld, name, 1, (int64_t[]){n});
-    if (!t) return ERR_FORMAT;
+    const st_tensor *t = NULL;
+    int rc = need(ld, &t, name, 1, (int64_t[]){n});
+    if (rc) return rc;
     *dst = nn_vec_from_st(t, (size_t)n, ld->err, ld->errlen);
     return *dst ? 0 : ERR_NOMEM;
 }
 
 static int mat(loader *ld, nn_mat *dst, const char *name, int rows, int cols, nn_dtype dt)
 {
-    const st_tensor *t = need(ld, name, 2, (int64_t[]){rows, cols});
-    if (!t) return ERR_FORMAT;
+    const st_tensor *t = NULL;
+    int rc = need(ld, &t, name, 2, (int64_t[]){rows, cols});
+    if (rc) return rc;
     return nn_mat_from_st(dst, t, rows, cols, dt, ld->err, ld->errlen);
 }
 
@@ -149,8 +150,8 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
 
     CK(vec(&L, &m->bos_emb, "bos_emb", ld));
     if (cfg->insert_bos_before_voice) {
-        const st_tensor *t = need(&L, "bos_before_voice", 3, (int64_t[]){1, 1, d});
-        if (!t) CK(ERR_FORMAT);
+        const st_tensor *t = NULL;
+        CK(need(&L, &t, "bos_before_voice", 3, (int64_t[]){1, 1, d}));
         m->bos_before_voice = nn_vec_from_st(t, (size_t)d, err, errlen);
         if (!m->bos_before_voice) CK(ERR_NOMEM);
     }

@@ -1,0 +1,241 @@
+/* test_flowlm.c — pocket-tts config reading, FlowLM loading errors, the EOS/max-length
+ * rule, the production noise source, chunked prompts, state copies, BF16 mode, and a
+ * short golden-B run (the full per-boundary comparison is the pocket-parity tool). */
+#include "ut.h"
+#include "core/err.h"
+#include "engine/pocket/flowlm.h"
+#include "engine/pocket/pkconfig.h"
+#include "model/safetensors.h"
+
+static void t_config(ut_ctx *t)
+{
+    char p[512], err[256];
+    pk_config c;
+    int rc = pk_config_load_json(&c, ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"), err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "%s", err);
+    UT_EQ_INT(t, 64, c.d_model);
+    UT_EQ_INT(t, 4, c.num_heads);
+    UT_EQ_INT(t, 2, c.num_layers);
+    UT_EQ_INT(t, 48, c.flow_dim);
+    UT_EQ_INT(t, 2, c.flow_depth);
+    UT_EQ_INT(t, 16, c.ldim);
+    UT_EQ_INT(t, 512, c.n_bins);
+    UT_EQ_INT(t, 40, c.mt_d_model);
+    UT_EQ_INT(t, 96, c.mt_dim_feedforward);
+    UT_EQ_INT(t, 3, c.nratios);
+    UT_EQ_INT(t, 120, pk_hop(&c));
+    UT_EQ_INT(t, 1920, pk_samples_per_frame(&c));
+    UT_EQ_STR(t, "tiny_model.safetensors", c.weights_path);
+    UT_EQ_INT(t, 1, c.insert_bos_before_voice);
+    rc = pk_config_load_json(&c, ut_path(p, sizeof p, "reference/pocket-tts/english_2026-04.resolved.json"), err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "%s", err);
+    UT_EQ_INT(t, 1024, c.d_model);
+    UT_EQ_INT(t, 6, c.num_layers);
+    UT_EQ_INT(t, 32, c.ldim);
+    UT_EQ_INT(t, 4000, c.n_bins);
+    UT_EQ_INT(t, 0, pk_config_builtin(&c, "french_24l", err, sizeof err));
+    UT_EQ_INT(t, 24, c.num_layers);
+    UT_EQ_INT(t, 0, pk_config_builtin(&c, "english_2026-01", err, sizeof err));
+    UT_EQ_INT(t, 512, c.ldim);
+    UT_EQ_INT(t, 0, c.insert_bos_before_voice);
+    for (int i = 0; pk_config_builtin_name(i); i++)
+        UT_EQ_INT(t, 0, pk_config_builtin(&c, pk_config_builtin_name(i), err, sizeof err));
+    UT_EQ_INT(t, ERR_NOTFOUND, pk_config_builtin(&c, "klingon", err, sizeof err));
+    const char *bad = "{\"flow_lm\":{\"transformer\":{\"num_heads\":\"x\"}}}";
+    UT_EQ_INT(t, ERR_FORMAT, pk_config_parse_json(&c, bad, strlen(bad), err, sizeof err));
+    UT_CHECK(t, strstr(err, "num_heads") != NULL);
+    const char *odd = "{\"flow_lm\":{\"transformer\":{\"d_model\":100,\"num_heads\":3},\"lookup_table\":{\"dim\":100}}}";
+    UT_EQ_INT(t, ERR_FORMAT, pk_config_parse_json(&c, odd, strlen(odd), err, sizeof err));
+    UT_EQ_INT(t, ERR_FORMAT, pk_config_parse_json(&c, "[]", 2, err, sizeof err));
+}
+
+typedef struct tiny {
+    pk_config cfg;
+    st_file *w;
+    pk_flowlm *m;
+} tiny;
+
+static void tiny_open(ut_ctx *t, tiny *ty, nn_dtype dt)
+{
+    char p[512], err[256];
+    memset(ty, 0, sizeof *ty);
+    if (pk_config_load_json(&ty->cfg, ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    if (st_open(&ty->w, ut_path(p, sizeof p, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    pk_flowlm_opts o = {dt, NULL, NULL};
+    if (pk_flowlm_load(&ty->m, &ty->cfg, ty->w, &o, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
+}
+
+static void tiny_close(tiny *ty)
+{
+    pk_flowlm_free(ty->m);
+    st_close(ty->w);
+}
+
+static void t_load_errors(ut_ctx *t)
+{
+    tiny ty;
+    tiny_open(t, &ty, NN_F32);
+    char err[256];
+    pk_config c = ty.cfg;
+    c.flow_dim = 50; /* checkpoint has 48 */
+    pk_flowlm *m = NULL;
+    int rc = pk_flowlm_load(&m, &c, ty.w, NULL, err, sizeof err);
+    UT_EQ_INT(t, ERR_FORMAT, rc);
+    UT_CHECK(t, m == NULL);
+    if (!strstr(err, "flow_lm.flow_net") || !strstr(err, "expected shape"))
+        ut_fail(t, __FILE__, __LINE__, "message should name the tensor and shapes: %s", err);
+    c = ty.cfg;
+    c.num_layers = 3; /* layer 2 absent */
+    UT_EQ_INT(t, ERR_NOTFOUND, pk_flowlm_load(&m, &c, ty.w, NULL, err, sizeof err));
+    UT_CHECK(t, strstr(err, "flow_lm.transformer.layers.2.") != NULL);
+    tiny_close(&ty);
+}
+
+static void t_eos_rule(ut_ctx *t)
+{
+    /* golden B: logits of steps 0..8, threshold between 1.755 and 1.832, 5 frames after EOS */
+    const float lg[] = {0.406f, 1.324f, 1.755f, 0.312f, 1.832f, 0.226f, -0.161f, 0.487f, 0.826f, 0.9f, 2.0f};
+    pk_eos e;
+    pk_eos_init(&e, 5, 71);
+    int emitted = 0, k = 0;
+    for (; k < 11; k++) {
+        if (!pk_eos_emit(&e, k, lg[k], 1.7932249f)) break;
+        emitted++;
+    }
+    UT_EQ_INT(t, 9, emitted);
+    UT_EQ_INT(t, 4, e.eos_step);
+    pk_eos_init(&e, 3, 2); /* max length wins */
+    UT_EQ_INT(t, 1, pk_eos_emit(&e, 0, -10, 0));
+    UT_EQ_INT(t, 1, pk_eos_emit(&e, 1, -10, 0));
+    UT_EQ_INT(t, 0, pk_eos_emit(&e, 2, -10, 0));
+    UT_EQ_INT(t, 71, pk_max_frames(11, 12.5f));
+    UT_EQ_INT(t, 5, pk_default_frames_after_eos(3));
+    UT_EQ_INT(t, 3, pk_default_frames_after_eos(5));
+}
+
+static void t_gauss(ut_ctx *t)
+{
+    pk_gauss a, b;
+    float x[4000], y[4000];
+    pk_gauss_seed(&a, 42), pk_gauss_seed(&b, 42);
+    pk_gauss_fill(&a, x, 4000, 0.7f, 0), pk_gauss_fill(&b, y, 4000, 0.7f, 0);
+    UT_CHECK(t, !memcmp(x, y, sizeof x));
+    double s = 0, ss = 0;
+    for (int i = 0; i < 4000; i++) s += x[i], ss += (double)x[i] * x[i];
+    UT_NEAR(t, 0.0, s / 4000, 0.05);
+    UT_NEAR(t, 0.7, ss / 4000, 0.07);
+    pk_gauss_seed(&b, 43);
+    pk_gauss_fill(&b, y, 4000, 0.7f, 0);
+    UT_CHECK(t, memcmp(x, y, sizeof x) != 0);
+    pk_gauss_fill(&a, x, 4000, 0.5f, 1.2f);
+    for (int i = 0; i < 4000; i++)
+        if (fabsf(x[i]) > 1.2f) ut_fail(t, __FILE__, __LINE__, "clamp violated: %g", x[i]);
+}
+
+static void noop_trace(void *ud, const char *name, const float *x, size_t n) { (void)ud, (void)name, (void)x, (void)n; }
+
+/* A 100-token prompt in chunks (no trace) equals the one-shot (traced) pass. */
+static void t_chunked_prompt(ut_ctx *t)
+{
+    tiny ty;
+    tiny_open(t, &ty, NN_F32);
+    char err[256];
+    int ids[100];
+    for (int i = 0; i < 100; i++) ids[i] = (i * 37) % 513;
+    pk_fstate *a = NULL, *b = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&a, ty.m, 120, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_new(&b, ty.m, 120, err, sizeof err));
+    pk_fstate_set_trace(b, noop_trace, NULL);
+    pk_gen_params p;
+    pk_gen_params_default(&p);
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(ty.m, a, ids, 100, &p, NULL, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(ty.m, b, ids, 100, &p, NULL, err, sizeof err));
+    UT_EQ_INT(t, 100, pk_fstate_pos(a));
+    const nn_kv *ka = pk_fstate_kv(a, 1), *kb = pk_fstate_kv(b, 1);
+    size_t n = (size_t)100 * ka->heads * ka->hd;
+    double md = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)ka->v[i] - kb->v[i]);
+        if (d > md) md = d;
+    }
+    if (md > 1e-5) ut_fail(t, __FILE__, __LINE__, "chunked vs whole prompt: layer-1 V differs by %g", md);
+    /* out-of-range ids and overflow are refused */
+    int bad = 513;
+    UT_EQ_INT(t, ERR_INVAL, pk_flowlm_prompt_text(ty.m, a, &bad, 1, &p, NULL, err, sizeof err));
+    UT_EQ_INT(t, ERR_TOOBIG, pk_flowlm_prompt_text(ty.m, a, ids, 21, &p, NULL, err, sizeof err));
+    pk_fstate_free(a);
+    pk_fstate_free(b);
+    tiny_close(&ty);
+}
+
+typedef struct gnoise {
+    const st_file *g;
+    int k;
+} gnoise;
+static int gnoise_fill(void *ud, float *x0, int n, float temp, float clamp)
+{
+    gnoise *gn = ud;
+    char name[64];
+    if (gn->k < 0) snprintf(name, sizeof name, "text/noise.x0");
+    else snprintf(name, sizeof name, "step%03d/noise.x0", gn->k);
+    return st_to_f32(st_find(gn->g, name), x0, (size_t)n, NULL, 0);
+}
+
+/* Scenario B: imported voice, copied state, text prompt, 3 LSD steps with golden noise. */
+static void run_b(ut_ctx *t, nn_dtype dt, double tol)
+{
+    tiny ty;
+    tiny_open(t, &ty, dt);
+    char p[512], err[256];
+    st_file *g = NULL, *v = NULL;
+    if (st_open(&g, ut_path(p, sizeof p, "reference/pocket-tts/golden_B.safetensors"), err, sizeof err) ||
+        st_open(&v, ut_path(p, sizeof p, "reference/pocket-tts/voice_state_A.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    pk_fstate *voice = NULL, *s = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&voice, ty.m, 21, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_import_voice(voice, v, err, sizeof err));
+    UT_EQ_INT(t, 21, pk_fstate_pos(voice));
+    UT_EQ_INT(t, ERR_INVAL, pk_fstate_import_voice(voice, v, err, sizeof err)); /* not empty */
+    UT_EQ_INT(t, 0, pk_fstate_new(&s, ty.m, 64, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_copy(s, voice, err, sizeof err));
+    const st_tensor *tok = st_find(g, "text/tokens");
+    int ids[64], T = (int)tok->numel;
+    float f[64];
+    st_to_f32(tok, f, (size_t)T, NULL, 0);
+    for (int i = 0; i < T; i++) ids[i] = (int)f[i];
+    pk_gen_params pr = {0.5f, 3, 1.2f, 1.7932249307632446f};
+    gnoise gn = {g, -1};
+    pk_noise nz = {gnoise_fill, &gn};
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(ty.m, s, ids, T, &pr, &nz, err, sizeof err));
+    float prev[16], lat[16], want[16], logit;
+    for (int k = 0; k < 3; k++) {
+        gn.k = k;
+        UT_EQ_INT(t, 0, pk_flowlm_step(ty.m, s, k ? prev : NULL, &pr, &nz, lat, &logit, err, sizeof err));
+        char name[64];
+        snprintf(name, sizeof name, "step%03d/latent", k);
+        st_to_f32(st_find(g, name), want, 16, NULL, 0);
+        double md = 0, mx = 0;
+        for (int i = 0; i < 16; i++) {
+            if (fabs((double)lat[i] - want[i]) > md) md = fabs((double)lat[i] - want[i]);
+            if (fabs(want[i]) > mx) mx = fabs(want[i]);
+        }
+        if (md / mx > tol) ut_fail(t, __FILE__, __LINE__, "%s: rel err %g > %g", name, md / mx, tol);
+        memcpy(prev, lat, sizeof lat);
+    }
+    pk_fstate_free(s);
+    pk_fstate_free(voice);
+    st_close(v);
+    st_close(g);
+    tiny_close(&ty);
+}
+
+static void t_golden_b(ut_ctx *t) { run_b(t, NN_F32, 1e-4); }
+static void t_golden_b_bf16(ut_ctx *t) { run_b(t, NN_BF16, 5e-2); }
+
+static const ut_case cases[] = {
+    {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
+    {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16},
+};
+UT_SUITE(flowlm, cases)
