@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "engine/pocket/pkconfig.h"
 #include "nn/conv.h"
 
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
@@ -116,6 +117,31 @@ void mimi_config_english(mimi_config *c)
     c->max_period = 10000.0;
     c->inner_dim = 32;
     c->outer_dim = 512;
+}
+
+void mimi_config_from_pk(mimi_config *c, const struct pk_config *pk)
+{
+    mimi_config_english(c);
+    c->sample_rate = pk->sample_rate;
+    c->frame_rate = pk->frame_rate;
+    c->dimension = pk->seanet_dimension;
+    c->n_filters = pk->n_filters;
+    c->n_residual_layers = pk->n_residual_layers;
+    c->n_ratios = pk->nratios < MIMI_MAX_RATIOS ? pk->nratios : MIMI_MAX_RATIOS;
+    for (int i = 0; i < c->n_ratios; i++) c->ratios[i] = pk->ratios[i];
+    c->kernel_size = pk->kernel_size;
+    c->residual_kernel_size = pk->residual_kernel_size;
+    c->last_kernel_size = pk->last_kernel_size;
+    c->dilation_base = pk->dilation_base;
+    c->compress = pk->compress;
+    c->d_model = pk->mt_d_model;
+    c->num_heads = pk->mt_num_heads;
+    c->num_layers = pk->mt_num_layers;
+    c->dim_feedforward = pk->mt_dim_feedforward;
+    c->context = pk->mt_context;
+    c->max_period = pk->mt_max_period;
+    c->inner_dim = pk->ldim;
+    c->outer_dim = pk->quant_out_dim;
 }
 
 static void js_int(const cJSON *o, const char *k, int *dst)

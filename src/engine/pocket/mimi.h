@@ -64,6 +64,10 @@ void mimi_config_english(mimi_config *c);
  * english defaults. */
 int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen);
 
+/* Copies the Mimi fields of nn's pk_config (engine/pocket/pkconfig.h). */
+struct pk_config;
+void mimi_config_from_pk(mimi_config *c, const struct pk_config *pk);
+
 typedef struct mimi mimi;
 
 enum { MIMI_DECODER = 1, MIMI_ENCODER = 2 };
