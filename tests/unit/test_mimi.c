@@ -273,7 +273,42 @@ static void t_bad_input(ut_ctx *t)
     fx_close(&x);
 }
 
+static void t_prompt_pcm(ut_ctx *t)
+{
+    char err[256];
+    float *o;
+    size_t n;
+    /* stereo at 24 kHz: averaged, no resampling, exact */
+    float st[6] = {1.0f, 0.0f, 0.5f, 0.5f, -1.0f, 0.25f};
+    UT_EQ_INT(t, 0, mimi_prompt_pcm(st, 3, 2, 24000, 24000, 0, &o, &n, err, sizeof err));
+    UT_EQ_INT(t, 3, n);
+    UT_NEAR(t, 0.5, o[0], 0);
+    UT_NEAR(t, 0.5, o[1], 0);
+    UT_NEAR(t, -0.375, o[2], 0);
+    free(o);
+    /* truncation at the source rate before resampling: 2 s at 48 kHz cut to 1 s -> 24000 */
+    size_t nf = 96000;
+    float *in = malloc(nf * sizeof(float));
+    for (size_t i = 0; i < nf; i++) in[i] = 0.5f * sinf((float)i * 2.0f * 3.14159265f * 440.0f / 48000.0f);
+    UT_EQ_INT(t, 0, mimi_prompt_pcm(in, nf, 1, 48000, 24000, 1.0, &o, &n, err, sizeof err));
+    if (n < 23990 || n > 24010) ut_fail(t, __FILE__, __LINE__, "expected ~24000 samples, got %zu", n);
+    /* a 440 Hz tone survives: mid-signal samples match the analytic tone at 24 kHz */
+    double worst = 0;
+    for (size_t i = 1000; i < 20000; i++) {
+        double want = 0.5 * sin((double)i * 2.0 * M_PI * 440.0 / 24000.0);
+        double d = fabs(want - o[i]);
+        if (d > worst) worst = d;
+    }
+    if (worst > 2e-3) ut_fail(t, __FILE__, __LINE__, "resampled tone off by %g (> 2e-3)", worst);
+    free(o);
+    free(in);
+    UT_EQ_INT(t, ERR_INVAL, mimi_prompt_pcm(st, 0, 1, 24000, 24000, 0, &o, &n, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, mimi_prompt_pcm(st, 3, 0, 24000, 24000, 0, &o, &n, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, mimi_prompt_pcm(st, 3, 1, 100, 24000, 0, &o, &n, err, sizeof err));
+}
+
 static const ut_case cases[] = {
+    {"prompt_pcm", t_prompt_pcm},
     {"config_tiny", t_config_tiny},
     {"decoder_golden", t_decoder_golden},
     {"stream_equals_oneshot", t_stream_equals_oneshot},

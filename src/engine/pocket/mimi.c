@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio/resample.h"
 #include "core/err.h"
 #include "engine/pocket/pkconfig.h"
 #include "nn/conv.h"
@@ -42,6 +43,7 @@
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
 #define MM_MAX_OPS 64
 #define MM_MAX_LAYERS 64
+#define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
 
 typedef struct mm_op {
     int kind;
@@ -1049,7 +1051,6 @@ done:
 
 /* ---- encoder --------------------------------------------------------------------------- */
 
-#define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
 
 int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,
                 mimi_tap_fn tap, void *user, char *err, size_t errlen)
@@ -1110,5 +1111,41 @@ done:
     free(dprev);
     free(dwork);
     free(lv);
+    return rc;
+}
+
+/* ---- voice-prompt front end -------------------------------------------------------------- */
+
+int mimi_prompt_pcm(const float *pcm, size_t nframes, int channels, int rate, int out_rate,
+                    double max_seconds, float **out, size_t *nout, char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    if (channels < 1 || channels > 16)
+        return err_set(err, errlen, ERR_INVAL, "voice prompt: %d channels (1..16)", channels);
+    if (rate < 8000 || rate > 384000 || out_rate < 8000 || out_rate > 384000)
+        return err_set(err, errlen, ERR_INVAL, "voice prompt: sample rate %d Hz unsupported", rate);
+    if (max_seconds > 0) {
+        double cap = floor(max_seconds * rate);
+        if ((double)nframes > cap) nframes = (size_t)cap;
+    }
+    if (nframes == 0) return err_set(err, errlen, ERR_INVAL, "voice prompt: no audio");
+    if (nframes > MIMI_MAX_ENCODE_SAMPLES / 24000 * (size_t)rate)
+        return err_set(err, errlen, ERR_TOOBIG, "voice prompt: %zu frames at %d Hz is over the cap",
+                       nframes, rate);
+    float *mono = malloc(nframes * sizeof(float));
+    if (!mono) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < nframes; i++) {
+        float acc = 0;
+        for (int c = 0; c < channels; c++) acc += pcm[i * channels + c];
+        mono[i] = channels == 1 ? acc : acc / (float)channels;
+    }
+    if (rate == out_rate) {
+        *out = mono;
+        *nout = nframes;
+        return 0;
+    }
+    int rc = ars_oneshot(mono, nframes, rate, out_rate, out, nout, err, errlen);
+    free(mono);
     return rc;
 }

@@ -128,4 +128,15 @@ int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *
 int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,
                 mimi_tap_fn tap, void *user, char *err, size_t errlen);
 
+/* Voice-prompt front end, as upstream's get_state_for_audio_prompt prepares audio:
+ * interleaved PCM pcm [nframes * channels] at `rate` Hz -> mono at out_rate Hz. Channels
+ * are averaged; when max_seconds > 0 the input is first cut to its first
+ * floor(max_seconds * rate) frames (upstream's truncate=True uses 30 s, at the source
+ * rate, before resampling); then resampled with libsoxr (audio/resample.h) unless the
+ * rates are equal (then copied exactly). Upstream resamples with scipy resample_poly;
+ * soxr differs from it by ~3e-3 of full scale (filter design), which does not matter
+ * for a voice prompt. *out: malloc'd, caller frees. Rates 8 kHz..384 kHz, 1..16 channels. */
+int mimi_prompt_pcm(const float *pcm, size_t nframes, int channels, int rate, int out_rate,
+                    double max_seconds, float **out, size_t *nout, char *err, size_t errlen);
+
 #endif
