@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServer, speech } from './lib/server.mjs';
-import { decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, RATE } from './lib/audio.mjs';
+import { decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, medianPitch, assertSimilarAudio, RATE } from './lib/audio.mjs';
 
 const srv = useServer();
 const TEXT = 'The quick brown fox jumps over the lazy dog.';
@@ -53,9 +53,11 @@ describe('GET /health', () => {
         assert.ok(j[uptimeKey] >= 0, `uptime >= 0, got ${j[uptimeKey]}`);
         assert.ok('engines' in j, `engines field, got keys ${Object.keys(j)}`);
         assert.match(JSON.stringify(j.engines), /espeak/, `espeak among engines: ${JSON.stringify(j.engines)}`);
-        assert.ok('voices' in j, `voices field, got keys ${Object.keys(j)}`);
-        const nv = typeof j.voices === 'number' ? j.voices : Array.isArray(j.voices) ? j.voices.length : NaN;
-        assert.ok(nv >= OPENAI_VOICES.length, `voices loaded >= ${OPENAI_VOICES.length}, got ${JSON.stringify(j.voices)}`);
+        const voicesKey = Object.keys(j).find((k) => /^voices/i.test(k));
+        assert.ok(voicesKey, `a voices (loaded) field, got keys ${Object.keys(j)}`);
+        const v = j[voicesKey];
+        const nv = typeof v === 'number' ? v : Array.isArray(v) ? v.length : NaN;
+        assert.ok(nv >= OPENAI_VOICES.length, `voices loaded >= ${OPENAI_VOICES.length}, got ${JSON.stringify(v)}`);
     });
 
     test('uptime grows', async () => {
@@ -108,16 +110,18 @@ describe('voices', () => {
         assert.deepEqual(a.voices.map((v) => v.id).sort(), b.data.map((v) => v.id).sort());
     });
 
-    test('every listed OpenAI voice speaks, and two of them differ', async () => {
-        const bodies = {};
+    test('OpenAI voices speak, and a high and a low one differ in pitch', async () => {
+        const f0 = {};
         for (const voice of ['alloy', 'onyx', 'nova']) {
-            const r = await say({ model: 'tts-1', input: 'Hello there.', voice, response_format: 'pcm', stream: false });
+            const r = await say({ model: 'tts-1', input: 'Hello there, how are you today?', voice, response_format: 'pcm', stream: false });
             assert.equal(r.status, 200, `voice ${voice}: ${r.text().slice(0, 200)}`);
-            assert.ok(rms(s16ToFloat(r.body)) > 0.01, `voice ${voice} not silent`);
-            bodies[voice] = r.body;
+            const x = s16ToFloat(r.body);
+            assert.ok(rms(x) > 0.01, `voice ${voice} not silent`);
+            f0[voice] = medianPitch(x);
         }
-        assert.ok(!bodies.alloy.equals(bodies.onyx), 'alloy and onyx produce different audio');
-        assert.ok(!bodies.alloy.equals(bodies.nova), 'alloy and nova produce different audio');
+        // espeak maps alloy and nova to female variants, onyx to a male one.
+        assert.ok(f0.alloy > 1.3 * f0.onyx, `median pitch alloy ${f0.alloy.toFixed(0)} Hz vs onyx ${f0.onyx.toFixed(0)} Hz`);
+        assert.ok(f0.nova > 1.3 * f0.onyx, `median pitch nova ${f0.nova.toFixed(0)} Hz vs onyx ${f0.onyx.toFixed(0)} Hz`);
     });
 
     test('a real espeak voice id from the list speaks', async () => {
@@ -175,12 +179,13 @@ describe('POST /v1/audio/speech', () => {
         assertDuration(x.length / RATE, TEXT);
     });
 
-    test('wav and pcm carry the same samples', async () => {
+    test('wav and pcm carry the same audio', async () => {
         const body = { model: 'espeak', input: 'Same samples.', voice: 'alloy', stream: false };
         const w = await say({ ...body, response_format: 'wav' });
         const p = await say({ ...body, response_format: 'pcm' });
         const a = decodeSpeechWav(w.body);
-        assert.ok(a.wav.data.equals(p.body), `wav data (${a.wav.data.length} B) == pcm body (${p.body.length} B)`);
+        // espeak-ng output varies slightly from call to call, so compare duration and loudness.
+        assertSimilarAudio(a.samples, s16ToFloat(p.body), 'wav vs pcm', 0.005);
     });
 
     for (const model of [...MODEL_ALIASES, 'espeak']) {
@@ -198,7 +203,11 @@ describe('POST /v1/audio/speech', () => {
         const a = await say({ ...base, voice: { id: 'onyx' } });
         const b = await say({ ...base, voice: 'onyx' });
         assert.equal(a.status, 200, a.text().slice(0, 300));
-        assert.ok(a.body.equals(b.body), 'same bytes for {"id":"onyx"} and "onyx"');
+        assert.equal(b.status, 200, b.text().slice(0, 300));
+        const xa = s16ToFloat(a.body), xb = s16ToFloat(b.body);
+        assertSimilarAudio(xa, xb, '{"id":"onyx"} vs "onyx"', 0.005);
+        const fa = medianPitch(xa), fb = medianPitch(xb);
+        assert.ok(Math.abs(fa - fb) < 0.1 * fb, `same voice, same pitch: ${fa.toFixed(0)} vs ${fb.toFixed(0)} Hz`);
     });
 
     test('speed 2.0 is shorter than 1.0, 0.5 longer', async () => {

@@ -199,11 +199,13 @@ describe('small limits (--max-input-chars 20 --max-body-bytes 2048)', () => {
         expectError(await post2({ ...OK, input: 'é'.repeat(21) }), { status: 413, param: 'input' });
     });
     test('a body over 2048 bytes → 413 even when the input is short', async () => {
-        expectError(await post2({ ...OK, input: 'short', instructions: 'x'.repeat(3000) }), { status: 413 });
+        // Padding in an unknown (ignored) field, so only the body size can be at fault.
+        const e = expectError(await post2({ ...OK, input: 'short', pad: 'x'.repeat(3000) }), { status: 413 });
+        assert.notEqual(e.param, 'input', `the body, not the input, is too big: ${e.message}`);
     });
     test('a body just under 2048 bytes is read', async () => {
-        const base = JSON.stringify({ ...OK, input: 'short', instructions: '' });
-        const body = JSON.stringify({ ...OK, input: 'short', instructions: 'x'.repeat(2000 - base.length) });
+        const base = JSON.stringify({ ...OK, input: 'short', pad: '' });
+        const body = JSON.stringify({ ...OK, input: 'short', pad: 'x'.repeat(2040 - base.length) });
         assert.ok(body.length <= 2048);
         const r = await small.request('POST', '/v1/audio/speech', { body, headers: { 'Content-Type': 'application/json' } });
         assert.equal(r.status, 200, r.text().slice(0, 300));
@@ -212,7 +214,7 @@ describe('small limits (--max-input-chars 20 --max-body-bytes 2048)', () => {
         // node:http sends a Buffer with Transfer-Encoding: chunked when no Content-Length is set
         // and the header is given explicitly.
         const r = await small.request('POST', '/v1/audio/speech', {
-            body: JSON.stringify({ ...OK, input: 'short', instructions: 'y'.repeat(5000) }),
+            body: JSON.stringify({ ...OK, input: 'short', pad: 'y'.repeat(5000) }),
             headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
         });
         expectError(r, { status: 413 });

@@ -168,3 +168,43 @@ export function decodeSpeechWav(buf, { minRms = 0.01 } = {}) {
     if (!(r >= minRms)) throw new Error(`WAV is (near) silent: RMS ${r.toFixed(5)} < ${minRms}`);
     return { wav, samples, seconds: samples.length / RATE, rms: r };
 }
+
+/**
+ * Median fundamental frequency (Hz) over voiced 40 ms frames, by normalised autocorrelation
+ * in 60..400 Hz; NaN when nothing is voiced. Crude, but enough to tell a low voice from a high one.
+ */
+export function medianPitch(x, rate = RATE) {
+    const frame = Math.round(0.04 * rate), hop = Math.round(0.02 * rate);
+    const minLag = Math.floor(rate / 400), maxLag = Math.ceil(rate / 60);
+    const f0s = [];
+    for (let s = 0; s + frame + maxLag <= x.length; s += hop) {
+        let e = 0;
+        for (let i = s; i < s + frame; i++) e += x[i] * x[i];
+        if (Math.sqrt(e / frame) < 0.02) continue;
+        let best = 0, bestLag = 0;
+        for (let lag = minLag; lag <= maxLag; lag++) {
+            let c = 0, e2 = 0;
+            for (let i = s; i < s + frame; i++) { c += x[i] * x[i + lag]; e2 += x[i + lag] * x[i + lag]; }
+            const r = c / Math.sqrt(e * e2 + 1e-12);
+            if (r > best) { best = r; bestLag = lag; }
+        }
+        if (best > 0.6) f0s.push(rate / bestLag);
+    }
+    if (!f0s.length) return NaN;
+    f0s.sort((a, b) => a - b);
+    return f0s[f0s.length >> 1];
+}
+
+/**
+ * Two renderings of the same request: same duration (within `tol`, default 2 %) and similar
+ * loudness (RMS within 20 %). Engines such as espeak-ng add noise, so bytes may differ.
+ * Throws with both figures otherwise.
+ */
+export function assertSimilarAudio(a, b, label = '', tol = 0.02) {
+    const da = a.length, db = b.length;
+    if (Math.abs(da - db) > tol * Math.max(da, db))
+        throw new Error(`${label}: lengths differ: ${da} vs ${db} samples`);
+    const ra = rms(a), rb = rms(b);
+    if (!(ra > 0 && rb > 0 && ra / rb > 0.8 && ra / rb < 1.25))
+        throw new Error(`${label}: loudness differs: RMS ${ra.toFixed(4)} vs ${rb.toFixed(4)}`);
+}
