@@ -5,7 +5,14 @@
 #include "core/err.h"
 #include "engine/pocket/flowlm.h"
 #include "engine/pocket/pkconfig.h"
+#include "engine/pocket/mimi.h"
 #include "model/safetensors.h"
+
+#define PK_RANDCKPT_NO_MAIN
+#include "tools/pocket-randckpt.c"
+
+#include <cJSON.h>
+#include <unistd.h>
 
 static void t_config(ut_ctx *t)
 {
@@ -234,7 +241,80 @@ static void run_b(ut_ctx *t, nn_dtype dt, double tol)
 static void t_golden_b(ut_ctx *t) { run_b(t, NN_F32, 1e-4); }
 static void t_golden_b_bf16(ut_ctx *t) { run_b(t, NN_BF16, 5e-2); }
 
+/* Full-size english_2026-04 layout: a random BF16 checkpoint (written to /tmp, ~219 MB)
+ * has every layout tensor with its exact shape, FlowLM and Mimi load it without a single
+ * name or shape complaint, and one prompt + step produce a finite latent. */
+static void t_randckpt_full(ut_ctx *t)
+{
+    char lp[512], cp[512], out[256], err[512];
+    ut_path(lp, sizeof lp, "reference/pocket-tts/layout-english_2026-04.json");
+    ut_path(cp, sizeof cp, "reference/pocket-tts/english_2026-04.resolved.json");
+    snprintf(out, sizeof out, "/tmp/pocket-randckpt-%d.safetensors", (int)getpid());
+    if (pkr_write(lp, out, "BF16", 7, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "randckpt: %s", err);
+    st_file *f = NULL;
+    int rc = st_open(&f, out, err, sizeof err);
+    unlink(out); /* the mapping stays valid */
+    if (rc) ut_fail(t, __FILE__, __LINE__, "open: %s", err);
+    /* every layout tensor, exact shape */
+    FILE *lf = fopen(lp, "rb");
+    UT_CHECK(t, lf != NULL);
+    static char txt[1 << 20];
+    size_t n = fread(txt, 1, sizeof txt, lf);
+    fclose(lf);
+    cJSON *root = cJSON_ParseWithLength(txt, n);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    int count = 0;
+    for (const cJSON *e = ts ? ts->child : NULL; e; e = e->next, count++) {
+        int64_t dims[ST_MAX_DIMS];
+        int nd = 0;
+        for (const cJSON *d = e->child; d; d = d->next) dims[nd++] = (int64_t)d->valuedouble;
+        if (st_expect(f, e->string, nd, dims, NULL, err, sizeof err)) {
+            cJSON_Delete(root);
+            st_close(f);
+            ut_fail(t, __FILE__, __LINE__, "%s", err);
+        }
+    }
+    cJSON_Delete(root);
+    UT_EQ_INT(t, 214, count);
+    UT_EQ_INT(t, 214, st_count(f));
+    pk_config cfg;
+    if (pk_config_load_json(&cfg, cp, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
+    pk_flowlm *m = NULL;
+    pk_flowlm_opts o = {NN_BF16, NULL, NULL};
+    if (pk_flowlm_load(&m, &cfg, f, &o, err, sizeof err)) {
+        st_close(f);
+        ut_fail(t, __FILE__, __LINE__, "flowlm load: %s", err);
+    }
+    mimi_config mc;
+    mimi_config_from_pk(&mc, &cfg);
+    mimi *mm = NULL;
+    rc = mimi_open(&mm, f, "mimi.", "flow_lm.", &mc, MIMI_DECODER | MIMI_ENCODER, err, sizeof err);
+    mimi_free(mm);
+    if (rc) {
+        pk_flowlm_free(m);
+        st_close(f);
+        ut_fail(t, __FILE__, __LINE__, "mimi load: %s", err);
+    }
+    pk_fstate *s = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&s, m, 16, err, sizeof err));
+    pk_gen_params p;
+    pk_gen_params_default(&p);
+    pk_gauss g;
+    pk_gauss_seed(&g, 1);
+    pk_noise nz = {pk_gauss_fill, &g};
+    int ids[3] = {10, 200, 3999};
+    float lat[32], logit;
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(m, s, ids, 3, &p, NULL, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_flowlm_step(m, s, NULL, &p, &nz, lat, &logit, err, sizeof err));
+    for (int i = 0; i < 32; i++) UT_CHECK(t, isfinite(lat[i]) && fabsf(lat[i]) < 1e3f);
+    UT_CHECK(t, isfinite(logit));
+    pk_fstate_free(s);
+    pk_flowlm_free(m);
+    st_close(f);
+}
+
 static const ut_case cases[] = {
+    {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
     {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16},
 };
