@@ -280,6 +280,7 @@ typedef struct hf_job {
     char endpoint[HF_URL_MAX];
     char token[HF_TOKEN_MAX];
     int has_token;
+    char sha256[65];        /* expected content hash (X-Linked-Etag of an LFS file) or "" */
 } hf_job;
 
 static int url_check(const char *u, char *err, size_t errlen)
@@ -515,6 +516,123 @@ static void lock_drop(const char *path, int fd)
     close(fd);
 }
 
+/* ---- SHA-256 (FIPS 180-4), to check LFS files against the hub's X-Linked-Etag ------ */
+
+typedef struct sha256_ctx {
+    uint32_t h[8];
+    uint64_t len; /* bytes hashed */
+    unsigned char blk[64];
+    size_t nblk;
+} sha256_ctx;
+
+static const uint32_t SHA_K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static uint32_t ror32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void sha256_block(sha256_ctx *c, const unsigned char *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
+    uint32_t e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) +
+                      SHA_K[i] + w[i];
+        uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
+        h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
+    }
+    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d;
+    c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
+}
+
+static void sha256_init(sha256_ctx *c)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->len = 0, c->nblk = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const unsigned char *p, size_t n)
+{
+    c->len += n;
+    if (c->nblk) {
+        size_t k = 64 - c->nblk < n ? 64 - c->nblk : n;
+        memcpy(c->blk + c->nblk, p, k);
+        c->nblk += k, p += k, n -= k;
+        if (c->nblk < 64) return;
+        sha256_block(c, c->blk);
+        c->nblk = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64) sha256_block(c, p);
+    memcpy(c->blk, p, n);
+    c->nblk = n;
+}
+
+static void sha256_hex(sha256_ctx *c, char out[65])
+{
+    uint64_t bits = c->len * 8;
+    unsigned char pad[72] = {0x80};
+    size_t np = (c->nblk < 56 ? 56 : 120) - c->nblk;
+    for (int i = 0; i < 8; i++) pad[np + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha256_update(c, pad, np + 8);
+    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", c->h[i]);
+}
+
+/* SHA-256 of a whole file (reads it back; the page cache usually still holds it). */
+static int sha256_fd(int fd, char out[65])
+{
+    enum { CHUNK = 1 << 20 };
+    unsigned char *b = malloc(CHUNK);
+    if (!b) return ERR_NOMEM;
+    sha256_ctx c;
+    sha256_init(&c);
+    off_t pos = 0;
+    for (;;) {
+        ssize_t r = pread(fd, b, CHUNK, pos);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            free(b);
+            return ERR_IO;
+        }
+        if (r == 0) break;
+        sha256_update(&c, b, (size_t)r);
+        pos += r;
+    }
+    free(b);
+    sha256_hex(&c, out);
+    return 0;
+}
+
+/* An etag header value that is a SHA-256 ("W/" and quotes stripped, 64 hex) into out[65],
+ * lower-cased; leaves out alone otherwise. */
+static void etag_sha256(const char *v, char out[65])
+{
+    if (!strncmp(v, "W/", 2)) v += 2;
+    if (*v == '"') v++;
+    size_t n = 0;
+    while (n < 64 && isxdigit((unsigned char)v[n])) n++;
+    if (n != 64 || (v[64] && v[64] != '"')) return;
+    for (int i = 0; i < 64; i++) out[i] = (char)tolower((unsigned char)v[i]);
+    out[64] = 0;
+}
+
 /* ---- one HTTP exchange ----------------------------------------------------------- */
 
 enum { MODE_UNDECIDED = 0, MODE_WRITE, MODE_DISCARD };
@@ -534,6 +652,7 @@ typedef struct hf_xfer {
     char content_range[96];
     char x_error_code[64];
     char x_error_msg[256];
+    char x_linked_etag[96];
     char errbody[HF_ERRBODY_KEEP + 1];
     size_t errbody_len, discarded;
     int werr;        /* errno of a failed write / truncate */
@@ -617,6 +736,7 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *user)
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         x->content_length = -1;
         x->content_range[0] = x->x_error_code[0] = x->x_error_msg[0] = 0;
+        x->x_linked_etag[0] = 0;
         x->mode = MODE_UNDECIDED;
     } else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
         if (x->status >= 200 && xfer_decide(x)) return 0; /* 0 != len aborts */
@@ -631,6 +751,8 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *user)
         hdr_value(v, vl, x->content_range, sizeof x->content_range);
     } else if (hdr_is(line, len, "x-error-code", &v, &vl)) {
         hdr_value(v, vl, x->x_error_code, sizeof x->x_error_code);
+    } else if (hdr_is(line, len, "x-linked-etag", &v, &vl)) {
+        hdr_value(v, vl, x->x_linked_etag, sizeof x->x_linked_etag);
     } else if (hdr_is(line, len, "x-error-message", &v, &vl)) {
         hdr_value(v, vl, x->x_error_msg, sizeof x->x_error_msg);
     }
@@ -847,6 +969,11 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
         curl_slist_free_all(hl);
 
         long st = x->status;
+        /* huggingface.co names an LFS file's SHA-256 in X-Linked-Etag on the resolve
+         * response (the redirect to the CDN); only the endpoint itself is believed */
+        if (cc == CURLE_OK && !strcmp(up.scheme, ep.scheme) && !strcmp(up.host, ep.host) &&
+            up.port == ep.port)
+            etag_sha256(x->x_linked_etag, j->sha256);
         if (cc == CURLE_OK && (st == 301 || st == 302 || st == 303 || st == 307 || st == 308)) {
             char *loc = NULL;
             curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
@@ -937,6 +1064,17 @@ static int job_download(hf_job *j, char *err, size_t errlen)
         offset = 0;
     }
     curl_easy_cleanup(h);
+    if (!rc && j->sha256[0]) {
+        char got[65];
+        if (sha256_fd(fd, got)) {
+            rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
+        } else if (strcmp(got, j->sha256)) {
+            rc = err_set(err, errlen, ERR_FORMAT,
+                         "%s: checksum mismatch: the hub says sha256 %s, the download is %s "
+                         "(discarded)", j->what, j->sha256, got);
+            definitive = 1;
+        }
+    }
     if (!rc && fsync(fd))
         rc = err_set(err, errlen, ERR_IO, "fsync %s: %s", j->tmp, strerror(errno));
     int keep = !definitive && fstat(fd, &st) == 0 && st.st_size > 0;

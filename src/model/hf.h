@@ -25,6 +25,10 @@
  *    total equals N means the temp file was already complete. The final size must equal
  *    Content-Length (or the Content-Range total): a short body is ERR_IO and is resumed by
  *    the next call. Definitive HTTP errors (4xx) delete the temp file.
+ *  - Integrity: when the endpoint names the file's SHA-256 (huggingface.co sends
+ *    X-Linked-Etag: "<sha256>" for LFS files, i.e. weights), the complete temp file is
+ *    hashed before the rename; a mismatch is ERR_FORMAT and the temp file is deleted. The
+ *    same header from any other host (the CDN) is not believed.
  *  - A cached file is used without any network access, even for a branch revision such as
  *    "main" (pinned commit hashes are the normal case; delete the file to refresh).
  *  - Token: opts.token, else $HF_TOKEN, else $HUGGING_FACE_HUB_TOKEN, else the file written by
@@ -112,7 +116,8 @@ int hf_cache_path(const char *uri, const hf_options *opt, char *out, size_t n, c
 
 /* Makes `uri` available locally and writes the path of the complete file into out[n].
  * opt may be NULL (all defaults, environment honoured). Blocking; see the top for the rules.
- * Returns 0, HF_ERR_GATED, ERR_NOTFOUND, ERR_INVAL, ERR_IO, ERR_TOOBIG, ERR_CANCEL, ERR_NOMEM. */
+ * Returns 0, HF_ERR_GATED, ERR_NOTFOUND, ERR_INVAL, ERR_IO, ERR_FORMAT (checksum),
+ * ERR_TOOBIG, ERR_CANCEL, ERR_NOMEM. */
 int hf_fetch(const char *uri, const hf_options *opt, char *out, size_t n, char *err,
              size_t errlen);
 

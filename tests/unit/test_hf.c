@@ -59,7 +59,7 @@ typedef struct tsrv {
     pthread_t th;
     atomic_int stop;
     pthread_mutex_t mu;
-    route routes[16];
+    route routes[32];
     int nroutes;
     req_log log[64];
     int nlog;
@@ -226,7 +226,7 @@ static void srv_stop(tsrv *s)
 
 static route *srv_route(tsrv *s, const char *path, int status)
 {
-    CORE_ASSERT(s->nroutes < 16);
+    CORE_ASSERT(s->nroutes < 32);
     route *r = &s->routes[s->nroutes++];
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);
@@ -896,6 +896,60 @@ static void t_server_error_keeps_partial(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_sha256_checked(ut_ctx *t)
+{
+    /* FIPS 180-4 test vectors served as LFS files whose hash the hub names in X-Linked-Etag */
+    static const struct { const char *name, *sha; size_t reps; const char *unit; } v[] = {
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 1, "abc"},
+        {"empty", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 0, "x"},
+        {"two-blocks", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1", 1,
+         "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"},
+        {"million-a", "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", 1000000, "a"},
+        /* padding edges (55, 64, 119 bytes), values from Python's hashlib */
+        {"a55", "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318", 55, "a"},
+        {"a64", "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb", 64, "a"},
+        {"a119", "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb", 119, "a"},
+    };
+    enum { NV = sizeof v / sizeof v[0] };
+    fx f;
+    fx_open(t, &f);
+    unsigned char *bodies[NV];
+    char path[1024], err[512] = "";
+    for (int i = 0; i < NV; i++) {
+        size_t ul = strlen(v[i].unit), n = ul * v[i].reps;
+        bodies[i] = malloc(n + 1);
+        for (size_t k = 0; k < v[i].reps; k++) memcpy(bodies[i] + k * ul, v[i].unit, ul);
+        char p1[128], p2[128], uri[128];
+        snprintf(p1, sizeof p1, "/o/r/resolve/main/%s", v[i].name);
+        snprintf(p2, sizeof p2, "/cdn/%s", v[i].name);
+        snprintf(uri, sizeof uri, "hf://o/r/%s", v[i].name);
+        route *r = srv_route(&f.srv, p1, 302);
+        snprintf(r->headers, sizeof r->headers,
+                 "Location: http://localhost:%d%s\r\nX-Linked-Etag: \"%s\"\r\n", f.srv.port, p2,
+                 v[i].sha);
+        r = srv_route(&f.srv, p2, 200);
+        r->body = bodies[i], r->body_len = n;
+        /* the CDN's own headers are not believed */
+        snprintf(r->headers, sizeof r->headers, "X-Linked-Etag: \"%064d\"\r\n", 0);
+        int rc = hf_fetch(uri, &f.opt, path, sizeof path, err, sizeof err);
+        if (rc) ut_fail(t, __FILE__, __LINE__, "%s: expected 0, got %d (%s)", v[i].name, rc, err);
+        UT_CHECK(t, file_equals(path, bodies[i], n));
+    }
+    /* a body that does not match the hub's hash is discarded */
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN;
+    snprintf(r->headers, sizeof r->headers, "X-Linked-Etag: \"%s\"\r\n", v[0].sha);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_FORMAT, rc);
+    UT_CHECK(t, strstr(err, "checksum mismatch") != NULL);
+    char fin[1024];
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    UT_EQ_INT(t, -1, file_size(fin));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    for (int i = 0; i < NV; i++) free(bodies[i]);
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -914,5 +968,6 @@ static const ut_case cases[] = {
     {"concurrent_same_file", t_concurrent_same_file},
     {"plain_url", t_plain_url},
     {"server_error_keeps_partial", t_server_error_keeps_partial},
+    {"sha256_checked", t_sha256_checked},
 };
 UT_SUITE(hf, cases)
