@@ -1011,7 +1011,7 @@ int spm_decode(const spm_model *m, const int32_t *ids, size_t n, char **out, siz
     int is_bos_ws = 1, bos_ws_seen = 0, rc = 0;
     const spm_norm *ns = &m->norm;
     for (size_t i = 0; i < n && !rc; i++) {
-        size_t plen;
+        size_t plen = 0;
         const char *p = spm_id_to_piece(m, ids[i], &plen);
         int id = spm_piece_to_id(m, p, plen);
         int type = m->pieces[id].type;
@@ -1025,7 +1025,7 @@ int spm_decode(const spm_model *m, const int32_t *ids, size_t n, char **out, siz
         bos_ws_seen = 0;
         if (type == SPM_CONTROL) continue;
         if (type == SPM_UNKNOWN) {
-            size_t ul;
+            size_t ul = 0;
             const char *up = spm_id_to_piece(m, id, &ul);
             if (ul == plen && !memcmp(up, p, plen)) rc = buf_append(&text, m->unk_surface, m->unk_surface_n);
             else rc = buf_append(&text, p, plen);
