@@ -281,6 +281,8 @@ typedef struct hf_job {
     char token[HF_TOKEN_MAX];
     int has_token;
     char sha256[65];        /* expected content hash (X-Linked-Etag of an LFS file) or "" */
+    struct sha256_ctx *hash; /* running hash of the temp file's bytes [0, hashed) */
+    uint64_t hashed;
 } hf_job;
 
 static int url_check(const char *u, char *err, size_t errlen)
@@ -620,6 +622,30 @@ static int sha256_fd(int fd, char out[65])
     return 0;
 }
 
+/* Restarts j's running hash over the first `n` bytes already in fd. */
+static int hash_prefix(hf_job *j, int fd, uint64_t n)
+{
+    enum { CHUNK = 1 << 20 };
+    sha256_init(j->hash);
+    j->hashed = 0;
+    if (!n) return 0;
+    unsigned char *b = malloc(CHUNK);
+    if (!b) return ERR_NOMEM;
+    while (j->hashed < n) {
+        size_t want = n - j->hashed < CHUNK ? (size_t)(n - j->hashed) : CHUNK;
+        ssize_t r = pread(fd, b, want, (off_t)j->hashed);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            free(b);
+            return ERR_IO;
+        }
+        sha256_update(j->hash, b, (size_t)r);
+        j->hashed += (uint64_t)r;
+    }
+    free(b);
+    return 0;
+}
+
 /* An etag header value that is a SHA-256 ("W/" and quotes stripped, 64 hex) into out[65],
  * lower-cased; leaves out alone otherwise. */
 static void etag_sha256(const char *v, char out[65])
@@ -706,6 +732,8 @@ static int xfer_decide(hf_xfer *x)
                 return -1;
             }
             x->offset = 0;
+            sha256_init(x->j->hash);
+            x->j->hashed = 0;
         }
         if (x->content_length >= 0) x->have_total = 1, x->total = (uint64_t)x->content_length;
         x->mode = MODE_WRITE;
@@ -772,6 +800,7 @@ static size_t cb_write(char *p, size_t size, size_t nmemb, void *user)
         return x->discarded > HF_ERRBODY_ABORT ? 0 : n;
     }
     uint64_t pos = x->offset + x->written;
+    CORE_ASSERT(x->j->hashed == pos);
     if (pos + n > x->max_bytes) {
         x->toobig = 1;
         return 0;
@@ -786,6 +815,8 @@ static size_t cb_write(char *p, size_t size, size_t nmemb, void *user)
         done += (size_t)w;
     }
     x->written += n;
+    sha256_update(x->j->hash, (const unsigned char *)p, n); /* overlaps the network wait */
+    x->j->hashed += n;
     return n;
 }
 
@@ -1047,8 +1078,14 @@ static int job_download(hf_job *j, char *err, size_t errlen)
         close(fd);
         return err_set(err, errlen, ERR_NOMEM, "curl_easy_init failed (curl_global_init called?)");
     }
+    sha256_ctx hash;
+    j->hash = &hash;
     int rc, definitive = 0;
     for (int attempt = 0;; attempt++) {
+        if (hash_prefix(j, fd, offset)) {
+            rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
+            break;
+        }
         rc = xfer_run(j, h, fd, &offset, &definitive, err, errlen);
         if (rc != XF_RESTART) break;
         if (attempt >= 1) {
@@ -1064,9 +1101,15 @@ static int job_download(hf_job *j, char *err, size_t errlen)
         offset = 0;
     }
     curl_easy_cleanup(h);
+    j->hash = NULL;
     if (!rc && j->sha256[0]) {
         char got[65];
-        if (sha256_fd(fd, got)) {
+        int hrc = 0;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == j->hashed)
+            sha256_hex(&hash, got); /* hashed while downloading: no second pass */
+        else
+            hrc = sha256_fd(fd, got);
+        if (hrc) {
             rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
         } else if (strcmp(got, j->sha256)) {
             rc = err_set(err, errlen, ERR_FORMAT,

@@ -950,6 +950,48 @@ static void t_sha256_checked(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_resume_checksum(ut_ctx *t)
+{
+    /* the hash covers the bytes kept from the first try too; a corrupted partial is caught */
+    static const char sha[] = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+    fx f;
+    fx_open(t, &f);
+    unsigned char *ma = malloc(1000000);
+    memset(ma, 'a', 1000000);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = ma, r->body_len = 1000000, r->honor_range = 1;
+    r->truncate_first = 2, r->truncate_at = 300001;
+    snprintf(r->headers, sizeof r->headers, "X-Linked-Etag: \"%s\"\r\n", sha);
+    char path[1024], fin[1024], tmp[1100], err[512] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    temp_path(tmp, sizeof tmp, fin);
+
+    UT_EQ_INT(t, ERR_IO, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 300001, file_size(tmp));
+    UT_EQ_INT(t, ERR_IO, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 600002, file_size(tmp)); /* two partial runs */
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "resume: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "bytes=300001-", f.srv.log[1].range);
+    UT_EQ_STR(t, "bytes=600002-", f.srv.log[2].range);
+    UT_CHECK(t, file_equals(path, ma, 1000000));
+
+    /* now a partial with one wrong byte: the finished file must be refused */
+    UT_EQ_INT(t, 0, unlink(path));
+    ma[10] = 'b';
+    write_file(tmp, ma, 500000);
+    ma[10] = 'a';
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    UT_EQ_INT(t, ERR_FORMAT, rc);
+    UT_EQ_INT(t, -1, file_size(fin));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err); /* clean retry works */
+    if (rc) ut_fail(t, __FILE__, __LINE__, "retry: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "", f.srv.log[4].range);
+    free(ma);
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -969,5 +1011,6 @@ static const ut_case cases[] = {
     {"plain_url", t_plain_url},
     {"server_error_keeps_partial", t_server_error_keeps_partial},
     {"sha256_checked", t_sha256_checked},
+    {"resume_checksum", t_resume_checksum},
 };
 UT_SUITE(hf, cases)
