@@ -20,6 +20,7 @@
 #include "server/server.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +38,7 @@ static const char *env_get(const char *name) { return getenv(name); }
 static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
 {
     reg_options ro = {.espeak_data = c->espeak_data, .voices_dir = c->voices_dir,
+                      .cache_dir = c->cache_dir, .offline = c->offline,
                       .test_engine = c->test_engine};
     char warn[1024], err[1024];
     int rc = reg_load(reg, &ro, warn, sizeof warn, err, sizeof err);
@@ -262,19 +264,19 @@ static int cmd_voices(const cfg *c, lg_logger *lg)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: model downloads use libcurl */
     cfg c;
     cfg_defaults(&c);
     char err[512];
     if (cfg_parse(&c, argc, argv, env_get, err, sizeof err)) {
         fprintf(stderr, "pockettts: %s\n", err);
+        curl_global_cleanup();
         return 2;
     }
-    if (c.cmd == CFG_CMD_HELP) {
-        fputs(cfg_usage(), stdout);
-        return 0;
-    }
-    if (c.cmd == CFG_CMD_VERSION) {
-        printf("pockettts %s\n", PT_VERSION);
+    if (c.cmd == CFG_CMD_HELP || c.cmd == CFG_CMD_VERSION) {
+        if (c.cmd == CFG_CMD_HELP) fputs(cfg_usage(), stdout);
+        else printf("pockettts %s\n", PT_VERSION);
+        curl_global_cleanup();
         return 0;
     }
     lg_logger *lg = NULL;
@@ -289,5 +291,6 @@ int main(int argc, char **argv)
     default: rc = cmd_serve(&c, lg); break;
     }
     lg_free(lg);
+    curl_global_cleanup();
     return rc;
 }

@@ -52,6 +52,8 @@ static const opt opts[] = {
     {"queue", 0, "POCKET_TTS_QUEUE", K_INT, OFF(queue_len), 0, 0, 4096, M_SERVE, NULL},
     {"http-threads", 0, "POCKET_TTS_HTTP_THREADS", K_INT, OFF(http_threads), 0, 1, 64, M_SERVE, NULL},
     {"espeak-data", 0, "POCKET_TTS_ESPEAK_DATA", K_STR, OFF(espeak_data), SZ(espeak_data), 0, 0, M_ALL, NULL},
+    {"cache-dir", 0, "POCKET_TTS_CACHE_DIR", K_STR, OFF(cache_dir), SZ(cache_dir), 0, 0, M_ALL, NULL},
+    {"offline", 0, NULL, K_BOOL, OFF(offline), 0, 0, 1, M_ALL, NULL},
     {"test-engine", 0, NULL, K_FLAG, OFF(test_engine), 0, 0, 0, M_ALL, NULL},
     {"model", 'm', NULL, K_STR, OFF(model), SZ(model), 0, 0, M_SAY | M_VOICES, NULL},
     {"voice", 'v', NULL, K_STR, OFF(voice), SZ(voice), 0, 0, M_SAY, NULL},
@@ -88,6 +90,9 @@ static const char usage[] =
     "                          [POCKET_TTS_QUEUE, default 16]\n"
     "  --http-threads N        HTTP thread pool size, 1..64 [POCKET_TTS_HTTP_THREADS, default 2]\n"
     "  --espeak-data DIR       espeak-ng data directory [POCKET_TTS_ESPEAK_DATA]\n"
+    "  --cache-dir DIR         where downloaded model weights live\n"
+    "                          [POCKET_TTS_CACHE_DIR, default ~/.cache/pockettts]\n"
+    "  --offline               never download weights (also HF_HUB_OFFLINE=1)\n"
     "\n"
     "say options (same meaning as the API's request fields):\n"
     "  -m, --model ID          tts-1, tts-1-hd, gpt-4o-mini-tts or an engine id (espeak, ...)\n"
@@ -260,16 +265,6 @@ static const opt *find_short(char ch)
 
 static int takes_value(const opt *o) { return o->kind != K_FLAG && o->kind != K_BOOL; }
 
-static const char *cmd_name(cfg_cmd c)
-{
-    switch (c) {
-    case CFG_CMD_SERVE: return "serve";
-    case CFG_CMD_SAY: return "say";
-    case CFG_CMD_VOICES: return "voices";
-    default: return "?";
-    }
-}
-
 static int parse_cmd(const char *s, cfg_cmd *out)
 {
     if (!strcmp(s, "serve")) *out = CFG_CMD_SERVE;
@@ -279,6 +274,28 @@ static int parse_cmd(const char *s, cfg_cmd *out)
     else if (!strcmp(s, "version")) *out = CFG_CMD_VERSION;
     else return -1;
     return 0;
+}
+
+/* Does `next` read as the value of boolean flag o? A bool literal always does; any other
+ * non-flag word does for flags of commands without positional arguments (so that
+ * "--stream-default maybe" is refused as a bad value), but not for say's own --stream,
+ * where the next word may be text to speak. */
+static int bool_value_follows(const opt *o, const char *next)
+{
+    cfg_cmd ignored;
+    if (cfg_parse_bool(next) >= 0) return 1;
+    if (next[0] == '-' || (o->cmds & M_SAY && !(o->cmds & M_SERVE))) return 0;
+    return parse_cmd(next, &ignored) != 0; /* "--offline serve": serve is the command */
+}
+
+static const char *cmd_name(cfg_cmd c)
+{
+    switch (c) {
+    case CFG_CMD_SERVE: return "serve";
+    case CFG_CMD_SAY: return "say";
+    case CFG_CMD_VOICES: return "voices";
+    default: return "?";
+    }
 }
 
 /* Finds the command word: the first positional argument (skipping flag values). */
@@ -298,7 +315,7 @@ static int find_command(int argc, char **argv, cfg_cmd *cmd, int *cmd_at, char *
                 o = find_short(a[1]);
             }
             if (o && takes_value(o)) i++;
-            else if (o && o->kind == K_BOOL && i + 1 < argc && cfg_parse_bool(argv[i + 1]) >= 0) i++;
+            else if (o && o->kind == K_BOOL && i + 1 < argc && bool_value_follows(o, argv[i + 1])) i++;
             continue;
         }
         if (parse_cmd(a, cmd))
@@ -398,7 +415,8 @@ int cfg_parse(cfg *c, int argc, char **argv, cfg_getenv_fn getenv_fn, char *err,
             val = "1";
         } else if (o->kind == K_BOOL) {
             /* "--stream-default false" as well as "--stream-default=false" and "--stream" */
-            if (!val && !negated && i + 1 < argc && cfg_parse_bool(argv[i + 1]) >= 0) val = argv[++i];
+            if (!val && !negated && i + 1 < argc && bool_value_follows(o, argv[i + 1]))
+                val = argv[++i];
             if (!val) val = negated ? "false" : "true";
         } else if (!val) {
             if (i + 1 >= argc)

@@ -40,6 +40,8 @@ typedef struct cfg {
     int http_threads;        /* libmicrohttpd thread pool size, default 2 */
     char espeak_data[1024];  /* espeak-ng data dir, "" = library default */
     int test_engine;         /* hidden: add the built-in "beep" test engine */
+    char cache_dir[1024];    /* model downloads; "" = hf default (POCKET_TTS_CACHE_DIR, ~/.cache) */
+    int offline;             /* never download weights */
     /* say / voices */
     char model[64];          /* "" = default engine */
     char voice[128];         /* "" = engine default */

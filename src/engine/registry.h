@@ -26,6 +26,8 @@ typedef struct reg_registry reg_registry;
 typedef struct reg_options {
     const char *espeak_data; /* NULL or "" = library default */
     const char *voices_dir;  /* NULL or "" = none (for engines that clone voices) */
+    const char *cache_dir;   /* NULL or "" = hf default; for engines with downloaded weights */
+    int offline;             /* never download */
     int test_engine;         /* add "beep" */
 } reg_options;
 

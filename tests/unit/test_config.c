@@ -63,6 +63,11 @@ static void t_env_then_flags(ut_ctx *t)
     UT_EQ_INT(t, 1, c.stream_default);
     UT_EQ_INT(t, 5, c.workers);
     UT_EQ_INT(t, LG_ERROR, c.log_level);
+    const char *argv4[] = {"pockettts", "--offline", "serve", "--stream-default", "off"};
+    UT_EQ_INT(t, 0, parse(&c, NULL, 5, argv4, err, sizeof err));
+    UT_EQ_INT(t, CFG_CMD_SERVE, c.cmd);
+    UT_EQ_INT(t, 1, c.offline);
+    UT_EQ_INT(t, 0, c.stream_default);
     const char *argv3[] = {"pockettts", "--no-stream-default"};
     UT_EQ_INT(t, 0, parse(&c, NULL, 2, argv3, err, sizeof err));
     UT_EQ_INT(t, 0, c.stream_default);
@@ -86,6 +91,7 @@ static void t_refused(ut_ctx *t)
         {{"pockettts", "--workers", "0"}, NULL, NULL, "--workers"},
         {{"pockettts", "--log-level", "LOUD"}, NULL, NULL, "log level"},
         {{"pockettts", "--stream-default=maybe"}, NULL, NULL, "boolean"},
+        {{"pockettts", "serve", "--stream-default", "maybe"}, NULL, NULL, "--stream-default"},
         {{"pockettts", "--max-input-chars", "-5"}, NULL, NULL, "--max-input-chars"},
         {{"pockettts", "frobnicate"}, NULL, NULL, "unknown command 'frobnicate'"},
         {{"pockettts", "serve", "extra"}, NULL, NULL, "unexpected argument"},
