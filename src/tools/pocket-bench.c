@@ -1,0 +1,170 @@
+/* pocket-bench — FlowLM speed at full size (random english_2026-04 weights).
+ *
+ *   pocket-bench [DIR] [FRAMES] [RUNS]     DIR defaults to ../shared/reference/pocket-tts
+ *
+ * Writes a random F32 checkpoint from DIR/layout-english_2026-04.json into /tmp (unlinked
+ * right after mapping), loads FlowLM with F32 weights (used in place from the mapping) and
+ * with BF16 weights (converted at load), and for 1 and 2 threads measures: the text prompt
+ * (45 tokens, after a 126-position voice-sized prefix) and the per-frame FlowLM step
+ * (transformer + flow head + EOS, LSD 1 step), median over FRAMES steps, median of RUNS
+ * runs. Printed beside upstream's PyTorch figures from the reference README (same machine
+ * class). Results are printed, never asserted; the history lives in SPEED.md.
+ */
+#include "core/err.h"
+#include "engine/pocket/flowlm.h"
+#include "engine/pocket/pkconfig.h"
+#include "model/safetensors.h"
+#include "nn/nn.h"
+
+#define PK_RANDCKPT_NO_MAIN
+#include "tools/pocket-randckpt.c"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static const char *loadavg(void)
+{
+    static char b[64];
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f || !fgets(b, sizeof b, f)) snprintf(b, sizeof b, "?");
+    if (f) fclose(f);
+    b[strcspn(b, "\n")] = 0;
+    return b;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct result {
+    double prompt_ms, step_ms, best_ms; /* medians; best = fastest single step seen */
+} result;
+
+static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int threads, int frames, int runs, result *res,
+               char *err, size_t errlen)
+{
+    nn_pool *pool = NULL;
+    int rc = nn_pool_new(&pool, threads, err, errlen);
+    if (rc) return rc;
+    nn_set_threads(threads);
+    pk_flowlm *m = NULL;
+    pk_flowlm_opts o = {dt, pool, NULL};
+    rc = pk_flowlm_load(&m, cfg, f, &o, err, errlen);
+    if (rc) {
+        nn_pool_free(pool);
+        return rc;
+    }
+    enum { VOICE = 126, TEXT = 45 };
+    pk_fstate *s = NULL;
+    rc = pk_fstate_new(&s, m, VOICE + TEXT + frames + 8, err, errlen);
+    double *pr = calloc((size_t)runs, sizeof *pr), *st = calloc((size_t)runs, sizeof *st);
+    double *steps = calloc((size_t)frames, sizeof *steps);
+    float *lat = calloc(64 * (size_t)cfg->ldim, sizeof *lat);
+    pk_gen_params p;
+    pk_gen_params_default(&p);
+    pk_gauss g;
+    pk_gauss_seed(&g, 1);
+    pk_noise nz = {pk_gauss_fill, &g};
+    int ids[TEXT], vids[VOICE];
+    for (int i = 0; i < TEXT; i++) ids[i] = (i * 89 + 7) % cfg->n_bins;
+    for (int i = 0; i < VOICE; i++) vids[i] = (i * 31 + 3) % cfg->n_bins;
+    for (int r = 0; !rc && r < runs; r++) {
+        pk_fstate_reset(s);
+        /* a voice-sized prefix (as text positions: same cost as a voice prompt) */
+        rc = pk_flowlm_prompt_text(m, s, vids, VOICE, &p, NULL, err, errlen);
+        double t0 = now_ms();
+        if (!rc) rc = pk_flowlm_prompt_text(m, s, ids, TEXT, &p, NULL, err, errlen);
+        pr[r] = now_ms() - t0;
+        float logit;
+        for (int k = 0; !rc && k < frames; k++) {
+            t0 = now_ms();
+            rc = pk_flowlm_step(m, s, k ? lat : NULL, &p, &nz, lat, &logit, err, errlen);
+            steps[k] = now_ms() - t0;
+        }
+        for (int k = 0; !rc && k < frames; k++)
+            if (r == 0 && k == 0 ? 1 : steps[k] < res->best_ms) res->best_ms = steps[k];
+        if (!rc) st[r] = median(steps, frames);
+    }
+    if (!rc) {
+        res->prompt_ms = median(pr, runs);
+        res->step_ms = median(st, runs);
+    }
+    free(pr), free(st), free(steps), free(lat);
+    pk_fstate_free(s);
+    pk_flowlm_free(m);
+    nn_pool_free(pool);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
+    int frames = argc > 2 ? atoi(argv[2]) : 40;
+    int runs = argc > 3 ? atoi(argv[3]) : 3;
+    if (frames < 1) frames = 1;
+    if (runs < 1) runs = 1;
+    char lp[1024], cp[1024], out[256], err[512];
+    snprintf(lp, sizeof lp, "%s/layout-english_2026-04.json", dir);
+    snprintf(cp, sizeof cp, "%s/english_2026-04.resolved.json", dir);
+    snprintf(out, sizeof out, "/tmp/pocket-bench-%d.safetensors", (int)getpid());
+    pk_config cfg;
+    if (pk_config_load_json(&cfg, cp, err, sizeof err)) {
+        fprintf(stderr, "pocket-bench: %s\n", err);
+        return 1;
+    }
+    double t0 = now_ms();
+    if (pkr_write(lp, out, "F32", 1, err, sizeof err)) {
+        fprintf(stderr, "pocket-bench: %s\n", err);
+        unlink(out);
+        return 1;
+    }
+    st_file *f = NULL;
+    int rc = st_open(&f, out, err, sizeof err);
+    unlink(out);
+    if (rc) {
+        fprintf(stderr, "pocket-bench: %s\n", err);
+        return 1;
+    }
+    printf("  random F32 checkpoint (%zu tensors) written in %.0f ms; kernels %s; %d frames x %d runs\n",
+           st_count(f), now_ms() - t0, nn_kernel_name(), frames, runs);
+    printf("  %-26s %8s %14s %12s %10s %10s\n", "FlowLM (english_2026-04)", "threads", "text 45 tok ms", "ms / frame",
+           "best ms", "frames/s");
+    static const struct {
+        nn_dtype dt;
+        const char *name;
+    } dts[] = {{NN_F32, "f32 weights"}, {NN_BF16, "bf16 weights"}};
+    for (int d = 0; d < 2; d++)
+        for (int th = 1; th <= 2; th++) {
+            result r = {0, 0, 0};
+            if (run(&cfg, f, dts[d].dt, th, frames, runs, &r, err, sizeof err)) {
+                fprintf(stderr, "pocket-bench: %s\n", err);
+                st_close(f);
+                return 1;
+            }
+            printf("  %-26s %8d %14.1f %12.2f %10.2f %10.1f\n", dts[d].name, th, r.prompt_ms, r.step_ms, r.best_ms,
+                   1000.0 / r.step_ms);
+        }
+    printf("  (load average at the end: %s)\n", loadavg());
+    printf("  upstream PyTorch (README, OpenBLAS): FlowLM step 70.9 ms (1 thread), 40.1 ms (2 threads); "
+           "text prompt 153 / 110 ms\n");
+    st_close(f);
+    return 0;
+}
