@@ -10,8 +10,9 @@
  * FlowLM rows (this file): every traced boundary of the voice/text prompts and of each
  * generation step (RoPE, attention, layers, out_norm, EOS, every flow-head call, latent),
  * KV caches and offsets after each phase, the EOS stopping rule and frame count.
- * Mimi rows: if the library defines pkp_mimi_rows() (weak symbol, owned by "mimi"), it
- * is called per scenario after the FlowLM rows.
+ * Tokenizer row: spm's tokenizer on the scenario's (prepared) text must give exactly
+ * text/tokens. Mimi rows: pkp_mimi_rows() (owned by "mimi") is called per scenario after
+ * the FlowLM rows.
  *
  * Tolerances (relative to the tensor's max |value|, float32 vs upstream float32):
  *   FlowLM activations, flow head, latents, KV caches: 1e-4 (README: OpenBLAS vs
@@ -23,6 +24,7 @@
 #include "engine/pocket/flowlm.h"
 #include "engine/pocket/pkconfig.h"
 #include "engine/pocket/pkparity.h"
+#include "engine/pocket/spm.h"
 #include "model/safetensors.h"
 
 #include <cJSON.h>
@@ -33,9 +35,9 @@
 
 #define TOL_FLOW 1e-4
 
-/* Optional Mimi rows, provided by mimi's code when it exists. */
+/* Mimi rows, defined by mimi's code (src/engine/pocket/mimi_parity.c). */
 int pkp_mimi_rows(pkp_report *r, const pk_config *cfg, const st_file *weights, const st_file *golden,
-                  const char *dir, const char *scenario) __attribute__((weak));
+                  const char *dir, const char *scenario);
 
 typedef struct ctx {
     pkp_report *r;
@@ -97,6 +99,28 @@ static void check_kv(pkp_report *r, const st_file *g, const pk_fstate *s, int nl
     }
 }
 
+/* spm on the scenario text must reproduce text/tokens exactly */
+static void check_tokens(pkp_report *r, const char *dir, const char *text, const int *want, int T)
+{
+    char path[1024], err[256];
+    snprintf(path, sizeof path, "%s/tiny_tokenizer.model", dir);
+    spm_model *sp = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int ok = 0;
+    if (!text[0]) snprintf(err, sizeof err, "no text in the golden's info");
+    else if (!spm_load_file(&sp, path, err, sizeof err) && !spm_encode(sp, text, strlen(text), &ids, &n, err, sizeof err)) {
+        ok = n == (size_t)T;
+        for (int i = 0; ok && i < T; i++) ok = ids[i] == want[i];
+        snprintf(err, sizeof err, "%zu ids, want %d", n, T);
+    }
+    r->rows++;
+    if (!ok) r->fails++;
+    fprintf(r->out, "%-64s %s  exact  %s\n", "text/tokens (spm on the scenario text)", err, ok ? "ok" : "FAIL");
+    free(ids);
+    spm_free(sp);
+}
+
 static int count_steps(const st_file *g)
 {
     int n = 0;
@@ -148,6 +172,12 @@ static int scenario(pkp_report *r, const char *dir, const char *gname, const pk_
     p.lsd_steps = (int)info_num(info, "lsd_decode_steps", p.lsd_steps);
     p.noise_clamp = (float)info_num(info, "noise_clamp", 0);
     p.eos_threshold = (float)info_num(info, "eos_threshold", p.eos_threshold);
+    char text[512] = "";
+    {
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(info, "prepared_text");
+        if (!cJSON_IsString(pt)) pt = cJSON_GetObjectItemCaseSensitive(info, "text");
+        if (cJSON_IsString(pt)) snprintf(text, sizeof text, "%s", pt->valuestring);
+    }
     int fae = (int)info_num(info, "frames_after_eos", 1000000);
     int maxf = (int)info_num(info, "forced_max_gen_len", info_num(info, "max_gen_len", 1000000));
     int want_frames = (int)info_num(info, "n_frames", -1);
@@ -161,6 +191,7 @@ static int scenario(pkp_report *r, const char *dir, const char *gname, const pk_
         st_close(g);
         return 1;
     }
+    check_tokens(r, dir, text, ids, T);
     ctx c = {r, g, "", 1};
     pk_noise nz = {golden_noise, &c};
     pk_fstate *s = NULL;
@@ -250,10 +281,9 @@ static int scenario(pkp_report *r, const char *dir, const char *gname, const pk_
         fprintf(r->out, "%-64s want %d got %d  exact  %s\n", "frames emitted (EOS rule)", want_frames, emitted,
                 ok ? "ok" : "FAIL");
     }
-    if (pkp_mimi_rows) {
-        if (pkp_mimi_rows(r, cfg, w, g, dir, gname)) pkp_note(r, "mimi rows reported an error");
-    } else {
-        pkp_note(r, "(mimi rows: not built)");
+    if (pkp_mimi_rows(r, cfg, w, g, dir, gname)) {
+        pkp_note(r, "mimi rows reported an error");
+        r->fails++;
     }
 out:
     free(ids);
