@@ -391,6 +391,63 @@ int hf_cache_path(const char *uri, const hf_options *opt, char *out, size_t n, c
     return rc;
 }
 
+/* ---- reuse of huggingface_hub's cache ------------------------------------------- */
+
+static int is_commit(const char *s, size_t n)
+{
+    if (n != 40) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isxdigit((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+/* 1 when huggingface_hub's cache holds the file; j->final is then replaced by its path. */
+static int hub_lookup(hf_job *j)
+{
+    char root[HF_PATH_MAX], p[HF_PATH_MAX], commit[48];
+    const char *v, *hc = j->opt ? j->opt->hub_cache : NULL;
+    int w;
+    if (hc) {
+        if (!*hc) return 0;
+        w = snprintf(root, sizeof root, "%s", hc);
+    } else if ((v = env_get(j->opt, "HF_HUB_CACHE"))) {
+        w = snprintf(root, sizeof root, "%s", v);
+    } else if ((v = env_get(j->opt, "HF_HOME"))) {
+        w = snprintf(root, sizeof root, "%s/hub", v);
+    } else if ((v = env_get(j->opt, "XDG_CACHE_HOME")) && v[0] == '/') {
+        w = snprintf(root, sizeof root, "%s/huggingface/hub", v);
+    } else if ((v = env_get(j->opt, "HOME"))) {
+        w = snprintf(root, sizeof root, "%s/.cache/huggingface/hub", v);
+    } else {
+        return 0;
+    }
+    if (w < 0 || (size_t)w >= sizeof root / 2) return 0;
+    char model[2 * HF_NAME_MAX + 16];
+    const char *slash = strchr(j->ref.repo, '/');
+    snprintf(model, sizeof model, "models--%.*s--%s", (int)(slash - j->ref.repo), j->ref.repo,
+             slash + 1);
+    size_t rl = strlen(j->ref.rev);
+    if (is_commit(j->ref.rev, rl)) {
+        memcpy(commit, j->ref.rev, rl + 1);
+    } else {
+        w = snprintf(p, sizeof p, "%s/%s/refs/%s", root, model, j->ref.rev);
+        if (w < 0 || (size_t)w >= sizeof p) return 0;
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        ssize_t r = read(fd, commit, sizeof commit - 1);
+        close(fd);
+        if (r < 40) return 0;
+        commit[r] = 0;
+        size_t n = strcspn(commit, " \t\r\n");
+        if (!is_commit(commit, n)) return 0;
+        commit[n] = 0;
+    }
+    w = snprintf(p, sizeof p, "%s/%s/snapshots/%s/%s", root, model, commit, j->ref.path);
+    if (w < 0 || (size_t)w >= sizeof p || !is_file(p)) return 0;
+    memcpy(j->final, p, (size_t)w + 1);
+    return 1;
+}
+
 /* ---- token ----------------------------------------------------------------------- */
 
 static int token_ok(const char *t)
@@ -1146,6 +1203,7 @@ int hf_fetch(const char *uri, const hf_options *opt, char *out, size_t n, char *
         goto done;
     }
     if (is_file(j->final)) goto hit;
+    if (j->is_hf && hub_lookup(j)) goto hit; /* j->final now points into the hub cache */
     if ((opt && opt->offline) || truthy(env_get(opt, "HF_HUB_OFFLINE"))) {
         rc = err_set(err, errlen, ERR_NOTFOUND,
                      "%s is not in the cache (%s) and offline mode is on (HF_HUB_OFFLINE)", uri,
@@ -1164,7 +1222,8 @@ int hf_fetch(const char *uri, const hf_options *opt, char *out, size_t n, char *
     lock_drop(j->lock, lockfd);
     if (rc) goto done;
 hit:
-    cpy(out, n, j->final);
+    if (cpy(out, n, j->final))
+        rc = err_set(err, errlen, ERR_TOOBIG, "output buffer too small for %s", j->final);
 done:
     explicit_bzero(j->token, sizeof j->token);
     free(j);

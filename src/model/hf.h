@@ -29,6 +29,10 @@
  *    X-Linked-Etag: "<sha256>" for LFS files, i.e. weights), the complete temp file is
  *    hashed before the rename; a mismatch is ERR_FORMAT and the temp file is deleted. The
  *    same header from any other host (the CDN) is not believed.
+ *  - Files that huggingface_hub (e.g. upstream pocket-tts) already downloaded are used in
+ *    place, read-only: <hub cache>/models--<owner>--<repo>/snapshots/<commit>/<path>, where
+ *    a branch or tag is mapped to its commit through refs/<rev>. So a user who ran the Python
+ *    version does not download 400 MB again, and that works offline too.
  *  - A cached file is used without any network access, even for a branch revision such as
  *    "main" (pinned commit hashes are the normal case; delete the file to refresh).
  *  - Token: opts.token, else $HF_TOKEN, else $HUGGING_FACE_HUB_TOKEN, else the file written by
@@ -95,6 +99,8 @@ typedef struct hf_options {
     hf_progress_fn progress;   /* may be NULL */
     void *progress_user;
     const char *user_agent;    /* NULL = "pockettts" */
+    const char *hub_cache;     /* huggingface_hub's cache to reuse; NULL: $HF_HUB_CACHE,
+                                  $HF_HOME/hub, ~/.cache/huggingface/hub; "" = don't look */
 } hf_options;
 
 /* Parses and validates an hf:// URI into *out. Refuses (ERR_INVAL, saying why): a missing

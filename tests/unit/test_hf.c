@@ -992,6 +992,41 @@ static void t_resume_checksum(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_hub_cache_reused(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    char hub[128], snap[512], ref[512], path[1024], err[512] = "";
+    snprintf(hub, sizeof hub, "%s/hub", f.cache);
+    snprintf(snap, sizeof snap,
+             "%s/models--o--r/snapshots/0123456789abcdef0123456789abcdef01234567/dir/model.safetensors",
+             hub);
+    snprintf(ref, sizeof ref, "%s/models--o--r/refs/main", hub);
+    write_file(snap, f.body, 1234);
+    write_file(ref, "0123456789abcdef0123456789abcdef01234567", 40);
+    f.opt.hub_cache = hub;
+    f.opt.offline = 1; /* found without any network */
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "pinned: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, snap, path);
+    rc = hf_fetch("hf://o/r/dir/model.safetensors", &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "via refs/main: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, snap, path);
+    UT_EQ_INT(t, ERR_NOTFOUND, hf_fetch("hf://o/r/dir/model.safetensors@v2", &f.opt, path,
+                                        sizeof path, err, sizeof err)); /* no refs/v2 */
+    f.opt.hub_cache = "";
+    UT_EQ_INT(t, ERR_NOTFOUND, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    /* through the environment */
+    f.opt.hub_cache = NULL, f.opt.no_env = 0;
+    setenv("HF_HUB_CACHE", hub, 1);
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    unsetenv("HF_HUB_CACHE");
+    if (rc) ut_fail(t, __FILE__, __LINE__, "HF_HUB_CACHE: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, snap, path);
+    UT_EQ_INT(t, 0, srv_nlog(&f.srv));
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -1012,5 +1047,6 @@ static const ut_case cases[] = {
     {"server_error_keeps_partial", t_server_error_keeps_partial},
     {"sha256_checked", t_sha256_checked},
     {"resume_checksum", t_resume_checksum},
+    {"hub_cache_reused", t_hub_cache_reused},
 };
 UT_SUITE(hf, cases)
