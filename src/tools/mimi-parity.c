@@ -12,10 +12,18 @@
  * 1 if any row is past its tolerance (relative to the tensor's max |ref|, see pkparity.h).
  *
  * Tolerances: see mimi_parity.h (1e-5 relative for quantizer/upsample, 1e-4 for the rest).
+ * `mimi-parity --bench DIR [FRAMES]` instead times the decoder (ms per 80 ms frame) and the
+ * encoder (10 s prompt) at english_2026-04 size with random weights built in memory from
+ * DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS threads.
  * Also reports our soxr resampler against golden_resample.safetensors (upstream's
  * scipy resample_poly 160/147): different filters, so only a loose bound is enforced.
  */
+#include <cJSON.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,10 +92,182 @@ static void resample_rows(pkp_report *rep, const char *dir)
     st_close(g);
 }
 
+/* ---- --bench: full-size speed with random weights ------------------------------------ */
+
+static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
+static double urand(void)
+{
+    rng_s ^= rng_s << 13;
+    rng_s ^= rng_s >> 7;
+    rng_s ^= rng_s << 17;
+    return ((rng_s >> 11) + 0.5) / 9007199254740992.0;
+}
+static float nrand(void) { return (float)(sqrt(-2.0 * log(urand())) * cos(2.0 * M_PI * urand())); }
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Builds an in-memory safetensors blob with every mimi.* tensor of the layout (plus
+ * flow_lm.emb_std/emb_mean), F32, values ~N(0, 1/fan_in) so activations stay O(1). */
+static void *random_mimi_blob(const char *layout_json, size_t *len)
+{
+    cJSON *root = cJSON_Parse(layout_json);
+    const cJSON *ts = root ? cJSON_GetObjectItemCaseSensitive(root, "tensors") : NULL;
+    if (!cJSON_IsObject(ts)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON *hdr = cJSON_CreateObject();
+    size_t off = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ts)
+    {
+        const char *nm = e->string;
+        if (strncmp(nm, "mimi.", 5) && strcmp(nm, "flow_lm.emb_std") && strcmp(nm, "flow_lm.emb_mean")) continue;
+        size_t numel = 1;
+        cJSON *shape = cJSON_CreateArray();
+        const cJSON *d;
+        cJSON_ArrayForEach(d, e)
+        {
+            numel *= (size_t)d->valuedouble;
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber(d->valuedouble));
+        }
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "dtype", "F32");
+        cJSON_AddItemToObject(t, "shape", shape);
+        cJSON *offs = cJSON_CreateArray();
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + numel * 4)));
+        cJSON_AddItemToObject(t, "data_offsets", offs);
+        cJSON_AddItemToObject(hdr, nm, t);
+        off += numel * 4;
+    }
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t hn = strlen(h), pad = (8 - (8 + hn) % 8) % 8;
+    *len = 8 + hn + pad + off;
+    unsigned char *blob = malloc(*len);
+    uint64_t hl = hn + pad;
+    for (int i = 0; i < 8; i++) blob[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(blob + 8, h, hn);
+    memset(blob + 8 + hn, ' ', pad);
+    float *data = (float *)(blob + 8 + hn + pad);
+    cJSON_ArrayForEach(e, ts)
+    {
+        const char *nm = e->string;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(hdr, nm);
+        if (!t) continue;
+        const cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "data_offsets"), 0);
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+        size_t numel = 1, d0 = (size_t)cJSON_GetArrayItem(shape, 0)->valuedouble;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, shape) numel *= (size_t)d->valuedouble;
+        float *v = data + (size_t)o->valuedouble / 4;
+        int nd = cJSON_GetArraySize(shape);
+        if (strstr(nm, "layer_scale")) {
+            for (size_t i = 0; i < numel; i++) v[i] = 0.01f;
+        } else if (strstr(nm, "emb_std") || (strstr(nm, "norm") && strstr(nm, ".weight"))) {
+            for (size_t i = 0; i < numel; i++) v[i] = 1.0f;
+        } else if (nd == 1) {
+            for (size_t i = 0; i < numel; i++) v[i] = 0.02f * nrand();
+        } else {
+            float sd = (float)(1.0 / sqrt((double)(numel / d0)));
+            for (size_t i = 0; i < numel; i++) v[i] = sd * nrand();
+        }
+    }
+    free(h);
+    cJSON_Delete(hdr);
+    cJSON_Delete(root);
+    return blob;
+}
+
+static int bench(const char *dir, int frames)
+{
+    char path[1024], err[256];
+    snprintf(path, sizeof path, "%s/layout-english_2026-04.json", dir);
+    char *layout = read_text(path);
+    if (!layout) {
+        fprintf(stderr, "mimi-parity: cannot read %s\n", path);
+        return 2;
+    }
+    size_t len;
+    void *blob = random_mimi_blob(layout, &len);
+    free(layout);
+    st_file *w;
+    if (!blob || st_open_mem(&w, blob, len, err, sizeof err)) {
+        fprintf(stderr, "mimi-parity: random checkpoint: %s\n", blob ? err : "bad layout");
+        free(blob);
+        return 2;
+    }
+    mimi_config cfg;
+    mimi_config_english(&cfg);
+    mimi *m;
+    if (mimi_open(&m, w, "mimi.", "flow_lm.", &cfg, MIMI_DECODER | MIMI_ENCODER, err, sizeof err)) {
+        fprintf(stderr, "mimi-parity: %s\n", err);
+        st_close(w);
+        free(blob);
+        return 2;
+    }
+    int fs = mimi_frame_samples(m), ld = mimi_ldim(m);
+    float *z = malloc((size_t)ld * sizeof(float)), *pcm = malloc((size_t)fs * sizeof(float));
+    double *ms = malloc((size_t)frames * sizeof(double));
+    printf("Mimi english_2026-04 size, random weights, %d frames (80 ms each)\n", frames);
+    for (int threads = 1; threads <= 2; threads++) {
+        openblas_set_num_threads(threads);
+        mimi_dec *d;
+        if (mimi_dec_new(&d, m, err, sizeof err)) break;
+        double sum = 0;
+        for (int f = 0; f < frames; f++) {
+            for (int i = 0; i < ld; i++) z[i] = nrand();
+            double t0 = now_ms();
+            mimi_dec_frame(d, z, pcm, err, sizeof err);
+            ms[f] = now_ms() - t0;
+            sum += ms[f];
+        }
+        double first = ms[0];
+        qsort(ms, (size_t)frames, sizeof(double), cmp_dbl);
+        printf("decode  threads=%d  first %.2f ms  median %.2f ms  p90 %.2f ms  mean %.2f ms/frame"
+               "  (RTF %.3f)\n", threads, first, ms[frames / 2], ms[frames * 9 / 10], sum / frames,
+               sum / frames / 80.0);
+        mimi_dec_free(d);
+        size_t n = (size_t)mimi_sample_rate(m) * 10;
+        float *au = malloc(n * sizeof(float)), *lat;
+        int F;
+        for (size_t i = 0; i < n; i++) au[i] = 0.3f * sinf((float)i * 0.05f) + 0.01f * nrand();
+        double t0 = now_ms();
+        int rc = mimi_encode(m, au, n, &lat, &F, NULL, NULL, err, sizeof err);
+        double te = now_ms() - t0;
+        if (!rc) {
+            printf("encode  threads=%d  10 s prompt -> %d latents in %.1f ms\n", threads, F, te);
+            free(lat);
+        }
+        free(au);
+    }
+    free(z);
+    free(pcm);
+    free(ms);
+    mimi_free(m);
+    st_close(w);
+    free(blob);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "--bench"))
+        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50);
     if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR   (a folder laid out like shared/reference/pocket-tts)\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
+                        "       %s --bench DIR [FRAMES]   full-size speed, random weights\n", argv[0], argv[0]);
         return 2;
     }
     const char *dir = argv[1];
