@@ -275,6 +275,29 @@ static void t_python_semantics(ut_ctx *t)
     UT_EQ_INT(t, 'A', up[0]);
 }
 
+/* All 1,112,064 scalar values at once: FNV-1a 64 of the lines
+ * "%X isalnum isspace n u1 .. un\n" (upper only when not isupper) equals the hash of the
+ * same lines printed by Python 3.11.2 (unicodedata 14.0.0) on the dev machine:
+ *   ch.isalnum(), ch.isspace(), u = ch if ch.isupper() else ch.upper() */
+static void t_unicode_tables(ut_ctx *t)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    char line[96];
+    for (uint32_t c = 0; c < 0x110000; c++) {
+        if (c >= 0xD800 && c < 0xE000) continue;
+        uint32_t u[3];
+        int n = tp_py_upper_first(c, u);
+        int l = snprintf(line, sizeof line, "%X %d %d %d", (unsigned)c, tp_py_isalnum(c), tp_py_isspace(c), n);
+        for (int i = 0; i < n; i++) l += snprintf(line + l, sizeof line - (size_t)l, " %X", (unsigned)u[i]);
+        line[l++] = '\n';
+        for (int i = 0; i < l; i++) {
+            h ^= (unsigned char)line[i];
+            h *= 0x100000001b3ull;
+        }
+    }
+    UT_EQ_INT(t, (long long)0x67bbc103cbcbc8deull, (long long)h);
+}
+
 static void t_errors(ut_ctx *t)
 {
     char *out = (char *)1, err[128] = "";
@@ -306,6 +329,7 @@ static void t_errors(ut_ctx *t)
 static const ut_case cases[] = {
     {"prepare_goldens", t_prepare_goldens}, {"boundary_ids", t_boundary_ids},
     {"chunk_goldens", t_chunk_goldens},     {"tricky", t_tricky},
-    {"python_semantics", t_python_semantics}, {"errors", t_errors},
+    {"python_semantics", t_python_semantics}, {"unicode_tables", t_unicode_tables},
+    {"errors", t_errors},
 };
 UT_SUITE(textprep, cases)

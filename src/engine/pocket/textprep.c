@@ -41,7 +41,8 @@ typedef struct tp_case_multi {
  *         (a run continues while the delta is equal and the step is constant, 1 or 2);
  *   multi: the entries of m whose upper() has 2 or 3 code points;
  *   alnum: [c for c in cps if chr(c).isalnum()] merged into inclusive ranges.
- * (Checked on the same Python: no character with isupper() true changes under upper().) */
+ * (Checked on the same Python: no character with isupper() true changes under upper();
+ *  every entry of m lies in [0x61, 0x1E943].) */
 /* ---- generated from Python 3.11.2 unicodedata 14.0.0; do not edit by hand ---- */
 /* single-code-point str.upper() of characters that are not str.isupper():
  * {first, count, stride, delta}: first + k*stride maps to itself + delta, k < count */
@@ -308,6 +309,8 @@ int tp_py_isalnum(uint32_t c)
 
 int tp_py_upper_first(uint32_t c, uint32_t up[3])
 {
+    up[0] = c;
+    if (c < 0x61 || c > 0x1E943) return 1; /* outside every table entry (checked by the generator) */
     for (size_t i = 0; i < sizeof tp_upper_runs / sizeof tp_upper_runs[0]; i++) {
         const tp_case_run *r = &tp_upper_runs[i];
         if (c < r->first) break; /* runs are sorted by first */
@@ -603,7 +606,7 @@ int tp_split(const spm_model *sp, const char *text, size_t len, int max_tokens, 
     size_t ntok = 0, neos = 0, nfb = 0;
     segs sents = {0}, refined = {0};
     buf cur;
-    buf_init(&cur, (size_t)TP_MAX_TEXT_BYTES * 4 + 64);
+    buf_init(&cur, (size_t)TP_MAX_TEXT_BYTES * 8 + 64);
     size_t cap = 0;
     if ((rc = spm_encode(sp, prep + a, b - a, &tok, &ntok, err, errlen))) goto done;
     if ((rc = tp_end_of_sentence_ids(sp, &eos, &neos, err, errlen))) goto done;
