@@ -577,11 +577,15 @@ static void lock_drop(const char *path, int fd)
 
 /* ---- SHA-256 (FIPS 180-4), to check LFS files against the hub's X-Linked-Etag ------ */
 
+/* Compresses n 64-byte blocks of p into the state h. */
+typedef void (*sha256_blocks_fn)(uint32_t h[8], const unsigned char *p, size_t n);
+
 typedef struct sha256_ctx {
     uint32_t h[8];
     uint64_t len; /* bytes hashed */
     unsigned char blk[64];
     size_t nblk;
+    sha256_blocks_fn blocks; /* the plain C reference or the SHA-NI kernel */
 } sha256_ctx;
 
 static const uint32_t SHA_K[64] = {
@@ -597,7 +601,7 @@ static const uint32_t SHA_K[64] = {
 
 static uint32_t ror32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-static void sha256_block(sha256_ctx *c, const unsigned char *p)
+static void sha256_block_ref(uint32_t hs[8], const unsigned char *p)
 {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
@@ -608,20 +612,85 @@ static void sha256_block(sha256_ctx *c, const unsigned char *p)
         uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-    uint32_t e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
+    uint32_t a = hs[0], b = hs[1], cc = hs[2], d = hs[3];
+    uint32_t e = hs[4], f = hs[5], g = hs[6], h = hs[7];
     for (int i = 0; i < 64; i++) {
         uint32_t t1 = h + (ror32(e, 6) ^ ror32(e, 11) ^ ror32(e, 25)) + ((e & f) ^ (~e & g)) +
                       SHA_K[i] + w[i];
         uint32_t t2 = (ror32(a, 2) ^ ror32(a, 13) ^ ror32(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
         h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
     }
-    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d;
-    c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
+    hs[0] += a, hs[1] += b, hs[2] += cc, hs[3] += d;
+    hs[4] += e, hs[5] += f, hs[6] += g, hs[7] += h;
 }
 
-static void sha256_init(sha256_ctx *c)
+/* The plain C reference. */
+static void sha256_blocks_ref(uint32_t h[8], const unsigned char *p, size_t n)
 {
+    for (; n; n--, p += 64) sha256_block_ref(h, p);
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* SHA-NI: four rounds per pair of sha256rnds2, the schedule with sha256msg1/msg2. The state
+ * lives as ABEF / CDGH halves, which is the order the instructions want. Checked against
+ * the reference by the unit tests (same vectors through both, see hf_options.hash_generic). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void
+sha256_blocks_ni(uint32_t h[8], const unsigned char *p, size_t n)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+    __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B); /* EFGH */
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8);       /* ABEF */
+    s1 = _mm_blend_epi16(s1, t, 0xF0);            /* CDGH */
+    for (; n; n--, p += 64) {
+        __m128i abef = s0, cdgh = s1, w[4];
+        for (int i = 0; i < 16; i++) {
+            __m128i m;
+            if (i < 4) {
+                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+            } else { /* W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], 4 at a time */
+                m = _mm_sha256msg1_epu32(w[i & 3], w[(i - 3) & 3]);
+                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(i - 1) & 3], w[(i - 2) & 3], 4));
+                m = _mm_sha256msg2_epu32(m, w[(i - 1) & 3]);
+            }
+            w[i & 3] = m;
+            __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&SHA_K[4 * i]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, k);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(k, 0x0E));
+        }
+        s0 = _mm_add_epi32(s0, abef);
+        s1 = _mm_add_epi32(s1, cdgh);
+    }
+    t = _mm_shuffle_epi32(s0, 0x1B);              /* FEBA */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);             /* DCHG */
+    s0 = _mm_blend_epi16(t, s1, 0xF0);            /* DCBA */
+    s1 = _mm_alignr_epi8(s1, t, 8);               /* HGFE */
+    _mm_storeu_si128((__m128i *)&h[0], s0);
+    _mm_storeu_si128((__m128i *)&h[4], s1);
+}
+
+static sha256_blocks_fn sha256_pick(int generic)
+{
+    unsigned a, b, c, d;
+    if (!generic && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) &&
+        __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_1) && (c & bit_SSSE3))
+        return sha256_blocks_ni;
+    return sha256_blocks_ref;
+}
+#else
+static sha256_blocks_fn sha256_pick(int generic)
+{
+    (void)generic;
+    return sha256_blocks_ref;
+}
+#endif
+
+static void sha256_init(sha256_ctx *c, int generic)
+{
+    c->blocks = sha256_pick(generic);
     static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(c->h, h0, sizeof h0);
@@ -636,10 +705,14 @@ static void sha256_update(sha256_ctx *c, const unsigned char *p, size_t n)
         memcpy(c->blk + c->nblk, p, k);
         c->nblk += k, p += k, n -= k;
         if (c->nblk < 64) return;
-        sha256_block(c, c->blk);
+        c->blocks(c->h, c->blk, 1);
         c->nblk = 0;
     }
-    for (; n >= 64; p += 64, n -= 64) sha256_block(c, p);
+    if (n >= 64) {
+        c->blocks(c->h, p, n / 64);
+        p += n / 64 * 64;
+        n %= 64;
+    }
     memcpy(c->blk, p, n);
     c->nblk = n;
 }
@@ -655,13 +728,13 @@ static void sha256_hex(sha256_ctx *c, char out[65])
 }
 
 /* SHA-256 of a whole file (reads it back; the page cache usually still holds it). */
-static int sha256_fd(int fd, char out[65])
+static int sha256_fd(int fd, int generic, char out[65])
 {
     enum { CHUNK = 1 << 20 };
     unsigned char *b = malloc(CHUNK);
     if (!b) return ERR_NOMEM;
     sha256_ctx c;
-    sha256_init(&c);
+    sha256_init(&c, generic);
     off_t pos = 0;
     for (;;) {
         ssize_t r = pread(fd, b, CHUNK, pos);
@@ -683,7 +756,7 @@ static int sha256_fd(int fd, char out[65])
 static int hash_prefix(hf_job *j, int fd, uint64_t n)
 {
     enum { CHUNK = 1 << 20 };
-    sha256_init(j->hash);
+    sha256_init(j->hash, j->opt && j->opt->hash_generic);
     j->hashed = 0;
     if (!n) return 0;
     unsigned char *b = malloc(CHUNK);
@@ -789,7 +862,7 @@ static int xfer_decide(hf_xfer *x)
                 return -1;
             }
             x->offset = 0;
-            sha256_init(x->j->hash);
+            sha256_init(x->j->hash, x->j->opt && x->j->opt->hash_generic);
             x->j->hashed = 0;
         }
         if (x->content_length >= 0) x->have_total = 1, x->total = (uint64_t)x->content_length;
@@ -1165,7 +1238,7 @@ static int job_download(hf_job *j, char *err, size_t errlen)
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == j->hashed)
             sha256_hex(&hash, got); /* hashed while downloading: no second pass */
         else
-            hrc = sha256_fd(fd, got);
+            hrc = sha256_fd(fd, j->opt && j->opt->hash_generic, got);
         if (hrc) {
             rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
         } else if (strcmp(got, j->sha256)) {

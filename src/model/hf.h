@@ -101,6 +101,7 @@ typedef struct hf_options {
     const char *user_agent;    /* NULL = "pockettts" */
     const char *hub_cache;     /* huggingface_hub's cache to reuse; NULL: $HF_HUB_CACHE,
                                   $HF_HOME/hub, ~/.cache/huggingface/hub; "" = don't look */
+    int hash_generic;          /* tests/benchmarks: plain C SHA-256 even where SHA-NI exists */
 } hf_options;
 
 /* Parses and validates an hf:// URI into *out. Refuses (ERR_INVAL, saying why): a missing
