@@ -133,6 +133,18 @@ describe('voices', () => {
     });
 });
 
+describe('routing details', () => {
+    test('a query string does not change the route', async () => {
+        const j = assertJson(await get('/v1/models?limit=5'));
+        assert.equal(j.object, 'list');
+        assert.equal((await get('/health?probe=1')).status, 200);
+    });
+    test('HEAD /health is not an error', async () => {
+        const r = await srv.request('HEAD', '/health');
+        assert.ok(r.status === 200 || r.status === 405, `status ${r.status}`);
+    });
+});
+
 describe('models', () => {
     test('GET /v1/models is OpenAI\'s list shape with the aliases and the engine id', async () => {
         const j = assertJson(await get('/v1/models'));

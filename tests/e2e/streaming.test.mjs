@@ -12,6 +12,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { useServer, startServer, speech, expectError, sleep, parseSse } from './lib/server.mjs';
 import { parseWav, decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, assertSimilarAudio } from './lib/audio.mjs';
 
@@ -129,6 +130,21 @@ describe('streaming (default server)', () => {
         assert.ok(b.tEnd < 0.5 * longRest, `short request done in ${b.tEnd.toFixed(0)} ms, should be < half of the ${longRest.toFixed(0)} ms the long one still needed`);
     });
 
+    test('a storm of clients hanging up at random points leaves the server healthy', async () => {
+        const input = 'Storm sentence one. And two. And three. '.repeat(6);
+        const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => {
+            const body = { ...base, input, response_format: i % 2 ? 'wav' : 'pcm', stream: i % 4 !== 3 };
+            if (i % 5 === 4) body.stream_format = 'sse';
+            return say(body, { abortAfterBytes: 1 + i * 7919, timeoutMs: 30000 }).then((r) => r.status, (e) => e.message);
+        }));
+        for (const st of rs) assert.ok(st === 200 || st === 429, `status ${st} in ${rs}`);
+        const h = await srv.request('GET', '/health');
+        assert.equal(h.status, 200);
+        const r = await say({ ...base, input: 'Still here.', response_format: 'wav', stream: false });
+        assert.equal(r.status, 200);
+        decodeSpeechWav(r.body);
+    });
+
     test('hanging up before any audio, then the server still answers', async () => {
         const r = await say({ ...base, input: LONG, response_format: 'pcm', stream: true }, { abortAfterBytes: 1 });
         assert.ok(r.aborted);
@@ -224,3 +240,32 @@ describe('overload (--workers 1 --queue 1)', () => {
     });
 });
 
+describe('a client that stops reading (--workers 1)', () => {
+    test('does not hold the only worker forever: a new request is answered within 15 s', async () => {
+        const s = await startServer({ args: ['--workers', '1'] });
+        const c = net.connect(s.port, '127.0.0.1');
+        try {
+            const body = JSON.stringify({ ...base, input: LONG, response_format: 'pcm', stream: true, speed: 0.25 });
+            c.on('error', () => {});
+            c.write(`POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+                `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+            await new Promise((r) => c.once('data', r));
+            c.pause(); // headers and first bytes arrived; now we stop reading, the socket stays open
+            await sleep(500);
+            const t0 = performance.now();
+            const r = await speech(s.port, { ...base, input: 'Next in line.', response_format: 'pcm', stream: false }, { timeoutMs: 15000 })
+                .catch((e) => e);
+            const took = performance.now() - t0;
+            console.log(`# stalled reader holds the worker; next request answered after ${took.toFixed(0)} ms: ${r.status ?? r.message}`);
+            assert.ok(!(r instanceof Error), `no answer while a stalled client holds the worker: ${r.message}`);
+            assert.ok([200, 429, 503].includes(r.status), `status ${r.status}`);
+            if (r.status !== 200) {
+                expectError(r, { status: r.status });
+                assert.match(r.headers['retry-after'] || '', /^\d+$/, 'Retry-After');
+            }
+        } finally {
+            c.destroy();
+            await s.stop();
+        }
+    });
+});
