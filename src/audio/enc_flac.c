@@ -30,6 +30,7 @@ typedef struct flac_state {
     buf file;      /* buffered mode: the whole file; streaming: header bytes until released */
     size_t pos;    /* buffered mode: libFLAC's write position in file */
     int released;  /* streaming: held-back header bytes went out */
+    int discard;   /* being destroyed: libFLAC's implicit finish must not reach the writer */
     int failed;    /* an error inside a callback (code in fail_rc) */
     int fail_rc;
     FLAC__int32 in[AENC_CHUNK];
@@ -50,6 +51,7 @@ static FLAC__StreamEncoderWriteStatus flac_cb_write(const FLAC__StreamEncoder *e
 {
     flac_state *f = user;
     int rc = 0;
+    if (f->discard) return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
     if (f->e->opts.streaming) {
         if (!f->released && samples == 0) rc = buf_append(&f->file, b, n); /* init metadata */
         else if (!(rc = flac_release(f))) rc = aenc_emit(f->e, b, n, NULL, 0);
@@ -162,6 +164,7 @@ static void flac_destroy(aenc *e)
 {
     flac_state *f = e->impl;
     if (!f) return;
+    f->discard = 1; /* defensive: whatever delete() may still write is dropped */
     if (f->enc) FLAC__stream_encoder_delete(f->enc);
     buf_free(&f->file);
     free(f);

@@ -406,7 +406,33 @@ static void t_bitrate(ut_ctx *t)
     free(x);
 }
 
+/* Freeing an encoder that was never closed (engine error, client gone) must not call
+ * the writer: the connection behind it may already be gone. */
+static void t_free_unclosed(ut_ctx *t)
+{
+    float *x = tone(RATE, 0.5f);
+    for (int f = 0; f < AENC_NFORMATS; f++) {
+        for (int streaming = 0; streaming < 2; streaming++) {
+            char err[256];
+            sink s = {0};
+            buf_init(&s.out, 1 << 20);
+            aenc *e = NULL;
+            aenc_opts o = {RATE, streaming, 0};
+            UT_EQ_INT(t, 0, aenc_open(&e, (aenc_format)f, &o, sink_write, &s, err, sizeof err));
+            UT_EQ_INT(t, 0, aenc_write(e, x, RATE - 7, err, sizeof err));
+            int calls = s.calls;
+            aenc_free(e);
+            if (s.calls != calls)
+                ut_fail(t, __FILE__, __LINE__, "%s%s: writer called %d time(s) from aenc_free",
+                        aenc_format_name((aenc_format)f), streaming ? " streaming" : "", s.calls - calls);
+            buf_free(&s.out);
+        }
+    }
+    free(x);
+}
+
 static const ut_case cases[] = {
+    {"free_unclosed", t_free_unclosed},
     {"bitrate", t_bitrate},
     {"ffprobe", t_ffprobe},
     {"prompt", t_prompt},
