@@ -15,12 +15,18 @@
  *    CDN URL carries a signature in its query).
  *  - Everything the server sends is bounded: file size (max_bytes), error bodies (kept up to
  *    512 bytes, aborted past 1 MiB), header values (truncated into fixed arrays), hops.
+ *  - The body is SHA-256'd as it is written (j->hash covers exactly bytes [0, j->hashed) of
+ *    the temp file; a resume re-hashes the kept prefix first), so checking an LFS file
+ *    against the hub's X-Linked-Etag costs no second pass over hundreds of MB. The SHA-NI
+ *    kernel is picked per hash by cpuid; the plain C reference is always there.
+ *  - Lookups try, in order: our cache, huggingface_hub's cache (read-only), the network.
  */
 #include "model/hf.h"
 
 #include "core/buf.h"
 #include "core/err.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -993,10 +999,21 @@ static int url_split(const char *u, url_parts *p)
     return rc;
 }
 
+/* localhost, an IPv4 literal in 127.0.0.0/8 or the IPv6 literal ::1 (not "127.0.0.1.evil.example"). */
 static int is_loopback(const char *host)
 {
-    return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "[::1]") ||
-           !strcmp(host, "::1");
+    struct in_addr a4;
+    struct in6_addr a6;
+    char h6[64];
+    size_t l = strlen(host);
+    if (!strcmp(host, "localhost")) return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (l >= 2 && l < sizeof h6 && host[0] == '[' && host[l - 1] == ']') {
+        memcpy(h6, host + 1, l - 2);
+        h6[l - 2] = 0;
+        host = h6;
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* The body of a failed response as a short one-line hint (printable ASCII only). */

@@ -749,13 +749,22 @@ static void t_redirects(ut_ctx *t)
     UT_CHECK(t, strstr(err, "redirects") != NULL);
     UT_EQ_INT(t, 4 + 4, srv_nlog(&f.srv));
 
-    /* a redirect to plain http on a non-loopback host is refused (https only) */
-    r = srv_route(&f.srv, "/o/r/resolve/main/plain", 302);
-    snprintf(r->headers, sizeof r->headers, "Location: http://example.invalid/x\r\n");
-    rc = hf_fetch("hf://o/r/plain", &f.opt, path, sizeof path, err, sizeof err);
-    UT_EQ_INT(t, ERR_INVAL, rc);
-    UT_CHECK(t, strstr(err, "refusing") != NULL);
-    UT_CHECK(t, strstr(err, "hf_secret") == NULL);
+    /* a redirect to plain http on a non-loopback host is refused (https only), also when the
+     * name only looks like a loopback address */
+    static const char *far[] = {"http://example.invalid/x", "http://127.0.0.1.example.invalid/x",
+                                "http://[::2]/x", "ftp://127.0.0.1/x"};
+    for (int i = 0; i < 4; i++) {
+        char rp[64], uri[64];
+        snprintf(rp, sizeof rp, "/o/r/resolve/main/plain%d", i);
+        snprintf(uri, sizeof uri, "hf://o/r/plain%d", i);
+        r = srv_route(&f.srv, rp, 302);
+        snprintf(r->headers, sizeof r->headers, "Location: %s\r\n", far[i]);
+        rc = hf_fetch(uri, &f.opt, path, sizeof path, err, sizeof err);
+        if (rc != ERR_INVAL && rc != ERR_IO)
+            ut_fail(t, __FILE__, __LINE__, "%s: expected ERR_INVAL/ERR_IO, got %d (%s)", far[i], rc, err);
+        UT_CHECK(t, strstr(err, "hf_secret") == NULL);
+        if (i < 3) UT_CHECK(t, strstr(err, "refusing") != NULL);
+    }
     UT_EQ_INT(t, 0, sidecars(f.cache));
     fx_close(&f);
 }
