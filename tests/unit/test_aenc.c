@@ -431,7 +431,57 @@ static void t_free_unclosed(ut_ctx *t)
     free(x);
 }
 
+/* Ogg Opus structure: OpusHead carries the 24 kHz input rate and a pre-skip, granule
+ * positions never go back, and the last granule minus pre-skip is exactly the input
+ * length in 48 kHz units (that is what makes decoders trim the padding). */
+static void t_opus_granules(ut_ctx *t)
+{
+    size_t lens[] = {RATE * 2 + 1, 480, 1};
+    for (size_t li = 0; li < 3; li++) {
+        for (int streaming = 0; streaming < 2; streaming++) {
+            size_t n = lens[li];
+            float *x = tone(n, 0.5f);
+            sink s;
+            encode(t, AENC_OPUS, streaming, x, n, seq_mixed, NSEQ, &s);
+            const uint8_t *b = (const uint8_t *)s.out.data;
+            size_t off = 0, pages = 0;
+            int64_t last = -1;
+            int preskip = -1, eos = 0;
+            while (off + 27 <= s.out.len) {
+                UT_CHECK(t, !memcmp(b + off, "OggS", 4));
+                int64_t g = 0;
+                for (int i = 7; i >= 0; i--) g = (g << 8) | b[off + 6 + i];
+                int nseg = b[off + 26];
+                size_t body = off + 27 + (size_t)nseg, blen = 0;
+                for (int i = 0; i < nseg; i++) blen += b[off + 27 + i];
+                UT_CHECK(t, body + blen <= s.out.len);
+                if (pages == 0) {
+                    UT_CHECK(t, blen >= 19 && !memcmp(b + body, "OpusHead", 8));
+                    preskip = le16((const char *)b + body + 10);
+                    UT_EQ_INT(t, RATE, le32((const char *)b + body + 12));
+                    UT_EQ_INT(t, 1, b[body + 9]);
+                }
+                if (g != -1) {
+                    if (g < last) ut_fail(t, __FILE__, __LINE__, "granule went back: %lld after %lld",
+                                          (long long)g, (long long)last);
+                    last = g;
+                }
+                eos = (b[off + 5] & 4) != 0;
+                off = body + blen;
+                pages++;
+            }
+            UT_EQ_INT(t, s.out.len, off);
+            UT_CHECK(t, eos);
+            UT_CHECK(t, preskip > 0);
+            UT_EQ_INT(t, (long long)(2 * n), last - preskip);
+            buf_free(&s.out);
+            free(x);
+        }
+    }
+}
+
 static const ut_case cases[] = {
+    {"opus_granules", t_opus_granules},
     {"free_unclosed", t_free_unclosed},
     {"bitrate", t_bitrate},
     {"ffprobe", t_ffprobe},
