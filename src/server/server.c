@@ -39,6 +39,8 @@
 #define RING_BYTES (256u << 10)        /* per streaming request */
 #define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
+#define STALL_MS 8000.0                /* ring full and nothing read for this long: give up, so
+                                          a client that stops reading cannot hold a worker */
 
 typedef struct job job;
 
@@ -78,7 +80,7 @@ struct job {
     int done, rc;
     char err[256];
     oai_stats st;
-    double t0, t_first_byte, last_hup_check;
+    double t0, t_first_byte, last_hup_check, last_read;
     uint64_t sent;
     job *next, *prev;            /* s->live, under s->mu */
 };
@@ -174,7 +176,14 @@ static int job_out(void *user, const void *bytes, size_t n)
         return rc ? 1 : 0;
     }
     while (n > 0) {
+        double wait_start = now_ms();
         while (j->rlen == RING_BYTES && !atomic_load(&j->cancel)) {
+            double last = j->last_read > wait_start ? j->last_read : wait_start;
+            if (now_ms() - last > STALL_MS) {
+                snprintf(j->err, sizeof j->err, "client stopped reading for %.0f s", STALL_MS / 1000);
+                atomic_store(&j->cancel, 1);
+                break;
+            }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000L;
@@ -250,7 +259,8 @@ static ssize_t job_read(void *cls, uint64_t pos, char *out, size_t max)
         if (k > first) memcpy(out + first, j->ring, k - first);
         j->rhead = (j->rhead + k) % RING_BYTES;
         j->rlen -= k;
-        if (!j->sent) j->t_first_byte = now_ms();
+        j->last_read = now_ms();
+        if (!j->sent) j->t_first_byte = j->last_read;
         j->sent += k;
         pthread_cond_broadcast(&j->cv); /* room for the worker */
         pthread_mutex_unlock(&j->mu);
