@@ -51,6 +51,7 @@
 
 static const char SUF_TMP[] = ".hf-incomplete";
 static const char SUF_LOCK[] = ".hf-lock";
+static const char SUF_ETAG[] = ".hf-etag"; /* the partial's validator, for If-Range */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -110,9 +111,9 @@ static int seg_check(const char *s, size_t len, const char *what, char *err, siz
             return err_set(err, errlen, ERR_INVAL, "control character in %s", what);
         if (c == '\\') return err_set(err, errlen, ERR_INVAL, "backslash in %s", what);
     }
-    if (ends_with(s, len, SUF_TMP) || ends_with(s, len, SUF_LOCK))
-        return err_set(err, errlen, ERR_INVAL, "%s ends with a reserved suffix (%s, %s)", what,
-                       SUF_TMP, SUF_LOCK);
+    if (ends_with(s, len, SUF_TMP) || ends_with(s, len, SUF_LOCK) || ends_with(s, len, SUF_ETAG))
+        return err_set(err, errlen, ERR_INVAL, "%s ends with a reserved suffix (%s, %s, %s)",
+                       what, SUF_TMP, SUF_LOCK, SUF_ETAG);
     return 0;
 }
 
@@ -282,6 +283,8 @@ typedef struct hf_job {
     char final[HF_PATH_MAX];
     char tmp[HF_PATH_MAX];
     char lock[HF_PATH_MAX];
+    char etagp[HF_PATH_MAX];
+    char validator[128];    /* strong ETag of the partial body in tmp, or "" */
     char dir[HF_PATH_MAX];
     char endpoint[HF_URL_MAX];
     char token[HF_TOKEN_MAX];
@@ -323,7 +326,8 @@ static void url_basename(const char *u, char *out, size_t n)
     }
     out[k] = 0;
     if (!k || !strcmp(out, ".") || !strcmp(out, "..") || (last - p) == 0) cpy(out, n, "file");
-    if (ends_with(out, strlen(out), SUF_TMP) || ends_with(out, strlen(out), SUF_LOCK))
+    if (ends_with(out, strlen(out), SUF_TMP) || ends_with(out, strlen(out), SUF_LOCK) ||
+        ends_with(out, strlen(out), SUF_ETAG))
         strcat(out, "_");
 }
 
@@ -379,6 +383,9 @@ static int job_locate(hf_job *j, const char *uri, char *err, size_t errlen)
         return err_set(err, errlen, ERR_TOOBIG, "cache path too long");
     w = snprintf(j->lock, sizeof j->lock, "%s/.%s%s", j->dir, slash + 1, SUF_LOCK);
     if (w < 0 || (size_t)w >= sizeof j->lock)
+        return err_set(err, errlen, ERR_TOOBIG, "cache path too long");
+    w = snprintf(j->etagp, sizeof j->etagp, "%s/.%s%s", j->dir, slash + 1, SUF_ETAG);
+    if (w < 0 || (size_t)w >= sizeof j->etagp)
         return err_set(err, errlen, ERR_TOOBIG, "cache path too long");
     return 0;
 }
@@ -815,6 +822,7 @@ typedef struct hf_xfer {
     char x_error_code[64];
     char x_error_msg[256];
     char x_linked_etag[96];
+    char etag[128];
     char errbody[HF_ERRBODY_KEEP + 1];
     size_t errbody_len, discarded;
     int werr;        /* errno of a failed write / truncate */
@@ -856,6 +864,43 @@ static int parse_range(const char *v, int want_star, uint64_t *a, uint64_t *b, u
     return 0;
 }
 
+/* A strong ETag we can send back in If-Range: "..." of printable ASCII, no "W/". */
+static int etag_strong(const char *e)
+{
+    size_t n = strlen(e);
+    if (n < 2 || n >= 128 || e[0] != '"' || e[n - 1] != '"') return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)e[i] <= 0x20 || (unsigned char)e[i] >= 0x7f) return 0;
+    return 1;
+}
+
+/* Remembers (or forgets) the validator of the body now starting at byte 0 of tmp. Best
+ * effort: without it a later resume is sent without If-Range. */
+static void validator_save(hf_job *j, const char *etag)
+{
+    j->validator[0] = 0;
+    unlink(j->etagp);
+    if (!etag_strong(etag)) return;
+    int fd = open(j->etagp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    size_t n = strlen(etag);
+    if (write(fd, etag, n) == (ssize_t)n) cpy(j->validator, sizeof j->validator, etag);
+    close(fd);
+}
+
+static void validator_load(hf_job *j)
+{
+    j->validator[0] = 0;
+    int fd = open(j->etagp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char b[128];
+    ssize_t r = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (r <= 0) return;
+    b[r] = 0;
+    if (etag_strong(b)) cpy(j->validator, sizeof j->validator, b);
+}
+
 /* Called at the end of a final (non-1xx) header block: decides what the body is. */
 static int xfer_decide(hf_xfer *x)
 {
@@ -872,6 +917,7 @@ static int xfer_decide(hf_xfer *x)
             x->j->hashed = 0;
         }
         if (x->content_length >= 0) x->have_total = 1, x->total = (uint64_t)x->content_length;
+        validator_save(x->j, x->etag);
         x->mode = MODE_WRITE;
     } else if (x->status == 206) {
         if (x->offset == 0 || parse_range(x->content_range, 0, &a, &b, &t) || a != x->offset ||
@@ -900,7 +946,7 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *user)
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         x->content_length = -1;
         x->content_range[0] = x->x_error_code[0] = x->x_error_msg[0] = 0;
-        x->x_linked_etag[0] = 0;
+        x->x_linked_etag[0] = x->etag[0] = 0;
         x->mode = MODE_UNDECIDED;
     } else if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
         if (x->status >= 200 && xfer_decide(x)) return 0; /* 0 != len aborts */
@@ -915,6 +961,8 @@ static size_t cb_header(char *line, size_t size, size_t nitems, void *user)
         hdr_value(v, vl, x->content_range, sizeof x->content_range);
     } else if (hdr_is(line, len, "x-error-code", &v, &vl)) {
         hdr_value(v, vl, x->x_error_code, sizeof x->x_error_code);
+    } else if (hdr_is(line, len, "etag", &v, &vl)) {
+        hdr_value(v, vl, x->etag, sizeof x->etag);
     } else if (hdr_is(line, len, "x-linked-etag", &v, &vl)) {
         hdr_value(v, vl, x->x_linked_etag, sizeof x->x_linked_etag);
     } else if (hdr_is(line, len, "x-error-message", &v, &vl)) {
@@ -1116,6 +1164,10 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
         if (*offset > 0) {
             snprintf(line, sizeof line, "Range: bytes=%llu-", (unsigned long long)*offset);
             ok = ok && (t = curl_slist_append(hl, line)) && (hl = t);
+            if (j->validator[0]) { /* a changed file then comes back whole (200) */
+                snprintf(line, sizeof line, "If-Range: %s", j->validator);
+                ok = ok && (t = curl_slist_append(hl, line)) && (hl = t);
+            }
         }
         explicit_bzero(line, sizeof line);
         if (!ok) {
@@ -1227,6 +1279,8 @@ static int job_download(hf_job *j, char *err, size_t errlen)
     }
     sha256_ctx hash;
     j->hash = &hash;
+    if (offset > 0) validator_load(j);
+    else unlink(j->etagp);
     int rc, definitive = 0;
     for (int attempt = 0;; attempt++) {
         if (hash_prefix(j, fd, offset)) {
@@ -1246,6 +1300,7 @@ static int job_download(hf_job *j, char *err, size_t errlen)
             break;
         }
         offset = 0;
+        validator_save(j, "");
     }
     curl_easy_cleanup(h);
     j->hash = NULL;
@@ -1276,6 +1331,7 @@ static int job_download(hf_job *j, char *err, size_t errlen)
             fsync_dir(j->dir);
     }
     if (rc && !keep) unlink(j->tmp);
+    if (!rc || !keep) unlink(j->etagp);
     return rc;
 }
 

@@ -16,11 +16,13 @@
  *      <root>/url/<16 hex digits of FNV-1a-64(url)>/<sanitised basename>
  *  - Only complete files ever appear under their final name: the body goes to a temp file
  *    ".<name>.hf-incomplete" in the same directory, is fsync'd, renamed, and the directory
- *    fsync'd. Path segments ending in ".hf-incomplete" or ".hf-lock" are refused, so a temp
- *    name can never be a real file's name.
+ *    fsync'd. Path segments ending in ".hf-incomplete", ".hf-lock" or ".hf-etag" are refused,
+ *    so a sidecar name can never be a real file's name.
  *  - Concurrent fetches of one file (threads or processes) serialise on flock() of
  *    ".<name>.hf-lock"; the loser finds the finished file and downloads nothing.
- *  - A temp file left by an interrupted download is resumed with "Range: bytes=N-": a 206
+ *  - A temp file left by an interrupted download is resumed with "Range: bytes=N-" (plus
+ *    "If-Range: <ETag>" when the first response had a strong ETag, kept in ".<name>.hf-etag",
+ *    so a file that changed on the server comes back whole instead of spliced): a 206
  *    whose Content-Range starts at N is appended, a 200 restarts from byte 0, a 416 whose
  *    total equals N means the temp file was already complete. The final size must equal
  *    Content-Length (or the Content-Range total): a short body is ERR_IO and is resumed by

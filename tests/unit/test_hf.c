@@ -44,6 +44,7 @@ typedef struct route {
     int delay_ms;                /* wait before answering */
     int bogus_range;             /* answer any Range with a 206 that starts at byte 0 */
     int no_length;               /* 200 without Content-Length: the body ends at close */
+    const char *etag;            /* sent on 200/206; If-Range must match it to get a 206 */
     int hits;
 } route;
 
@@ -52,6 +53,7 @@ typedef struct req_log {
     char range[64];
     char auth[256];
     char host[128];
+    char if_range[128];
 } req_log;
 
 typedef struct tsrv {
@@ -113,6 +115,7 @@ static void serve_one(tsrv *s, int cfd)
     hdr_copy(req, "Range", lg.range, sizeof lg.range);
     hdr_copy(req, "Authorization", lg.auth, sizeof lg.auth);
     hdr_copy(req, "Host", lg.host, sizeof lg.host);
+    hdr_copy(req, "If-Range", lg.if_range, sizeof lg.if_range);
 
     pthread_mutex_lock(&s->mu);
     if (s->nlog < 64) s->log[s->nlog++] = lg;
@@ -148,6 +151,12 @@ static void serve_one(tsrv *s, int cfd)
         unsigned long long from = 0;
         int ranged = r.honor_range && sscanf(lg.range, "bytes=%llu-", &from) == 1;
         if (r.bogus_range && lg.range[0]) ranged = 1, from = 0;
+        if (lg.if_range[0] && (!r.etag || strcmp(lg.if_range, r.etag))) ranged = 0;
+        char hx[640];
+        snprintf(hx, sizeof hx, "%s%s%s%s", r.headers, r.etag ? "ETag: " : "", r.etag ? r.etag : "",
+                 r.etag ? "\r\n" : "");
+        memcpy(r.headers, hx, sizeof r.headers - 1);
+        r.headers[sizeof r.headers - 1] = 0;
         if (ranged && from >= r.body_len) {
             n = snprintf(head, sizeof head,
                          "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%zu\r\n"
@@ -320,7 +329,8 @@ static int sidecars(const char *dir)
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         size_t l = strlen(e->d_name);
         if ((l > 14 && !strcmp(e->d_name + l - 14, ".hf-incomplete")) ||
-            (l > 8 && !strcmp(e->d_name + l - 8, ".hf-lock")))
+            (l > 8 && !strcmp(e->d_name + l - 8, ".hf-lock")) ||
+            (l > 8 && !strcmp(e->d_name + l - 8, ".hf-etag")))
             n++;
         char sub[1024];
         snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
@@ -392,7 +402,7 @@ static void t_parse_refused(ut_ctx *t)
         "hf://a/b/../c", "hf://a/b/c/..", "hf://a/b/./c", "hf://../b/c", "hf://a/../c",
         "hf://a/b/c@", "hf://a/b/c@..", "hf://a/b/c@x/../y", "hf://a/b/c@/x", "hf://a/b/c@a b",
         "hf://a/b/c\\d", "hf://a/b/c\x01", "hf://a/b/c\nd", "hf://a/b/c\x7f", "hf://a b/c/d",
-        "hf://a/b/c.hf-incomplete", "hf://a/b/x.hf-lock", "https://x/y", "a/b/c", "/etc/passwd",
+        "hf://a/b/c.hf-incomplete", "hf://a/b/x.hf-lock", "hf://a/b/y.hf-etag", "https://x/y", "a/b/c", "/etc/passwd",
         "hf://a/b/c@main@x y",
     };
     char err[256];
@@ -1046,6 +1056,35 @@ static void t_hub_cache_reused(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_if_range(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    unsigned char *b2 = make_body(BODY_LEN, 2);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1, r->etag = "\"v1\"";
+    r->truncate_first = 2, r->truncate_at = 50000;
+    char path[1024], err[512] = "";
+    /* same version: If-Range matches, the resume is a 206 */
+    UT_EQ_INT(t, ERR_IO, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 2, sidecars(f.cache)); /* .hf-incomplete and .hf-etag */
+    UT_EQ_INT(t, ERR_IO, hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_STR(t, "bytes=50000-", f.srv.log[1].range);
+    UT_EQ_STR(t, "\"v1\"", f.srv.log[1].if_range);
+    /* the file changes on the server: If-Range fails, the server sends it whole */
+    pthread_mutex_lock(&f.srv.mu);
+    r->body = b2, r->etag = "\"v2\"";
+    pthread_mutex_unlock(&f.srv.mu);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "changed: expected 0, got %d (%s)", rc, err);
+    UT_EQ_STR(t, "bytes=100000-", f.srv.log[2].range);
+    UT_EQ_STR(t, "\"v1\"", f.srv.log[2].if_range);
+    UT_CHECK(t, file_equals(path, b2, BODY_LEN)); /* v2 whole, not v1's head + v2's tail */
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    free(b2);
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -1067,5 +1106,6 @@ static const ut_case cases[] = {
     {"sha256_checked", t_sha256_checked},
     {"resume_checksum", t_resume_checksum},
     {"hub_cache_reused", t_hub_cache_reused},
+    {"if_range", t_if_range},
 };
 UT_SUITE(hf, cases)
