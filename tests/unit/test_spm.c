@@ -13,6 +13,9 @@
  *     ["<br>", "Caf\u00e9", "foo bar", "##"], control_symbols ["<ctl>"] and the identity
  *     normaliser, with 58 strings tokenised by the same library (covers byte pieces,
  *     user-defined symbols that bypass the normaliser, no charsmap).
+ *   - tests/data/spm_denorm.{model,json}: 300 pieces, normalization_rule_tsv "x -> y",
+ *     denormalization_rule_tsv "a -> A, bc -> B", user-defined symbol "xyz" (which the
+ *     x -> y rule must not touch); 43 strings, same library.
  *     CI does not need Python. Set SPM_CORPUS=/path/to/other.json (same layout) and
  *     optionally SPM_CORPUS_MODEL=/path/to/x.model to check a larger generated corpus or
  *     another model locally.
@@ -209,6 +212,7 @@ static void t_tricky(ut_ctx *t)
 {
     run_corpus(t, "tests/data/spm_tricky.json", NULL);
     run_corpus(t, "tests/data/spm_bytefallback.json", "tests/data/spm_bytefallback.model");
+    run_corpus(t, "tests/data/spm_denorm.json", "tests/data/spm_denorm.model");
     const char *extra = getenv("SPM_CORPUS"), *model = getenv("SPM_CORPUS_MODEL");
     if (extra && *extra) run_corpus(t, extra, model && *model ? model : NULL);
 }
