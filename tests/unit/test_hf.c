@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -1085,6 +1086,61 @@ static void t_if_range(ut_ctx *t)
     fx_close(&f);
 }
 
+/* Reads what is waiting on fd (up to n-1 bytes, 200 ms at most) as a string. */
+static size_t drain(int fd, char *out, size_t n)
+{
+    size_t k = 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (k + 1 < n && poll(&p, 1, 200) > 0) {
+        ssize_t r = read(fd, out + k, n - 1 - k);
+        if (r <= 0) break;
+        k += (size_t)r;
+    }
+    out[k] = 0;
+    return k;
+}
+
+static void t_progress_tty(ut_ctx *t)
+{
+    char got[1024];
+    int saved = dup(2), pp[2];
+    UT_CHECK(t, saved >= 0 && pipe(pp) == 0);
+    /* not a terminal: nothing is drawn */
+    hf_tty tt = {0};
+    dup2(pp[1], 2);
+    int rc = hf_progress_tty(&tt, "hf://o/r/x.bin", 5, 10);
+    dup2(saved, 2);
+    close(pp[1]);
+    UT_EQ_INT(t, 0, rc);
+    UT_EQ_INT(t, 0, drain(pp[0], got, sizeof got));
+    close(pp[0]);
+
+    /* a pseudo-terminal: first call drawn, the next within 100 ms skipped, the end drawn
+     * once with a newline */
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    UT_CHECK(t, m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+    int sl = open(ptsname(m), O_RDWR | O_NOCTTY);
+    UT_CHECK(t, sl >= 0);
+    dup2(sl, 2);
+    hf_progress_tty(&tt, "hf://o/r/x.bin", 0, 4000000);
+    hf_progress_tty(&tt, "hf://o/r/x.bin", 1000000, 4000000);
+    hf_progress_tty(&tt, "hf://o/r/x.bin", 4000000, 4000000);
+    int drawn_after = tt.drawn;
+    hf_progress_tty(&tt, "hf://o/r/x.bin", 4000000, 4000000);
+    dup2(saved, 2);
+    close(saved);
+    close(sl);
+    drain(m, got, sizeof got);
+    close(m);
+    UT_EQ_INT(t, 0, drawn_after);
+    UT_CHECK(t, strstr(got, "hf://o/r/x.bin  0.0/4.0 MB    0%") != NULL);
+    UT_CHECK(t, strstr(got, "1.0/4.0") == NULL); /* throttled */
+    UT_CHECK(t, strstr(got, "4.0/4.0 MB  100%") != NULL);
+    int lines = 0;
+    for (char *c = got; *c; c++) lines += *c == '\n';
+    if (lines != 1) ut_fail(t, __FILE__, __LINE__, "expected 1 newline, got %d in \"%s\"", lines, got);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -1107,5 +1163,6 @@ static const ut_case cases[] = {
     {"resume_checksum", t_resume_checksum},
     {"hub_cache_reused", t_hub_cache_reused},
     {"if_range", t_if_range},
+    {"progress_tty", t_progress_tty},
 };
 UT_SUITE(hf, cases)
