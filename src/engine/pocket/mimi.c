@@ -43,6 +43,7 @@
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
 #define MM_MAX_OPS 64
 #define MM_MAX_LAYERS 64
+#define MM_MAX_HALF 256 /* head_dim / 2 */
 #define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
 
 typedef struct mm_op {
@@ -72,7 +73,7 @@ typedef struct mm_tlayer {
 typedef struct mm_tf {
     const char *name; /* "encoder_transformer" or "decoder_transformer" */
     int d, heads, hd, nl, ff, context;
-    float rope_k; /* -ln(max_period)*2/hd, float32 as upstream */
+    float rope_f[MM_MAX_HALF]; /* RoPE frequencies exp(i * (-ln(max_period)*2/hd)), float32 */
     mm_tlayer L[MM_MAX_LAYERS];
 } mm_tf;
 
@@ -460,7 +461,9 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
     tf->nl = c->num_layers;
     tf->ff = ff;
     tf->context = c->context;
-    tf->rope_k = (float)(-log(c->max_period) * 2.0 / tf->hd);
+    if (tf->hd / 2 > MM_MAX_HALF) return err_set(err, errlen, ERR_FORMAT, "mimi: head_dim %d too large", tf->hd);
+    float rk = (float)(-log(c->max_period) * 2.0 / tf->hd);
+    for (int i = 0; i < tf->hd / 2; i++) tf->rope_f[i] = expf((float)i * rk);
     if (has_tensor(f, "%s%s.input_proj.weight", prefix, name) ||
         has_tensor(f, "%s%s.output_projs.0.weight", prefix, name))
         return err_set(err, errlen, ERR_FORMAT, "%s%s: input/output projections are not supported",
@@ -710,7 +713,7 @@ typedef struct mm_tfs {
     int tmax;    /* max steps per call */
     long pos;    /* absolute position of the next step */
     float *k, *v; /* [nl][cap][d], keys RoPE-rotated */
-    float *h, *qkv, *att, *o, *f, *sc;
+    float *h, *qkv, *att, *o, *f, *sc; /* scratch; sc [tmax, cap] */
 } mm_tfs;
 
 static void tfs_free(mm_tfs *s)
@@ -739,7 +742,7 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
     s->att = malloc((size_t)tmax * tf->d * sizeof(float));
     s->o = malloc((size_t)tmax * tf->d * sizeof(float));
     s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
-    s->sc = malloc((size_t)s->cap * sizeof(float));
+    s->sc = malloc((size_t)tmax * s->cap * sizeof(float)); /* scores [T, keys] */
     if (!s->k || !s->v || !s->h || !s->qkv || !s->att || !s->o || !s->f || !s->sc) return ERR_NOMEM;
     return 0;
 }
@@ -777,28 +780,34 @@ static void linear(const float *x, int T, int in, const float *W, int out, float
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
 }
 
-/* Interleaved-pair RoPE on one head vector v [hd] at absolute position p. */
-static void rope(float *v, int hd, float k, long p)
+/* Interleaved-pair RoPE on one head vector v [hd] with per-pair cos/sin tables [hd/2]. */
+static void rope(float *v, int hd, const float *cs, const float *sn)
 {
-    float ts = (float)p;
     for (int i = 0; i < hd / 2; i++) {
-        float fr = expf((float)i * k);
-        float ang = fr * ts;
-        float c = cosf(ang), s = sinf(ang);
         float a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * c - b * s;
-        v[2 * i + 1] = a * s + b * c;
+        v[2 * i] = a * cs[i] - b * sn[i];
+        v[2 * i + 1] = a * sn[i] + b * cs[i];
     }
 }
 
-/* x [T, d] in/out, T <= s->tmax. Positions s->pos .. s->pos+T-1. */
+/* x [T, d] in/out, T <= s->tmax. Positions s->pos .. s->pos+T-1.
+ * Attention per head as two small sgemms over the ring (at most two contiguous pieces):
+ * scores [T, nk] over the keys any query of this call can see, then a per-query mask
+ * (key position in [p-context+1, p]), softmax, and P [T, nk] x V. */
 static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap, void *user,
                    long t0)
 {
-    int d = tf->d, H = tf->heads, hd = tf->hd, cap = s->cap;
+    int d = tf->d, H = tf->heads, hd = tf->hd, cap = s->cap, half = hd / 2;
     float scale = 1.0f / sqrtf((float)hd);
+    float cs[MM_MAX_HALF], sn[MM_MAX_HALF];
     char name[128];
-    CORE_ASSERT(T >= 1 && T <= s->tmax);
+    CORE_ASSERT(T >= 1 && T <= s->tmax && half <= MM_MAX_HALF);
+    long klo = s->pos - tf->context + 1;
+    if (klo < 0) klo = 0;
+    int nk = (int)(s->pos + T - klo);
+    int slot0 = (int)(klo % cap);
+    int n1 = nk < cap - slot0 ? nk : cap - slot0, n2 = nk - n1;
+    CORE_ASSERT(nk <= cap);
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         float *K = s->k + (size_t)l * cap * d, *V = s->v + (size_t)l * cap * d;
@@ -806,47 +815,50 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         linear(s->h, T, d, L->in_proj, 3 * d, s->qkv);
         for (int t = 0; t < T; t++) {
             long p = s->pos + t;
+            float ts = (float)p;
+            for (int i = 0; i < half; i++) {
+                float ang = tf->rope_f[i] * ts;
+                cs[i] = cosf(ang);
+                sn[i] = sinf(ang);
+            }
             float *q = s->qkv + (size_t)t * 3 * d, *k = q + d, *v = q + 2 * d;
             for (int h = 0; h < H; h++) {
-                rope(q + h * hd, hd, tf->rope_k, p);
-                rope(k + h * hd, hd, tf->rope_k, p);
+                rope(q + h * hd, hd, cs, sn);
+                rope(k + h * hd, hd, cs, sn);
             }
             size_t slot = (size_t)(p % cap);
             memcpy(K + slot * d, k, (size_t)d * sizeof(float));
             memcpy(V + slot * d, v, (size_t)d * sizeof(float));
         }
-        for (int t = 0; t < T; t++) {
-            long p = s->pos + t;
-            long lo = p - tf->context + 1;
-            if (lo < 0) lo = 0;
-            int n = (int)(p - lo + 1);
-            const float *q = s->qkv + (size_t)t * 3 * d;
-            float *out = s->att + (size_t)t * d;
-            for (int h = 0; h < H; h++) {
-                const float *qh = q + h * hd;
-                float mx = -INFINITY;
-                for (int j = 0; j < n; j++) {
-                    const float *kr = K + (size_t)((lo + j) % cap) * d + h * hd;
-                    float acc = 0;
-                    for (int i = 0; i < hd; i++) acc += qh[i] * kr[i];
-                    acc *= scale;
-                    s->sc[j] = acc;
-                    if (acc > mx) mx = acc;
-                }
-                float sum = 0;
-                for (int j = 0; j < n; j++) {
-                    s->sc[j] = expf(s->sc[j] - mx);
-                    sum += s->sc[j];
+        for (int h = 0; h < H; h++) {
+            const float *qh = s->qkv + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n1, hd, scale, qh, 3 * d,
+                        K + (size_t)slot0 * d + h * hd, d, 0.0f, s->sc, nk);
+            if (n2)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n2, hd, scale, qh, 3 * d,
+                            K + h * hd, d, 0.0f, s->sc + n1, nk);
+            for (int t = 0; t < T; t++) {
+                long p = s->pos + t;
+                int a = (int)(p - tf->context + 1 - klo), b = (int)(p - klo); /* valid columns */
+                if (a < 0) a = 0;
+                float *row = s->sc + (size_t)t * nk;
+                float mx = -INFINITY, sum = 0;
+                for (int j = a; j <= b; j++)
+                    if (row[j] > mx) mx = row[j];
+                for (int j = a; j <= b; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
                 }
                 float inv = 1.0f / sum;
-                float *oh = out + h * hd;
-                for (int i = 0; i < hd; i++) oh[i] = 0;
-                for (int j = 0; j < n; j++) {
-                    const float *vr = V + (size_t)((lo + j) % cap) * d + h * hd;
-                    float w = s->sc[j] * inv;
-                    for (int i = 0; i < hd; i++) oh[i] += w * vr[i];
-                }
+                for (int j = 0; j < a; j++) row[j] = 0.0f;
+                for (int j = a; j <= b; j++) row[j] *= inv;
+                for (int j = b + 1; j < nk; j++) row[j] = 0.0f;
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n1, 1.0f, s->sc, nk,
+                        V + (size_t)slot0 * d + h * hd, d, 0.0f, s->att + h * hd, d);
+            if (n2)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n2, 1.0f, s->sc + n1, nk,
+                            V + h * hd, d, 1.0f, s->att + h * hd, d);
         }
         linear(s->att, T, d, L->out_proj, d, s->o);
         for (int t = 0; t < T; t++)

@@ -120,7 +120,7 @@ void mimi_dec_dump_state(const mimi_dec *d);
  * of frame by frame. Used by tests to prove streaming == whole-utterance decoding, and
  * usable offline. z [F, ldim] de-normalised; pcm [F * frame_samples]. Allocates
  * O(F) scratch, so F is capped at MIMI_ONESHOT_MAX_FRAMES (ERR_TOOBIG). */
-#define MIMI_ONESHOT_MAX_FRAMES 256
+#define MIMI_ONESHOT_MAX_FRAMES 64
 int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen);
 
 /* Encodes PCM at mimi_sample_rate(), mono, n > 0 samples. *out: malloc'd [F, ldim]
