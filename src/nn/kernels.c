@@ -80,6 +80,20 @@ nn_dot_fn nn_pick_dot(void)
     return nn_ref_dot;
 }
 
+nn_gemm_f32_fn nn_pick_gemm_f32(void)
+{
+    if (nn_cpu_avx512()) return nn_avx512_gemm_f32;
+    if (nn_cpu_avx2()) return nn_avx2_gemm_f32;
+    return NULL;
+}
+
+nn_gemm_bf16_fn nn_pick_gemm_bf16(void)
+{
+    if (nn_cpu_avx512()) return nn_avx512_gemm_bf16;
+    if (nn_cpu_avx2()) return nn_avx2_gemm_bf16;
+    return NULL;
+}
+
 const char *nn_kernel_name(void)
 {
     return nn_cpu_avx512() ? "avx512" : nn_cpu_avx2() ? "avx2" : "generic";
@@ -285,32 +299,48 @@ float *nn_vec_from_st(const st_tensor *t, size_t n, char *err, size_t errlen)
 typedef struct gemv_job {
     float *y;
     const float *x;
+    int M;
     const nn_mat *W;
 } gemv_job;
 
+/* rows of W split across parts on multiples of 16 rows (parts never share a cache line
+ * of y); M == 1 runs the GEMV kernel, M > 1 the GEMM kernel */
 static void gemv_part(void *arg, int part, int nparts)
 {
     gemv_job *j = arg;
     int rows = j->W->rows, cols = j->W->cols;
-    /* split on multiples of 16 rows so parts never share a cache line of y */
     int blocks = (rows + 15) / 16;
     int b0 = (int)((long)blocks * part / nparts), b1 = (int)((long)blocks * (part + 1) / nparts);
     int r0 = b0 * 16, r1 = b1 * 16 < rows ? b1 * 16 : rows;
     if (r1 <= r0) return;
-    if (j->W->dtype == NN_F32)
-        nn_pick_gemv_f32()(j->y + r0, j->x, (const float *)j->W->w + (size_t)r0 * cols, r1 - r0, cols);
-    else
-        nn_pick_gemv_bf16()(j->y + r0, j->x, (const uint16_t *)j->W->w + (size_t)r0 * cols, r1 - r0, cols);
+    if (j->W->dtype == NN_F32) {
+        const float *w = (const float *)j->W->w + (size_t)r0 * cols;
+        if (j->M == 1) nn_pick_gemv_f32()(j->y + r0, j->x, w, r1 - r0, cols);
+        else nn_pick_gemm_f32()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols);
+    } else {
+        const uint16_t *w = (const uint16_t *)j->W->w + (size_t)r0 * cols;
+        if (j->M == 1) nn_pick_gemv_bf16()(j->y + r0, j->x, w, r1 - r0, cols);
+        else nn_pick_gemm_bf16()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols);
+    }
+}
+
+void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols)
+{
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < rows; r++) y[(size_t)m * ldy + r] = nn_ref_dot(W + (size_t)r * cols, x + (size_t)m * cols, cols);
 }
 
 void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b)
 {
     int rows = W->rows, cols = W->cols;
     if (M <= 0) return;
-    if (M == 1) {
-        gemv_job j = {y, x, W};
+    /* Our kernels for M == 1 always and for M > 1 when the CPU has AVX2/AVX-512
+     * (OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernels on CPUs it does not
+     * know, e.g. Zen 4, which made prompts 5-10x slower). */
+    if (M == 1 || (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL)) {
+        gemv_job j = {y, x, M, W};
         /* small matrices are not worth waking threads for */
-        if ((size_t)rows * cols < 65536) gemv_part(&j, 0, 1);
+        if ((size_t)rows * cols * M < 65536) gemv_part(&j, 0, 1);
         else nn_pool_run(pool, gemv_part, &j);
     } else if (W->dtype == NN_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, rows, cols, 1.0f, x, cols, (const float *)W->w, cols,

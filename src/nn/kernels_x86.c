@@ -196,6 +196,153 @@ T5 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int row
     }
 }
 
+/* ---- GEMM for M > 1 (prompt passes): y[M, rows] = x[M, cols] W^T -------------------------
+ * Weight rows outer (each 4-row block is read from memory once), x rows inner (x stays in
+ * L2): 4 weight rows x 4 (AVX-512) or 2 (AVX2) x rows of accumulators. Leftover rows use
+ * dot products. */
+
+#define GEMM_TAIL(dotfn)                                                                          \
+    for (; m < M; m++)                                                                            \
+        for (int rr = r; rr < r + 4; rr++) y[(size_t)m * ldy + rr] = dotfn(W, rr, x + (size_t)m * cols, cols);
+
+T5 static inline float dot512_f32(const void *Wv, int r, const float *x, int cols)
+{
+    const float *w = (const float *)Wv + (size_t)r * cols;
+    int full = cols & ~15, rem = cols - full;
+    __m512 a = _mm512_setzero_ps();
+    for (int i = 0; i < full; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a);
+    if (rem) {
+        __mmask16 k = (__mmask16)((1u << rem) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, w + full), _mm512_maskz_loadu_ps(k, x + full), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+T5 static inline float dot512_bf16(const void *Wv, int r, const float *x, int cols)
+{
+    const uint16_t *w = (const uint16_t *)Wv + (size_t)r * cols;
+    int full = cols & ~15, rem = cols - full;
+    __m512 a = _mm512_setzero_ps();
+    for (int i = 0; i < full; i += 16)
+        a = _mm512_fmadd_ps(bf16x16(_mm256_loadu_si256((const __m256i *)(w + i))), _mm512_loadu_ps(x + i), a);
+    if (rem) {
+        __mmask16 k = (__mmask16)((1u << rem) - 1);
+        a = _mm512_fmadd_ps(bf16x16(_mm256_maskz_loadu_epi16(k, w + full)), _mm512_maskz_loadu_ps(k, x + full), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+#define GEMM512(NAME, WT, LOADW, MLOADW, DOT)                                                                         \
+    T5 void NAME(float *y, int ldy, const float *x, int M, const WT *W, int rows, int cols)                          \
+    {                                                                                                                 \
+        int full = cols & ~15, rem = cols - full;                                                                     \
+        __mmask16 k = (__mmask16)((1u << rem) - 1);                                                                   \
+        int r = 0;                                                                                                    \
+        for (; r + 4 <= rows; r += 4) {                                                                               \
+            const WT *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;                  \
+            int m = 0;                                                                                                \
+            for (; m + 4 <= M; m += 4) {                                                                              \
+                const float *x0 = x + (size_t)m * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;            \
+                __m512 a[4][4];                                                                                       \
+                for (int i = 0; i < 4; i++)                                                                           \
+                    for (int j = 0; j < 4; j++) a[i][j] = _mm512_setzero_ps();                                        \
+                for (int c = 0; c < full + (rem ? 16 : 0); c += 16) {                                                 \
+                    __m512 wv[4], xv[4];                                                                              \
+                    if (c < full) {                                                                                   \
+                        wv[0] = LOADW(w0 + c), wv[1] = LOADW(w1 + c), wv[2] = LOADW(w2 + c), wv[3] = LOADW(w3 + c);   \
+                        xv[0] = _mm512_loadu_ps(x0 + c), xv[1] = _mm512_loadu_ps(x1 + c);                             \
+                        xv[2] = _mm512_loadu_ps(x2 + c), xv[3] = _mm512_loadu_ps(x3 + c);                             \
+                    } else {                                                                                          \
+                        wv[0] = MLOADW(k, w0 + c), wv[1] = MLOADW(k, w1 + c), wv[2] = MLOADW(k, w2 + c);              \
+                        wv[3] = MLOADW(k, w3 + c);                                                                    \
+                        xv[0] = _mm512_maskz_loadu_ps(k, x0 + c), xv[1] = _mm512_maskz_loadu_ps(k, x1 + c);           \
+                        xv[2] = _mm512_maskz_loadu_ps(k, x2 + c), xv[3] = _mm512_maskz_loadu_ps(k, x3 + c);           \
+                    }                                                                                                 \
+                    for (int i = 0; i < 4; i++)                                                                       \
+                        for (int j = 0; j < 4; j++) a[i][j] = _mm512_fmadd_ps(wv[i], xv[j], a[i][j]);                 \
+                }                                                                                                     \
+                for (int i = 0; i < 4; i++)                                                                           \
+                    for (int j = 0; j < 4; j++) y[(size_t)(m + j) * ldy + r + i] = _mm512_reduce_add_ps(a[i][j]);     \
+            }                                                                                                         \
+            GEMM_TAIL(DOT)                                                                                            \
+        }                                                                                                             \
+        for (; r < rows; r++)                                                                                         \
+            for (int m = 0; m < M; m++) y[(size_t)m * ldy + r] = DOT(W, r, x + (size_t)m * cols, cols);              \
+    }
+
+#define LW_F32(p) _mm512_loadu_ps(p)
+#define MLW_F32(k, p) _mm512_maskz_loadu_ps(k, p)
+#define LW_BF16(p) bf16x16(_mm256_loadu_si256((const __m256i *)(p)))
+#define MLW_BF16(k, p) bf16x16(_mm256_maskz_loadu_epi16(k, p))
+GEMM512(nn_avx512_gemm_f32, float, LW_F32, MLW_F32, dot512_f32)
+GEMM512(nn_avx512_gemm_bf16, uint16_t, LW_BF16, MLW_BF16, dot512_bf16)
+
+T2 static inline float dot256_f32(const void *Wv, int r, const float *x, int cols)
+{
+    return nn_avx2_dot((const float *)Wv + (size_t)r * cols, x, cols);
+}
+
+T2 static inline float dot256_bf16(const void *Wv, int r, const float *x, int cols)
+{
+    const uint16_t *w = (const uint16_t *)Wv + (size_t)r * cols;
+    __m256 a = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= cols; i += 8) a = _mm256_fmadd_ps(bf16x8(w + i), _mm256_loadu_ps(x + i), a);
+    float s = hsum256(a);
+    for (; i < cols; i++) s += bf(w[i]) * x[i];
+    return s;
+}
+
+/* AVX2: 4 weight rows x 2 x rows, scalar column tail */
+#define GEMM256(NAME, WT, LOADW, SCAL, DOT)                                                                           \
+    T2 void NAME(float *y, int ldy, const float *x, int M, const WT *W, int rows, int cols)                          \
+    {                                                                                                                 \
+        int r = 0;                                                                                                    \
+        for (; r + 4 <= rows; r += 4) {                                                                               \
+            const WT *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;                  \
+            int m = 0;                                                                                                \
+            for (; m + 2 <= M; m += 2) {                                                                              \
+                const float *x0 = x + (size_t)m * cols, *x1 = x0 + cols;                                              \
+                __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,   \
+                       a31 = a00;                                                                                     \
+                int c = 0;                                                                                            \
+                for (; c + 8 <= cols; c += 8) {                                                                       \
+                    __m256 v0 = _mm256_loadu_ps(x0 + c), v1 = _mm256_loadu_ps(x1 + c);                                \
+                    __m256 q = LOADW(w0 + c);                                                                         \
+                    a00 = _mm256_fmadd_ps(q, v0, a00), a01 = _mm256_fmadd_ps(q, v1, a01);                             \
+                    q = LOADW(w1 + c);                                                                                \
+                    a10 = _mm256_fmadd_ps(q, v0, a10), a11 = _mm256_fmadd_ps(q, v1, a11);                             \
+                    q = LOADW(w2 + c);                                                                                \
+                    a20 = _mm256_fmadd_ps(q, v0, a20), a21 = _mm256_fmadd_ps(q, v1, a21);                             \
+                    q = LOADW(w3 + c);                                                                                \
+                    a30 = _mm256_fmadd_ps(q, v0, a30), a31 = _mm256_fmadd_ps(q, v1, a31);                             \
+                }                                                                                                     \
+                float s[8] = {hsum256(a00), hsum256(a01), hsum256(a10), hsum256(a11),                                \
+                              hsum256(a20), hsum256(a21), hsum256(a30), hsum256(a31)};                               \
+                for (; c < cols; c++) {                                                                               \
+                    s[0] += SCAL(w0[c]) * x0[c], s[1] += SCAL(w0[c]) * x1[c];                                         \
+                    s[2] += SCAL(w1[c]) * x0[c], s[3] += SCAL(w1[c]) * x1[c];                                         \
+                    s[4] += SCAL(w2[c]) * x0[c], s[5] += SCAL(w2[c]) * x1[c];                                         \
+                    s[6] += SCAL(w3[c]) * x0[c], s[7] += SCAL(w3[c]) * x1[c];                                         \
+                }                                                                                                     \
+                for (int i = 0; i < 4; i++) {                                                                         \
+                    y[(size_t)m * ldy + r + i] = s[2 * i];                                                            \
+                    y[(size_t)(m + 1) * ldy + r + i] = s[2 * i + 1];                                                  \
+                }                                                                                                     \
+            }                                                                                                         \
+            GEMM_TAIL(DOT)                                                                                            \
+        }                                                                                                             \
+        for (; r < rows; r++)                                                                                         \
+            for (int m = 0; m < M; m++) y[(size_t)m * ldy + r] = DOT(W, r, x + (size_t)m * cols, cols);              \
+    }
+
+#define SC_F32(v) (v)
+#define SC_BF16(v) bf(v)
+#define LW2_F32(p) _mm256_loadu_ps(p)
+#define LW2_BF16(p) bf16x8(p)
+GEMM256(nn_avx2_gemm_f32, float, LW2_F32, SC_F32, dot256_f32)
+GEMM256(nn_avx2_gemm_bf16, uint16_t, LW2_BF16, SC_BF16, dot256_bf16)
+
 #else /* not x86: never selected */
 
 int nn_cpu_avx2(void) { return 0; }
@@ -205,5 +352,9 @@ void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, in
 float nn_avx2_dot(const float *a, const float *b, int n) { (void)a, (void)b, (void)n; return 0; }
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
+void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }
+void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }
+void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }
+void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }
 
 #endif

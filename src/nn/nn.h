@@ -62,8 +62,9 @@ void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg);
 const char *nn_kernel_name(void);
 
 /* y[M, W.rows] = x[M, W.cols] W^T (+ b[W.rows] if b). x, y must not alias. pool may be
- * NULL (single thread); M == 1 uses our GEMV kernels split across the pool, M > 1 uses
- * OpenBLAS sgemm (BF16 weights are widened block by block first). */
+ * NULL (single thread). Our GEMV (M == 1) / GEMM (M > 1, AVX2 or AVX-512) kernels split
+ * by weight rows across the pool; without AVX2, M > 1 falls back to OpenBLAS sgemm (BF16
+ * weights widened block by block first). */
 void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b);
 
 /* Row-wise LayerNorm over D: (x - mean) / sqrt(var_pop + eps) (* w + b if w/b non-NULL).
@@ -108,6 +109,8 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
 void nn_ref_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 float nn_ref_dot(const float *a, const float *b, int n);
+/* y[m * ldy + r] = x[m, :] . W[r, :]; x [M, cols], W [rows, cols] */
+void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 
 /* bf16 helpers */
 static inline float nn_bf16_to_f32(uint16_t h)
