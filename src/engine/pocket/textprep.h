@@ -52,7 +52,9 @@ typedef struct tp_chunk {
     int seg_tokens;      /* upstream's summed segment token count (what the budget saw) */
     int32_t *ids;        /* spm ids of `text`: what the FlowLM is prompted with */
     size_t n_ids;
-    int frames_after_eos; /* default: prepare_text_prompt(text) guess + 2 (5 or 3) */
+    int frames_after_eos; /* prepare_text_prompt(text) guess + 2 (5 or 3); upstream uses it
+                           * only when neither the caller nor the config's
+                           * model_recommended_frames_after_eos (e.g. 8 for french_24l) is set */
     int max_gen_len;      /* tp_max_gen_len(n_ids, 12.5) */
 } tp_chunk;
 
