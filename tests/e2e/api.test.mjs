@@ -292,5 +292,9 @@ describe('POST /v1/audio/speech', () => {
         assert.match(l, /\b200\b/, `status in log line: ${l}`);
         assert.match(l, new RegExp(`\\b${[...marker].length}\\b`), `character count ${[...marker].length} in log line: ${l}`);
         assert.match(l, /INFO/i, `INFO level: ${l}`);
+        const id = r.headers['x-request-id'];
+        if (id) assert.ok(l.includes(id), `request id ${id} in log line: ${l}`);
+        for (const field of [/audio_?s(ec)?/i, /ttfb/i, /rtf/i])
+            assert.match(l, field, `log line has ${field}: ${l}`);
     });
 });

@@ -86,7 +86,7 @@ describe('--help and --version', () => {
     });
 });
 
-describe('refusals: unknown flags and bad values', () => {
+describe('refusals: unknown flags and bad values', { concurrency: 3 }, () => {
     const cases = [
         [['--bogus'], /--bogus/],
         [['serve', '--bogus'], /--bogus/],
@@ -205,6 +205,19 @@ describe('configuration precedence (flags win over environment)', () => {
         try {
             assert.equal((await speech(t.port, { voice: 'alloy', input: 'abcdefghij', response_format: 'pcm', stream: false })).status, 200);
         } finally { await t.stop(); }
+    });
+});
+
+describe('POCKET_TTS_VOICES_DIR / --voices-dir', () => {
+    test('an existing (empty) folder is accepted from env and from the flag', async () => {
+        const dir = await tmpdir();
+        try {
+            const a = await startServer({ env: { POCKET_TTS_VOICES_DIR: dir } });
+            await a.stop();
+            const b = await startServer({ args: ['--voices-dir', dir] });
+            assert.equal((await b.request('GET', '/v1/voices')).status, 200);
+            await b.stop();
+        } finally { await fs.rm(dir, { recursive: true, force: true }); }
     });
 });
 
