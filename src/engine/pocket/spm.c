@@ -454,6 +454,7 @@ int spm_load_mem(spm_model **out, const void *data, size_t n, char *err, size_t 
     *out = NULL;
     if (n > SPM_MAX_MODEL_BYTES)
         return err_set(err, errlen, ERR_TOOBIG, "spm: model is %zu bytes (cap %u)", n, SPM_MAX_MODEL_BYTES);
+    if (!data) data = "";
     spm_model *m = calloc(1, sizeof *m);
     if (!m) return err_set(err, errlen, ERR_NOMEM, "spm: out of memory");
     norm_defaults(&m->norm);
