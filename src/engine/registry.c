@@ -210,7 +210,7 @@ static void warn_add(char *warn, size_t warnlen, const char *id, const char *why
 int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnlen, char *err,
              size_t errlen)
 {
-    reg_registry *r;
+    reg_registry *r = NULL;
     int rc = reg_new(&r, err, errlen);
     if (rc) return rc;
     if (warn && warnlen) warn[0] = 0;

@@ -83,6 +83,10 @@ struct job {
     double t0, t_first_byte, last_hup_check, last_read;
     uint64_t sent;
     job *next, *prev;            /* s->live, under s->mu */
+    /* for the log line, written by the completion callback; logged by the last owner */
+    int completed, status, aborted;
+    double t_end;
+    char id[72], method[8];
 };
 
 typedef struct conn_ctx {
@@ -107,9 +111,28 @@ static double now_ms(void)
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
+static void job_log(job *j)
+{
+    double audio_s = (double)j->st.samples / ENG_SAMPLE_RATE;
+    double ttfb = j->sent ? j->t_first_byte - j->t0 : -1;
+    int failed = j->done && j->rc != 0;
+    lg_log(j->s->lg, LG_INFO,
+           "req id=%s %s /v1/audio/speech status=%d model=%s voice=%s format=%s%s chars=%zu "
+           "audio_s=%.2f ttfb_ms=%.0f rtf=%.3f bytes=%llu ms=%.0f%s%s%.100s%s",
+           j->id, j->method, j->status, j->sp.eng ? j->sp.eng->id : "-",
+           j->sp.voice[0] ? j->sp.voice : "-", aenc_format_name(j->sp.format),
+           j->sp.sse ? "/sse" : j->sp.stream ? "/stream" : "", j->sp.input_chars, audio_s, ttfb,
+           audio_s > 0 ? j->st.synth_ms / (audio_s * 1000.0) : 0.0, (unsigned long long)j->sent,
+           j->t_end - j->t0, j->aborted ? " aborted=1" : "", failed ? " error=\"" : "",
+           failed ? j->err : "", failed ? "\"" : "");
+}
+
+/* The last owner (connection, worker or response) logs the request and frees the job,
+ * so the log line has the audio actually produced even when the client hung up early. */
 static void job_unref(job *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) != 1) return;
+    if (j->completed) job_log(j);
     oai_speech_free(&j->sp);
     free(j->ring);
     buf_free(&j->whole);
@@ -702,23 +725,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         j->suspended = 0;
         if (!j->done || aborted) atomic_store(&j->cancel, 1);
         pthread_cond_broadcast(&j->cv);
-        double audio_s = (double)j->st.samples / ENG_SAMPLE_RATE;
-        double ttfb = j->sent ? j->t_first_byte - x->t0 : -1;
-        int done = j->done, rc = j->rc;
-        char jerr[120];
-        snprintf(jerr, sizeof jerr, "%.100s", j->err);
-        double synth_ms = j->st.synth_ms;
-        uint64_t sent = j->sent;
+        j->completed = 1;
+        j->status = x->status;
+        j->aborted = aborted;
+        j->t_end = t_end;
+        snprintf(j->id, sizeof j->id, "%s", x->id);
+        snprintf(j->method, sizeof j->method, "%s", x->method);
         pthread_mutex_unlock(&j->mu);
-        lg_log(s->lg, LG_INFO,
-               "req id=%s %s /v1/audio/speech status=%d model=%s voice=%s format=%s%s chars=%zu "
-               "audio_s=%.2f ttfb_ms=%.0f rtf=%.3f bytes=%llu ms=%.0f%s%s%s%s",
-               x->id, x->method, x->status, j->sp.eng ? j->sp.eng->id : "-",
-               j->sp.voice[0] ? j->sp.voice : "-", aenc_format_name(j->sp.format),
-               j->sp.sse ? "/sse" : j->sp.stream ? "/stream" : "", j->sp.input_chars, audio_s,
-               ttfb, audio_s > 0 ? synth_ms / (audio_s * 1000.0) : 0.0, (unsigned long long)sent,
-               t_end - x->t0, aborted ? " aborted=1" : "", done && rc ? " error=\"" : "",
-               done && rc ? jerr : "", done && rc ? "\"" : "");
         job_unref(j);
     } else {
         lg_log(s->lg, LG_INFO, "req id=%s %s %s status=%d ms=%.1f%s%s%s", x->id, x->method,
