@@ -7,14 +7,14 @@
  * (encoder_transformer, decoder_transformer) are pre-norm, LayerNorm eps 1e-5, RoPE
  * (interleaved pairs) at absolute positions, causal attention limited to `context` past
  * steps, exact-erf GELU MLP, no biases, per-channel LayerScale on both branches. Their KV
- * cache is a ring of context + 16 steps (one latent frame of 16 encoder-rate steps is the
- * most a call ever adds), so memory does not grow with the utterance.
+ * cache is a ring of context + (steps per call) slots, so memory does not grow with the
+ * utterance; attention is two small sgemms per head over the ring with a per-query mask.
  *
- * Both directions process one latent frame per step (decoder: 1 latent -> 16 steps ->
- * 1920 samples; encoder: 1920 samples -> 16 steps -> 1 latent). Because every layer is
- * causal and carries its state, this equals upstream's one-shot encoder (zero left
- * padding, replicate padding on the downsample) and its streaming decoder exactly, up to
- * float summation order.
+ * The decoder processes one latent frame per call (1 latent -> 16 steps -> 1920 samples);
+ * the encoder processes MM_ENC_CHUNK frames per internal step (bigger sgemms, bounded
+ * memory). Because every layer is causal and carries its state, both equal upstream's
+ * one-shot encoder (zero left padding, replicate padding on the downsample) and its
+ * streaming decoder, up to float summation order.
  *
  * The transformer kernels here (LayerNorm, RoPE, windowed attention, GELU) are private
  * static versions because src/nn had no shared ones when this was written; they are
@@ -44,6 +44,7 @@ enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
 #define MM_MAX_OPS 64
 #define MM_MAX_LAYERS 64
 #define MM_MAX_HALF 256 /* head_dim / 2 */
+#define MM_ENC_CHUNK 8  /* latent frames the encoder processes per internal step */
 #define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
 
 typedef struct mm_op {
@@ -659,13 +660,15 @@ static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in)
     return 0;
 }
 
-/* Runs the stack on x [cin, t_in]; returns the output buffer [cout, *t_out] (inside s).
- * chunk: index of this call, for tap time offsets (t0 = chunk * columns at that stage). */
-static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int *t_out,
-                            mimi_tap_fn tap, void *user, int chunk)
+/* Runs the stack on x [cin, T_in] (T_in <= the size given to sns_init); returns the output
+ * buffer [cout, *t_out] (inside s). t0: column offset of x in the whole input, for the tap
+ * (scaled to each stage's rate). */
+static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int T_in, int *t_out,
+                            mimi_tap_fn tap, void *user, long t0)
 {
     float *cur = s->a, *nxt = s->b;
-    int C = sn->cin, T = s->t_in;
+    int C = sn->cin, T = T_in;
+    CORE_ASSERT(T_in >= 1 && T_in <= s->t_in);
     char name[96];
     memcpy(cur, x, (size_t)C * T * sizeof(float));
     for (int i = 0; i < sn->nops; i++) {
@@ -699,7 +702,7 @@ static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int 
         }
         if (tap) {
             snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
-            tap(user, name, cur, C, T, 0, chunk * T);
+            tap(user, name, cur, C, T, 0, (int)(t0 * T / T_in));
         }
     }
     *t_out = T;
@@ -972,7 +975,7 @@ int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t er
     tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
     transpose(d->x, S, D, d->u);
     if (d->tap) d->tap(d->user, "decoder_transformer.out", d->u, D, S, 0, 0);
-    const float *y = sns_run(&m->dec, &d->sns, d->u, &T, d->tap, d->user, 0);
+    const float *y = sns_run(&m->dec, &d->sns, d->u, S, &T, d->tap, d->user, 0);
     CORE_ASSERT(T * m->dec.cout == m->frame);
     if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
     memcpy(pcm, y, (size_t)m->frame * sizeof(float));
@@ -1046,7 +1049,7 @@ int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *
     transpose(u, D, T, x);
     tf_run(&m->dtf, &tfs, x, T, NULL, NULL, 0);
     transpose(x, T, D, u);
-    const float *y = sns_run(&m->dec, &sns, u, &To, NULL, NULL, 0);
+    const float *y = sns_run(&m->dec, &sns, u, T, &To, NULL, NULL, 0);
     CORE_ASSERT((size_t)To * m->dec.cout == (size_t)F * m->frame);
     memcpy(pcm, y, (size_t)F * m->frame * sizeof(float));
     rc = 0;
@@ -1073,41 +1076,43 @@ int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nfr
     if (n == 0) return err_set(err, errlen, ERR_INVAL, "mimi: empty audio prompt");
     if (n > MIMI_MAX_ENCODE_SAMPLES)
         return err_set(err, errlen, ERR_TOOBIG, "mimi: audio prompt of %zu samples is over the cap", n);
-    int S = m->steps, D = m->cfg.dimension, FS = m->frame, C = m->enc.cin;
+    int S = m->steps, D = m->cfg.dimension, FS = m->frame, C = m->enc.cin, L = m->ldim;
     if (C != 1) return err_set(err, errlen, ERR_INVAL, "mimi: encoder expects mono (channels=%d)", C);
     int F = (int)((n + (size_t)FS - 1) / (size_t)FS);
+    int EC = F < MM_ENC_CHUNK ? F : MM_ENC_CHUNK; /* frames per internal step */
     mm_sns sns;
     mm_tfs tfs;
-    float *lat = malloc((size_t)F * m->ldim * sizeof(float));
-    float *chunk = malloc((size_t)FS * sizeof(float));
-    float *x = malloc((size_t)D * S * sizeof(float));
-    float *y = malloc((size_t)D * S * sizeof(float));
+    float *lat = malloc((size_t)F * L * sizeof(float));
+    float *chunk = malloc((size_t)EC * FS * sizeof(float));
+    float *x = malloc((size_t)D * S * EC * sizeof(float));
+    float *y = malloc((size_t)D * S * EC * sizeof(float));
     float *dprev = calloc((size_t)D * conv1d_hist(&m->down) + 1, sizeof(float));
-    float *dwork = malloc(conv1d_work(&m->down, S) * sizeof(float));
-    float *lv = malloc((size_t)m->ldim * sizeof(float));
-    int rc = sns_init(&m->enc, &sns, FS);
-    int rc2 = tfs_init(&m->etf, &tfs, S);
+    float *dwork = malloc(conv1d_work(&m->down, S * EC) * sizeof(float));
+    float *lv = malloc((size_t)L * EC * sizeof(float));
+    int rc = sns_init(&m->enc, &sns, FS * EC);
+    int rc2 = tfs_init(&m->etf, &tfs, S * EC);
     if (rc || rc2 || !lat || !chunk || !x || !y || !dprev || !dwork || !lv) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory for the Mimi encoder");
         goto done;
     }
     int dfirst = 1;
-    for (int f = 0; f < F; f++) {
-        size_t off = (size_t)f * FS, k = n - off < (size_t)FS ? n - off : (size_t)FS;
+    for (int f0 = 0; f0 < F; f0 += EC) {
+        int nf = F - f0 < EC ? F - f0 : EC, Tin = nf * FS, T = nf * S, To;
+        size_t off = (size_t)f0 * FS, k = n - off < (size_t)Tin ? n - off : (size_t)Tin;
         memcpy(chunk, pcm + off, k * sizeof(float));
-        for (size_t i = k; i < (size_t)FS; i++) chunk[i] = 0.0f;
-        if (tap) tap(user, "encoder.in", chunk, 1, FS, 0, f * FS);
-        int T;
-        const float *e = sns_run(&m->enc, &sns, chunk, &T, tap, user, f);
-        CORE_ASSERT(T == S);
-        if (tap) tap(user, "encoder.out", e, D, S, 0, f * S);
-        transpose(e, D, S, x);
-        tf_run(&m->etf, &tfs, x, S, tap, user, (long)f * S);
-        transpose(x, S, D, y);
-        if (tap) tap(user, "encoder_transformer.out", y, D, S, 0, f * S);
-        conv1d_run(&m->down, y, S, dprev, &dfirst, lv, dwork);
-        if (tap) tap(user, "downsample.out", lv, m->ldim, 1, 0, f);
-        memcpy(lat + (size_t)f * m->ldim, lv, (size_t)m->ldim * sizeof(float));
+        for (size_t i = k; i < (size_t)Tin; i++) chunk[i] = 0.0f; /* end padding */
+        if (tap) tap(user, "encoder.in", chunk, 1, Tin, 0, (int)off);
+        const float *e = sns_run(&m->enc, &sns, chunk, Tin, &To, tap, user, (long)off);
+        CORE_ASSERT(To == T);
+        if (tap) tap(user, "encoder.out", e, D, T, 0, f0 * S);
+        transpose(e, D, T, x);
+        tf_run(&m->etf, &tfs, x, T, tap, user, (long)f0 * S);
+        transpose(x, T, D, y);
+        if (tap) tap(user, "encoder_transformer.out", y, D, T, 0, f0 * S);
+        conv1d_run(&m->down, y, T, dprev, &dfirst, lv, dwork); /* lv [L, nf] */
+        if (tap) tap(user, "downsample.out", lv, L, nf, 0, f0);
+        for (int j = 0; j < nf; j++)
+            for (int i = 0; i < L; i++) lat[(size_t)(f0 + j) * L + i] = lv[(size_t)i * nf + j];
     }
     *out = lat;
     lat = NULL;

@@ -12,9 +12,9 @@
  * Encoder (one prompt per call): PCM at the model rate, end-padded with zeros to a
  * multiple of frame_samples, SEANet encoder -> transformer -> stride-16 downsample conv
  * (replicate left pad) -> [F, ldim] latents (NOT normalised: they go straight into
- * speaker_proj). It runs internally frame by frame with streaming state, which equals
- * upstream's one-shot zero-left-padded computation, so memory stays bounded for long
- * prompts.
+ * speaker_proj). It runs internally a few frames at a time with streaming state, which
+ * equals upstream's one-shot zero-left-padded computation, so memory stays bounded for
+ * long prompts.
  *
  * Dimensions come from a mimi_config (parsed from a *.resolved.json or the built-in
  * english one); every tensor is shape-checked against it at load time and a mismatch
