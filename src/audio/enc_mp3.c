@@ -13,12 +13,16 @@
  * frame is overwritten with LAME's "Info" tag (frame count, encoder delay, padding), so
  * gapless decoders (ffmpeg, browsers) trim delay and padding: exact duration.
  * close() runs lame_encode_flush for the padded last frames.
+ * Threads: LAME fills a few process-wide tables on first use (init_log_table and
+ * friends, guarded by a plain static flag); the first open warms them under
+ * pthread_once so concurrent requests never race on that first fill.
  */
 #include "audio/enc_internal.h"
 #include "core/buf.h"
 #include "core/err.h"
 
 #include <lame/lame.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,8 +37,21 @@ typedef struct mp3_state {
     unsigned char out[MP3_OUT_MAX];
 } mp3_state;
 
+static void lame_warm(void)
+{
+    lame_t g = lame_init();
+    if (!g) return;
+    lame_set_in_samplerate(g, 24000);
+    lame_set_num_channels(g, 1);
+    lame_set_mode(g, MONO);
+    lame_init_params(g);
+    lame_close(g);
+}
+
 static int mp3_open(aenc *e, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lame_warm);
     mp3_state *m = calloc(1, sizeof *m);
     if (!m) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     e->impl = m;

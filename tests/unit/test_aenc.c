@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -480,7 +481,81 @@ static void t_opus_granules(ut_ctx *t)
     }
 }
 
+/* Several requests encode at once (the server's workers): each thread runs every format
+ * and must get byte-for-byte what a lone encoder produces (no shared mutable state). */
+typedef struct par_job {
+    const float *x;
+    size_t n;
+    buf out[AENC_NFORMATS];
+    int rc;
+} par_job;
+
+static void *par_run(void *arg)
+{
+    par_job *j = arg;
+    for (int f = 0; f < AENC_NFORMATS && !j->rc; f++) {
+        char err[256];
+        sink s = {0};
+        buf_init(&s.out, 16 << 20);
+        aenc *e = NULL;
+        aenc_opts o = {RATE, f % 2, 0};
+        j->rc = aenc_open(&e, (aenc_format)f, &o, sink_write, &s, err, sizeof err);
+        for (size_t off = 0; !j->rc && off < j->n; off += 1000)
+            j->rc = aenc_write(e, j->x + off, j->n - off < 1000 ? j->n - off : 1000, err, sizeof err);
+        if (!j->rc) j->rc = aenc_close(e, err, sizeof err);
+        aenc_free(e);
+        j->out[f] = s.out;
+    }
+    return NULL;
+}
+
+/* libopusenc picks a random Ogg serial number per stream: blank serial and CRC. */
+static void ogg_blank(buf *b)
+{
+    uint8_t *p = (uint8_t *)b->data;
+    size_t off = 0;
+    while (off + 27 <= b->len && !memcmp(p + off, "OggS", 4)) {
+        memset(p + off + 14, 0, 4);
+        memset(p + off + 22, 0, 4);
+        size_t nseg = p[off + 26], body = off + 27 + nseg;
+        if (body > b->len) return;
+        for (size_t i = 0; i < nseg; i++) body += p[off + 27 + i];
+        off = body;
+    }
+}
+
+static void t_threads(ut_ctx *t)
+{
+    enum { NT = 4 };
+    size_t n = RATE + 333;
+    float *x = tone(n, 0.7f);
+    par_job solo = {x, n, {{0}}, 0}, jobs[NT];
+    par_run(&solo);
+    UT_EQ_INT(t, 0, solo.rc);
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        jobs[i] = (par_job){x, n, {{0}}, 0};
+        UT_EQ_INT(t, 0, pthread_create(&th[i], NULL, par_run, &jobs[i]));
+    }
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NT; i++) {
+        UT_EQ_INT(t, 0, jobs[i].rc);
+        ogg_blank(&jobs[i].out[AENC_OPUS]);
+        if (i == 0) ogg_blank(&solo.out[AENC_OPUS]);
+        for (int f = 0; f < AENC_NFORMATS; f++) {
+            if (jobs[i].out[f].len != solo.out[f].len ||
+                memcmp(jobs[i].out[f].data, solo.out[f].data, solo.out[f].len))
+                ut_fail(t, __FILE__, __LINE__, "thread %d %s: %zu bytes differ from the lone run's %zu",
+                        i, aenc_format_name((aenc_format)f), jobs[i].out[f].len, solo.out[f].len);
+            buf_free(&jobs[i].out[f]);
+        }
+    }
+    for (int f = 0; f < AENC_NFORMATS; f++) buf_free(&solo.out[f]);
+    free(x);
+}
+
 static const ut_case cases[] = {
+    {"threads", t_threads},
     {"opus_granules", t_opus_granules},
     {"free_unclosed", t_free_unclosed},
     {"bitrate", t_bitrate},
