@@ -1112,8 +1112,8 @@ static int status_error(hf_xfer *x, int sent_token, const char *host, int *defin
 }
 
 /* Downloads j->url into fd, whose first `*offset` bytes are already there. */
-static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitive, char *err,
-                    size_t errlen)
+static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitive,
+                    int *retryable, char *err, size_t errlen)
 {
     const hf_options *o = j->opt;
     int max_redir = o && o->max_redirects > 0 ? o->max_redirects : 8;
@@ -1224,6 +1224,14 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
         /* final response (or failure) */
         *offset = x->offset; /* a 200 restarted from 0 */
         uint64_t have = x->offset + x->written;
+        /* worth another try, resuming: the connection broke or the server is overloaded;
+         * not when it cannot be reached at all (offline users should not wait) */
+        *retryable = cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
+                     cc == CURLE_SEND_ERROR || cc == CURLE_OPERATION_TIMEDOUT ||
+                     cc == CURLE_GOT_NOTHING || cc == CURLE_HTTP2 || cc == CURLE_HTTP2_STREAM ||
+                     (cc == CURLE_OK && (st >= 500 || st == 429 || st == 408)) ||
+                     (cc == CURLE_OK && x->mode == MODE_WRITE && x->have_total &&
+                      have != x->total);
         if (x->werr)
             rc = err_set(err, errlen, ERR_IO, "writing %s: %s", j->tmp, strerror(x->werr));
         else if (x->toobig)
@@ -1281,15 +1289,36 @@ static int job_download(hf_job *j, char *err, size_t errlen)
     j->hash = &hash;
     if (offset > 0) validator_load(j);
     else unlink(j->etagp);
-    int rc, definitive = 0;
-    for (int attempt = 0;; attempt++) {
-        if (hash_prefix(j, fd, offset)) {
-            rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
-            break;
+    const hf_options *o = j->opt;
+    int retries = !o || o->retries == 0 ? 3 : o->retries < 0 ? 0 : o->retries;
+    long pause_ms = o && o->retry_pause_ms > 0 ? o->retry_pause_ms : 500;
+    int rc, definitive = 0, hash_ready = 0, restarts = 0, tries = 0;
+    for (;;) {
+        if (!hash_ready || j->hashed != offset) {
+            if (hash_prefix(j, fd, offset)) {
+                rc = err_set(err, errlen, ERR_IO, "reading back %s: %s", j->tmp, strerror(errno));
+                break;
+            }
+            hash_ready = 1;
         }
-        rc = xfer_run(j, h, fd, &offset, &definitive, err, errlen);
+        int retryable = 0;
+        rc = xfer_run(j, h, fd, &offset, &definitive, &retryable, err, errlen);
+        if (rc && rc != XF_RESTART && retryable && tries < retries) {
+            long ms = pause_ms << tries++;
+            for (; ms > 0 && !(o && o->cancel && atomic_load(o->cancel)); ms -= 50) {
+                struct timespec ts = {0, (ms < 50 ? ms : 50) * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            if (o && o->cancel && atomic_load(o->cancel)) {
+                rc = err_set(err, errlen, ERR_CANCEL, "%s: cancelled", j->what);
+                break;
+            }
+            offset = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0; /* resume from here */
+            definitive = 0;
+            continue;
+        }
         if (rc != XF_RESTART) break;
-        if (attempt >= 1) {
+        if (restarts++ >= 1) {
             rc = err_set(err, errlen, ERR_IO, "%s: server sent an inconsistent byte range",
                          j->what);
             definitive = 1;

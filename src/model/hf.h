@@ -25,8 +25,10 @@
  *    so a file that changed on the server comes back whole instead of spliced): a 206
  *    whose Content-Range starts at N is appended, a 200 restarts from byte 0, a 416 whose
  *    total equals N means the temp file was already complete. The final size must equal
- *    Content-Length (or the Content-Range total): a short body is ERR_IO and is resumed by
- *    the next call. Definitive HTTP errors (4xx) delete the temp file.
+ *    Content-Length (or the Content-Range total). A connection lost mid-body, a short body,
+ *    408/429/5xx are retried (resuming) opts.retries times with growing pauses; after that
+ *    the call returns ERR_IO and the partial file is resumed by the next call. A host that
+ *    cannot be resolved or connected to is not retried (an offline machine fails at once). Definitive HTTP errors (4xx) delete the temp file.
  *  - Integrity: when the endpoint names the file's SHA-256 (huggingface.co sends
  *    X-Linked-Etag: "<sha256>" for LFS files, i.e. weights), the complete temp file is
  *    hashed before the rename; a mismatch is ERR_FORMAT and the temp file is deleted. The
@@ -97,6 +99,9 @@ typedef struct hf_options {
     long connect_timeout_s;    /* 0 = 20 s */
     long low_speed_time_s;     /* abort when < 1 KiB/s for this long; 0 = 60 s */
     int max_redirects;         /* 0 = 8 */
+    int retries;               /* transient failures (connection lost, short body, 408, 429,
+                                  5xx) are retried, resuming, this many times; 0 = 3, -1 = no */
+    long retry_pause_ms;       /* pause before the first retry, doubled each time; 0 = 500 */
     const atomic_int *cancel;  /* may be NULL; non-zero = stop (also while waiting for a lock) */
     hf_progress_fn progress;   /* may be NULL */
     void *progress_user;

@@ -46,6 +46,7 @@ typedef struct route {
     int bogus_range;             /* answer any Range with a 206 that starts at byte 0 */
     int no_length;               /* 200 without Content-Length: the body ends at close */
     const char *etag;            /* sent on 200/206; If-Range must match it to get a 206 */
+    int fail_first;              /* the first N hits get 503 */
     int hits;
 } route;
 
@@ -137,6 +138,9 @@ static void serve_one(tsrv *s, int cfd)
                      "HTTP/1.1 404 Not Found\r\nX-Error-Code: EntryNotFound\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", sizeof nf - 1);
         body = (const unsigned char *)nf, blen = send_len = sizeof nf - 1;
+    } else if (r.hits <= r.fail_first) {
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     } else if (r.need_token && strncmp(lg.auth, "Bearer ", 7)) {
         n = snprintf(head, sizeof head,
                      "HTTP/1.1 401 Unauthorized\r\nX-Error-Code: GatedRepo\r\n"
@@ -290,6 +294,7 @@ static void fx_open(ut_ctx *t, fx *f)
     f->opt.no_env = 1;
     f->opt.connect_timeout_s = 5;
     f->opt.low_speed_time_s = 5;
+    f->opt.retries = -1; /* each test scripts failures one call at a time; t_retries retries */
     f->body = make_body(BODY_LEN, 1);
 }
 
@@ -1142,6 +1147,52 @@ static void t_progress_tty(ut_ctx *t)
     if (lines != 1) ut_fail(t, __FILE__, __LINE__, "expected 1 newline, got %d in \"%s\"", lines, got);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void t_retries(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    f.opt.retries = 4, f.opt.retry_pause_ms = 10;
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1;
+    r->fail_first = 1, r->truncate_first = 3, r->truncate_at = 40000;
+    char path[1024], err[512] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "expected 0, got %d (%s)", rc, err);
+    /* 503, then 40000 bytes twice (hits 2 and 3), then the rest */
+    UT_EQ_INT(t, 4, srv_nlog(&f.srv));
+    UT_EQ_STR(t, "", f.srv.log[1].range);
+    UT_EQ_STR(t, "bytes=40000-", f.srv.log[2].range);
+    UT_EQ_STR(t, "bytes=80000-", f.srv.log[3].range);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+
+    /* retries run out: the error comes back and the partial stays */
+    r = srv_route(&f.srv, "/o/r/resolve/main/flaky", 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->honor_range = 1;
+    r->truncate_first = 10, r->truncate_at = 1000;
+    f.opt.retries = 2;
+    UT_EQ_INT(t, ERR_IO, hf_fetch("hf://o/r/flaky", &f.opt, path, sizeof path, err, sizeof err));
+    UT_EQ_INT(t, 4 + 3, srv_nlog(&f.srv));
+    UT_EQ_INT(t, 1, sidecars(f.cache));
+
+    /* nobody listening: no retry, no waiting */
+    srv_stop(&f.srv);
+    f.opt.retry_pause_ms = 3000;
+    double t0 = now_s();
+    rc = hf_fetch("hf://o/r/other", &f.opt, path, sizeof path, err, sizeof err);
+    double dt = now_s() - t0;
+    UT_EQ_INT(t, ERR_IO, rc);
+    if (dt > 2.0) ut_fail(t, __FILE__, __LINE__, "connection refused took %.2f s (retried?)", dt);
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -1165,5 +1216,6 @@ static const ut_case cases[] = {
     {"hub_cache_reused", t_hub_cache_reused},
     {"if_range", t_if_range},
     {"progress_tty", t_progress_tty},
+    {"retries", t_retries},
 };
 UT_SUITE(hf, cases)
