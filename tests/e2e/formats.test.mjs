@@ -11,6 +11,7 @@
 // total in STREAMINFO, and raw ADTS durations are a bit-rate guess, so those are skipped).
 // Recognition: the decoded audio of each format is matched by pocketsphinx against a closed
 // set of sentences (tests/e2e/lib/asr.mjs, written by "esp"; skipped while it is missing).
+// With stream_format "sse" the base64 deltas of every format concatenate to a valid file.
 // The official openai SDK fetches every format. speed 0.25..4 scales duration as 1/speed
 // within 5 %.
 //
@@ -22,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { useServer, speech } from './lib/server.mjs';
+import { useServer, speech, parseSse } from './lib/server.mjs';
 import { ffprobe, ffmpegDecode, rms, RATE } from './lib/audio.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -139,6 +140,21 @@ describe('response formats', () => {
                 `${f}: first byte at ${r.tFirstByte.toFixed(1)} ms, end at ${r.tEnd.toFixed(1)} ms`);
             console.log(`# ${f} stream: first byte ${r.tFirstByte.toFixed(1)} ms, end ${r.tEnd.toFixed(1)} ms, ${r.chunks.length} chunks`);
             await checkBody(f, r.body, n, { streamed: true });
+        });
+    }
+
+    for (const f of Object.keys(FORMATS)) {
+        test(`${f} over SSE: the base64 deltas concatenate to a valid file`, async () => {
+            const k = 2;
+            const r = await say({ ...base, input: CANDIDATES[k], response_format: f, stream_format: 'sse' });
+            assert.equal(r.status, 200, r.text().slice(0, 300));
+            assert.match(r.headers['content-type'] || '', /^text\/event-stream/);
+            const ev = parseSse(r.text());
+            const deltas = ev.filter((e) => e.data && e.data.type === 'speech.audio.delta');
+            assert.ok(deltas.length >= 1, `${f}: no speech.audio.delta events`);
+            assert.ok(ev.some((e) => e.data && e.data.type === 'speech.audio.done'), `${f}: no speech.audio.done event`);
+            const body = Buffer.concat(deltas.map((e) => Buffer.from(e.data.audio, 'base64')));
+            await checkBody(f, body, ref[k], { streamed: true });
         });
     }
 
