@@ -89,6 +89,12 @@ static double mono_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* ASCII only: the server may run under any locale. */
+static int alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static int is_file(const char *path)
 {
     struct stat st;
@@ -142,7 +148,7 @@ static int name_check(const char *s, size_t len, const char *what, char *err, si
         return err_set(err, errlen, ERR_INVAL, "'.' or '..' as %s", what);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '-' && c != '_' && c != '.')
+        if (!alnum(c) && c != '-' && c != '_' && c != '.')
             return err_set(err, errlen, ERR_INVAL, "%s may only hold letters, digits, '-', '_', '.'",
                            what);
     }
@@ -169,7 +175,7 @@ int hf_parse(const char *uri, hf_ref *out, char *err, size_t errlen)
         if (rl >= HF_REV_MAX) return err_set(err, errlen, ERR_INVAL, "revision too long");
         for (size_t i = 0; i < rl; i++) {
             unsigned char c = (unsigned char)at[1 + i];
-            if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != '/')
+            if (!alnum(c) && c != '-' && c != '_' && c != '.' && c != '/')
                 return err_set(err, errlen, ERR_INVAL,
                                "revision may only hold letters, digits, '-', '_', '.', '/'");
         }
@@ -205,7 +211,7 @@ static int pct_append(buf *b, const char *s, size_t len, int keep_slash)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         int rc;
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+        if (alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
             rc = buf_append(b, &s[i], 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -322,7 +328,7 @@ static void url_basename(const char *u, char *out, size_t n)
     size_t len = (size_t)(p + end - last), k = 0;
     for (size_t i = 0; i < len && k + 2 < n && k < 100; i++) {
         unsigned char c = (unsigned char)last[i];
-        out[k++] = (isalnum(c) || c == '-' || c == '_' || c == '.') ? (char)c : '_';
+        out[k++] = (alnum(c) || c == '-' || c == '_' || c == '.') ? (char)c : '_';
     }
     out[k] = 0;
     if (!k || !strcmp(out, ".") || !strcmp(out, "..") || (last - p) == 0) cpy(out, n, "file");
@@ -1132,7 +1138,10 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
     cpy(url, HF_URL_MAX, j->url);
-    char cerr[CURL_ERROR_SIZE];
+    char cerr[CURL_ERROR_SIZE], noproxy[1024]; /* CURLOPT_NOPROXY replaces $no_proxy: merge */
+    const char *np = env_get(o, "no_proxy");
+    if (!np) np = env_get(o, "NO_PROXY");
+    snprintf(noproxy, sizeof noproxy, "localhost,127.0.0.1,::1%s%s", np ? "," : "", np ? np : "");
     int rc = 0;
     for (int hop = 0;; hop++) {
         url_parts up;
@@ -1181,6 +1190,8 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        /* $https_proxy etc. are honoured (libcurl reads them), never for loopback */
+        curl_easy_setopt(h, CURLOPT_NOPROXY, noproxy);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
         curl_easy_setopt(h, CURLOPT_USERAGENT, o && o->user_agent ? o->user_agent : "pockettts");
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, conn_to);
