@@ -16,6 +16,9 @@
  *   - tests/data/spm_denorm.{model,json}: 300 pieces, normalization_rule_tsv "x -> y",
  *     denormalization_rule_tsv "a -> A, bc -> B", user-defined symbol "xyz" (which the
  *     x -> y rule must not touch); 43 strings, same library.
+ *   - tests/data/spm_selftest.model: 300 pieces, identity normaliser, user-defined "GNU",
+ *     trained with self_test_sample_size=12, so the file carries the trainer's own
+ *     input -> expected pieces samples.
  *     CI does not need Python. Set SPM_CORPUS=/path/to/other.json (same layout) and
  *     optionally SPM_CORPUS_MODEL=/path/to/x.model to check a larger generated corpus or
  *     another model locally.
@@ -309,8 +312,42 @@ static void t_hostile(ut_ctx *t)
     free(blob);
 }
 
+/* The model file's own self_test_data (12 samples written by the trainer) pass; an
+ * appended wrong sample is reported. Protobuf merges repeated fields, so appending a
+ * second self_test_data message adds to the samples. */
+static void t_self_test(ut_ctx *t)
+{
+    char err[512] = "";
+    spm_model *m = load_tiny(t);
+    int n = -1, f = -1;
+    UT_EQ_INT(t, 0, spm_self_test(m, &n, &f, err, sizeof err));
+    UT_EQ_INT(t, 0, n);
+    spm_free(m);
+    size_t len;
+    char *blob = slurp("tests/data/spm_selftest.model", &len);
+    UT_CHECK(t, blob != NULL);
+    UT_EQ_INT(t, 0, spm_load_mem(&m, blob, len, err, sizeof err));
+    UT_EQ_INT(t, 0, spm_self_test(m, &n, &f, err, sizeof err));
+    UT_EQ_INT(t, 12, n);
+    if (f) ut_fail(t, __FILE__, __LINE__, "self test: %d failed: %s", f, err);
+    spm_free(m);
+    static const char extra[] = "\x22\x0e\x0a\x0c\x0a\x03" "abc" "\x12\x05" "x y z";
+    char *b2 = malloc(len + sizeof extra - 1);
+    memcpy(b2, blob, len);
+    memcpy(b2 + len, extra, sizeof extra - 1);
+    UT_EQ_INT(t, 0, spm_load_mem(&m, b2, len + sizeof extra - 1, err, sizeof err));
+    UT_EQ_INT(t, 0, spm_self_test(m, &n, &f, err, sizeof err));
+    UT_EQ_INT(t, 13, n);
+    UT_EQ_INT(t, 1, f);
+    UT_CHECK(t, strstr(err, "x y z") != NULL);
+    spm_free(m);
+    free(b2);
+    free(blob);
+}
+
 static const ut_case cases[] = {
     {"basics", t_basics}, {"goldens", t_goldens}, {"tricky", t_tricky},
     {"decode", t_decode}, {"caps", t_caps},       {"hostile", t_hostile},
+    {"self_test", t_self_test},
 };
 UT_SUITE(spm, cases)

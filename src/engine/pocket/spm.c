@@ -25,6 +25,7 @@
 #include "core/err.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,10 @@ struct spm_model {
     size_t unk_surface_n;
 
     spm_norm norm, denorm;
+
+    char **selftest;      /* [2 * n_selftest]: input, expected (NUL-terminated copies) */
+    size_t *selftest_len; /* [2 * n_selftest] */
+    size_t n_selftest;
 };
 
 /* ---- protobuf reading ---------------------------------------------------------------- */
@@ -174,6 +179,9 @@ typedef struct loader {
     size_t unk_surface_n;
     int has_unk_surface;
     int has_denorm;
+    const uint8_t **st;   /* self-test samples: [2*i] input, [2*i+1] expected */
+    size_t *st_len;
+    size_t st_n, st_cap;
 } loader;
 
 static int parse_piece(loader *L, const uint8_t *p, size_t n, char *err, size_t errlen)
@@ -241,6 +249,54 @@ static int parse_trainer(loader *L, const uint8_t *p, size_t n, char *err, size_
         } else if (pb_skip(&r, wt)) {
             return err_set(err, errlen, ERR_FORMAT, "spm: bad field in trainer_spec");
         }
+    }
+    return 0;
+}
+
+/* SelfTestData { repeated Sample samples = 1; } Sample { input = 1; expected = 2; } */
+static int parse_selftest(loader *L, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+    pb_rd r = {p, p + n};
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        if (pb_tag(&r, &f, &wt)) return err_set(err, errlen, ERR_FORMAT, "spm: bad self_test_data tag");
+        if (f != 1 || wt != 2) {
+            if (pb_skip(&r, wt)) return err_set(err, errlen, ERR_FORMAT, "spm: bad field in self_test_data");
+            continue;
+        }
+        const uint8_t *sp;
+        size_t sn;
+        if (pb_bytes(&r, &sp, &sn)) return err_set(err, errlen, ERR_FORMAT, "spm: bad self-test sample");
+        pb_rd q = {sp, sp + sn};
+        const uint8_t *in = (const uint8_t *)"", *ex = (const uint8_t *)"";
+        size_t inl = 0, exl = 0;
+        while (q.p < q.end) {
+            if (pb_tag(&q, &f, &wt)) return err_set(err, errlen, ERR_FORMAT, "spm: bad self-test sample tag");
+            if (wt == 2 && f == 1) {
+                if (pb_bytes(&q, &in, &inl)) return err_set(err, errlen, ERR_FORMAT, "spm: bad self-test input");
+            } else if (wt == 2 && f == 2) {
+                if (pb_bytes(&q, &ex, &exl)) return err_set(err, errlen, ERR_FORMAT, "spm: bad self-test expected");
+            } else if (pb_skip(&q, wt)) {
+                return err_set(err, errlen, ERR_FORMAT, "spm: bad field in self-test sample");
+            }
+        }
+        if (L->st_n >= SPM_MAX_PIECES) return err_set(err, errlen, ERR_TOOBIG, "spm: too many self-test samples");
+        if (L->st_n == L->st_cap) {
+            size_t nc = L->st_cap ? 2 * L->st_cap : 16;
+            const uint8_t **ns = realloc(L->st, 2 * nc * sizeof *ns);
+            if (!ns) return err_set(err, errlen, ERR_NOMEM, "spm: out of memory");
+            L->st = ns;
+            size_t *nl = realloc(L->st_len, 2 * nc * sizeof *nl);
+            if (!nl) return err_set(err, errlen, ERR_NOMEM, "spm: out of memory");
+            L->st_len = nl;
+            L->st_cap = nc;
+        }
+        L->st[2 * L->st_n] = in;
+        L->st_len[2 * L->st_n] = inl;
+        L->st[2 * L->st_n + 1] = ex;
+        L->st_len[2 * L->st_n + 1] = exl;
+        L->st_n++;
     }
     return 0;
 }
@@ -446,6 +502,19 @@ static int build(spm_model *m, loader *L, char *err, size_t errlen)
         m->denorm.present = 0;
     }
     m->norm.cmap = m->denorm.cmap = NULL; /* borrowed from the file: gone after load */
+    if (L->st_n) {
+        m->selftest = calloc(2 * L->st_n, sizeof *m->selftest);
+        m->selftest_len = calloc(2 * L->st_n, sizeof *m->selftest_len);
+        if (!m->selftest || !m->selftest_len) return err_set(err, errlen, ERR_NOMEM, "spm: out of memory");
+        m->n_selftest = L->st_n;
+        for (size_t i = 0; i < 2 * L->st_n; i++) {
+            m->selftest[i] = malloc(L->st_len[i] + 1);
+            if (!m->selftest[i]) return err_set(err, errlen, ERR_NOMEM, "spm: out of memory");
+            if (L->st_len[i]) memcpy(m->selftest[i], L->st[i], L->st_len[i]);
+            m->selftest[i][L->st_len[i]] = 0;
+            m->selftest_len[i] = L->st_len[i];
+        }
+    }
     return 0;
 }
 
@@ -472,7 +541,7 @@ int spm_load_mem(spm_model **out, const void *data, size_t n, char *err, size_t 
             rc = err_set(err, errlen, ERR_FORMAT, "spm: bad tag at byte %zu", (size_t)(r.p - (const uint8_t *)data));
             break;
         }
-        if (wt == 2 && f >= 1 && f <= 5 && f != 4) {
+        if (wt == 2 && f >= 1 && f <= 5) {
             if (pb_bytes(&r, &p, &len)) {
                 rc = err_set(err, errlen, ERR_FORMAT, "spm: truncated field %u", f);
                 break;
@@ -480,6 +549,7 @@ int spm_load_mem(spm_model **out, const void *data, size_t n, char *err, size_t 
             if (f == 1) rc = parse_piece(&L, p, len, err, errlen);
             else if (f == 2) rc = parse_trainer(&L, p, len, err, errlen);
             else if (f == 3) rc = parse_norm(&m->norm, p, len, err, errlen);
+            else if (f == 4) rc = parse_selftest(&L, p, len, err, errlen);
             else {
                 L.has_denorm = 1;
                 rc = parse_norm(&m->denorm, p, len, err, errlen);
@@ -490,6 +560,8 @@ int spm_load_mem(spm_model **out, const void *data, size_t n, char *err, size_t 
     }
     if (!rc) rc = build(m, &L, err, errlen);
     free(L.rp);
+    free(L.st);
+    free(L.st_len);
     if (rc) {
         spm_free(m);
         return rc;
@@ -542,6 +614,10 @@ void spm_free(spm_model *m)
     free(m->unk_surface);
     norm_free(&m->norm);
     norm_free(&m->denorm);
+    if (m->selftest)
+        for (size_t i = 0; i < 2 * m->n_selftest; i++) free(m->selftest[i]);
+    free(m->selftest);
+    free(m->selftest_len);
     free(m);
 }
 
@@ -1058,5 +1134,62 @@ int spm_decode(const spm_model *m, const int32_t *ids, size_t n, char **out, siz
     }
     buf_cstr(&text);
     *out = buf_steal(&text, outlen);
+    return 0;
+}
+
+/* ---- self test (SentencePieceProcessor::Load runs it; here it is a diagnostic) -------- */
+
+/* Unigram Model::VerifyOutputsEquivalent's score of space-separated pieces s[0..n). */
+static float pieces_score(const spm_model *m, const char *s, size_t n)
+{
+    float total = 0.0f;
+    const float unk_score = m->min_score - 10.0f;
+    size_t a = 0;
+    for (;;) {
+        const char *sp = memchr(s + a, ' ', n - a);
+        size_t b = sp ? (size_t)(sp - s) : n;
+        int id = spm_piece_to_id(m, s + a, b - a);
+        if (id == m->unk_id) total += unk_score;
+        else if (m->pieces[id].type == SPM_USER_DEFINED)
+            total = (float)((double)total + ((double)((float)(int)(b - a) * m->max_score) - 0.1));
+        else total += m->pieces[id].score;
+        if (!sp) break;
+        a = b + 1;
+    }
+    return total;
+}
+
+int spm_self_test(const spm_model *m, int *n_samples, int *n_failed, char *err, size_t errlen)
+{
+    *n_samples = (int)m->n_selftest;
+    *n_failed = 0;
+    for (size_t i = 0; i < m->n_selftest; i++) {
+        spm_tokens tk;
+        int rc = spm_encode_pieces(m, m->selftest[2 * i], m->selftest_len[2 * i], &tk, err, errlen);
+        if (rc) return rc;
+        buf b;
+        buf_init(&b, SPM_MAX_NORM_BYTES * 2);
+        for (size_t k = 0; k < tk.n && !rc; k++) {
+            if (k) rc = buf_append(&b, " ", 1);
+            if (!rc) rc = buf_append(&b, tk.pieces[k], strlen(tk.pieces[k]));
+        }
+        spm_tokens_free(&tk);
+        if (!rc && !b.data) rc = buf_append(&b, "", 0);
+        if (rc) {
+            buf_free(&b);
+            return err_set(err, errlen, rc, "spm: self test: %s", err_name(rc));
+        }
+        const char *ex = m->selftest[2 * i + 1];
+        size_t exl = m->selftest_len[2 * i + 1];
+        int same = exl == b.len && !memcmp(ex, b.data, exl);
+        if (!same) {
+            float d = pieces_score(m, ex, exl) - pieces_score(m, b.data, b.len);
+            if (fabsf(d) > 1e-7f) {
+                if (!*n_failed) err_set(err, errlen, ERR_FORMAT, "spm: self-test sample %zu: expected \"%s\", got \"%s\"", i, ex, b.data);
+                (*n_failed)++;
+            }
+        }
+        buf_free(&b);
+    }
     return 0;
 }

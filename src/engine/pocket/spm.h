@@ -77,4 +77,11 @@ int spm_normalize(const spm_model *m, const char *text, size_t len, char **out,
 int spm_decode(const spm_model *m, const int32_t *ids, size_t n, char **out, size_t *outlen,
                char *err, size_t errlen);
 
+/* Runs the model file's own self_test_data samples (upstream's Load runs them and refuses
+ * the model on failure; here it is a diagnostic that proves parity with the library that
+ * wrote the file). *n_samples = 0 when the file has none. A failing sample (segmentation
+ * neither equal nor of equal score) counts in *n_failed; the first is described in err.
+ * Returns 0 unless encoding itself failed. */
+int spm_self_test(const spm_model *m, int *n_samples, int *n_failed, char *err, size_t errlen);
+
 #endif
