@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1193,6 +1194,54 @@ static void t_retries(ut_ctx *t)
     fx_close(&f);
 }
 
+typedef struct later {
+    atomic_int *flag;
+    int ms;
+} later;
+
+static void *set_later(void *arg)
+{
+    later *l = arg;
+    struct timespec ts = {l->ms / 1000, (l->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(l->flag, 1);
+    return NULL;
+}
+
+static void t_lock_wait_cancel(ut_ctx *t)
+{
+    /* another process holds the lock: we wait, and a cancel ends the wait */
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN;
+    char fin[1024], lockp[1100], path[1024], err[512] = "";
+    UT_EQ_INT(t, 0, hf_cache_path(URI, &f.opt, fin, sizeof fin, err, sizeof err));
+    const char *sl = strrchr(fin, '/');
+    snprintf(lockp, sizeof lockp, "%.*s/.%s.hf-lock", (int)(sl - fin), fin, sl + 1);
+    write_file(lockp, "", 0);
+    int lfd = open(lockp, O_RDWR);
+    UT_CHECK(t, lfd >= 0 && flock(lfd, LOCK_EX) == 0);
+    atomic_int cancel = 0;
+    f.opt.cancel = &cancel;
+    later l = {&cancel, 200};
+    pthread_t th;
+    pthread_create(&th, NULL, set_later, &l);
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    pthread_join(th, NULL);
+    UT_EQ_INT(t, ERR_CANCEL, rc);
+    UT_CHECK(t, strstr(err, "waiting") != NULL);
+    UT_EQ_INT(t, 0, srv_nlog(&f.srv));
+    /* the holder goes away without cleaning up: its lock file is simply reused */
+    close(lfd);
+    atomic_store(&cancel, 0);
+    rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "after unlock: expected 0, got %d (%s)", rc, err);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
     {"parse_ok", t_parse_ok},
     {"parse_refused", t_parse_refused},
@@ -1217,5 +1266,6 @@ static const ut_case cases[] = {
     {"if_range", t_if_range},
     {"progress_tty", t_progress_tty},
     {"retries", t_retries},
+    {"lock_wait_cancel", t_lock_wait_cancel},
 };
 UT_SUITE(hf, cases)
