@@ -1,7 +1,8 @@
 /* enc_mp3.c — MPEG audio layer III through LAME: mono, constant bit rate.
  *
  * At 24 kHz this is MPEG-2 layer III (576 samples per frame). Default 160 kbps, the
- * rate OpenAI's own 24 kHz mono mp3 answers carry; opts.bitrate_kbps overrides and
+ * highest MPEG-2 rate and what OpenAI's 24 kHz mono mp3 answers are reported to carry
+ * (not verified against the live API here); opts.bitrate_kbps overrides and
  * LAME snaps it to the nearest legal MPEG-2 rate (8..160). Input is clipped to [-1, 1]
  * (LAME's float API expects full scale) in AENC_CHUNK steps.
  *
