@@ -28,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -873,6 +874,37 @@ static void t_concurrent_same_file(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_concurrent_processes(ut_ctx *t)
+{
+    /* the same, across processes: the flock is per open file, not per process */
+    fx f;
+    fx_open(t, &f);
+    route *r = srv_route(&f.srv, RPATH, 200);
+    r->body = f.body, r->body_len = BODY_LEN, r->delay_ms = 300;
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            char p[1024], e[256];
+            int rc = hf_fetch(URI, &f.opt, p, sizeof p, e, sizeof e);
+            _exit(rc == 0 && file_equals(p, f.body, BODY_LEN) ? 0 : 1);
+        }
+        UT_CHECK(t, kids[i] > 0);
+    }
+    char path[1024], err[256] = "";
+    int rc = hf_fetch(URI, &f.opt, path, sizeof path, err, sizeof err);
+    for (int i = 0; i < 2; i++) {
+        int st = -1;
+        waitpid(kids[i], &st, 0);
+        UT_CHECK(t, WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    if (rc) ut_fail(t, __FILE__, __LINE__, "parent: expected 0, got %d (%s)", rc, err);
+    UT_CHECK(t, file_equals(path, f.body, BODY_LEN));
+    UT_EQ_INT(t, 1, srv_nlog(&f.srv));
+    UT_EQ_INT(t, 0, sidecars(f.cache));
+    fx_close(&f);
+}
+
 static void t_plain_url(ut_ctx *t)
 {
     fx f;
@@ -1258,6 +1290,7 @@ static const ut_case cases[] = {
     {"redirects", t_redirects},
     {"limits_and_cancel", t_limits_and_cancel},
     {"concurrent_same_file", t_concurrent_same_file},
+    {"concurrent_processes", t_concurrent_processes},
     {"plain_url", t_plain_url},
     {"server_error_keeps_partial", t_server_error_keeps_partial},
     {"sha256_checked", t_sha256_checked},
