@@ -158,8 +158,56 @@ T5 static inline __m512 bf16x16(__m256i raw)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
+/* BF16 GEMV: a 512-bit load holds 32 bf16 weights as 16 u32 lanes (w[2j] low, w[2j+1]
+ * high); `<< 16` yields the even weights as floats and `& 0xffff0000` the odd ones, so
+ * with x split once into its even and odd elements each 32 weights cost one load, two
+ * integer ops and two FMAs (no widening shuffles). Used when cols % 32 == 0. */
+T5 static void gemv_bf16_eo(float *y, const float *x, const uint16_t *W, int rows, int cols)
+{
+    float xe[4096], xo[4096];
+    int h = cols / 2;
+    for (int i = 0; i < h; i++) xe[i] = x[2 * i], xo[i] = x[2 * i + 1];
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int i = 0; i < h; i += 16) {
+            __m512 ve = _mm512_loadu_ps(xe + i), vo = _mm512_loadu_ps(xo + i);
+            __m512i q0 = _mm512_loadu_si512(w0 + 2 * i), q1 = _mm512_loadu_si512(w1 + 2 * i);
+            __m512i q2 = _mm512_loadu_si512(w2 + 2 * i), q3 = _mm512_loadu_si512(w3 + 2 * i);
+            a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(q0, 16)), ve, a0);
+            b0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(q0, hi)), vo, b0);
+            a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(q1, 16)), ve, a1);
+            b1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(q1, hi)), vo, b1);
+            a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(q2, 16)), ve, a2);
+            b2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(q2, hi)), vo, b2);
+            a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(q3, 16)), ve, a3);
+            b3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(q3, hi)), vo, b3);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+        y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
+        y[r + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
+        y[r + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
+    }
+    for (; r < rows; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        __m512 a = _mm512_setzero_ps(), b = a;
+        for (int i = 0; i < h; i += 16) {
+            __m512i q = _mm512_loadu_si512(w + 2 * i);
+            a = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(q, 16)), _mm512_loadu_ps(xe + i), a);
+            b = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(q, hi)), _mm512_loadu_ps(xo + i), b);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+    }
+}
+
 T5 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols)
 {
+    if (cols % 32 == 0 && cols <= 8192) {
+        gemv_bf16_eo(y, x, W, rows, cols);
+        return;
+    }
     int full = cols & ~15, rem = cols - full;
     __mmask16 m = (__mmask16)((1u << rem) - 1);
     int r = 0;

@@ -27,7 +27,7 @@ static double maxdiff(const float *a, const float *b, size_t n)
 }
 
 /* odd shapes exercise the 4-row blocks, vector tails and the row remainder */
-static const int shapes[][2] = {{1, 1}, {3, 7}, {4, 16}, {5, 17}, {13, 33}, {64, 48}, {67, 100}, {256, 1024}, {96, 4096}};
+static const int shapes[][2] = {{1, 1}, {3, 7}, {4, 16}, {5, 17}, {5, 32}, {9, 96}, {13, 33}, {64, 48}, {67, 100}, {256, 1024}, {96, 4096}};
 
 static void t_gemv_f32(ut_ctx *t)
 {
