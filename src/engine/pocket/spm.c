@@ -18,6 +18,10 @@
  * fields are skipped without recursion, embedded messages nest at most two levels by
  * construction; total size, piece count and piece length are capped; double-array walks
  * check every index and stop after SPM_DA_MAX_KEY bytes so a cyclic array cannot loop.
+ * Where upstream would read out of bounds on a broken file we refuse instead: a charsmap
+ * whose trie size overruns the blob fails the load, a replacement offset outside the
+ * string block fails the encode (ERR_FORMAT), protobuf groups are refused. Upstream's
+ * load-time self test is available as spm_self_test() rather than run on every load.
  */
 #include "engine/pocket/spm.h"
 
