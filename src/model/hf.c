@@ -149,8 +149,8 @@ static int name_check(const char *s, size_t len, const char *what, char *err, si
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!alnum(c) && c != '-' && c != '_' && c != '.')
-            return err_set(err, errlen, ERR_INVAL, "%s may only hold letters, digits, '-', '_', '.'",
-                           what);
+            return err_set(err, errlen, ERR_INVAL,
+                           "%s may only hold letters, digits, '-', '_', '.'", what);
     }
     return 0;
 }
@@ -1039,7 +1039,8 @@ static int url_split(const char *u, url_parts *p)
     int rc = -1;
     if (!curl_url_set(cu, CURLUPART_URL, u, 0) && !curl_url_get(cu, CURLUPART_SCHEME, &s, 0) &&
         !curl_url_get(cu, CURLUPART_HOST, &h, 0) &&
-        !curl_url_get(cu, CURLUPART_PORT, &po, CURLU_DEFAULT_PORT) && !cpy(p->scheme, sizeof p->scheme, s) &&
+        !curl_url_get(cu, CURLUPART_PORT, &po, CURLU_DEFAULT_PORT) &&
+        !cpy(p->scheme, sizeof p->scheme, s) &&
         !cpy(p->host, sizeof p->host, h)) {
         for (char *c = p->scheme; *c; c++) *c = (char)tolower((unsigned char)*c);
         for (char *c = p->host; *c; c++) *c = (char)tolower((unsigned char)*c);
@@ -1053,7 +1054,8 @@ static int url_split(const char *u, url_parts *p)
     return rc;
 }
 
-/* localhost, an IPv4 literal in 127.0.0.0/8 or the IPv6 literal ::1 (not "127.0.0.1.evil.example"). */
+/* localhost, an IPv4 literal in 127.0.0.0/8 or the IPv6 literal ::1
+ * (not a name that merely starts with "127.", like "127.0.0.1.evil.example"). */
 static int is_loopback(const char *host)
 {
     struct in_addr a4;
@@ -1128,7 +1130,8 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
     uint64_t max_bytes = o && o->max_bytes ? o->max_bytes : (16ull << 30);
     int allow_http = o && o->allow_http;
     url_parts ep;
-    if (url_split(j->endpoint, &ep)) return err_set(err, errlen, ERR_INVAL, "malformed HF endpoint");
+    if (url_split(j->endpoint, &ep))
+        return err_set(err, errlen, ERR_INVAL, "malformed HF endpoint");
 
     char *url = malloc(HF_URL_MAX);
     hf_xfer *x = malloc(sizeof *x);
@@ -1288,7 +1291,8 @@ static int xfer_run(hf_job *j, CURL *h, int fd, uint64_t *offset, int *definitiv
 static int job_download(hf_job *j, char *err, size_t errlen)
 {
     int fd = open(j->tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(err, errlen, ERR_IO, "cannot create %s: %s", j->tmp, strerror(errno));
+    if (fd < 0)
+        return err_set(err, errlen, ERR_IO, "cannot create %s: %s", j->tmp, strerror(errno));
     struct stat st;
     uint64_t offset = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     CURL *h = curl_easy_init();

@@ -28,11 +28,13 @@
  *    Content-Length (or the Content-Range total). A connection lost mid-body, a short body,
  *    408/429/5xx are retried (resuming) opts.retries times with growing pauses; after that
  *    the call returns ERR_IO and the partial file is resumed by the next call. A host that
- *    cannot be resolved or connected to is not retried (an offline machine fails at once). Definitive HTTP errors (4xx) delete the temp file.
+ *    cannot be resolved or connected to is not retried (an offline machine fails at once).
+ *    Definitive HTTP errors (4xx) delete the temp file.
  *  - Integrity: when the endpoint names the file's SHA-256 (huggingface.co sends
- *    X-Linked-Etag: "<sha256>" for LFS files, i.e. weights), the complete temp file is
- *    hashed before the rename; a mismatch is ERR_FORMAT and the temp file is deleted. The
- *    same header from any other host (the CDN) is not believed.
+ *    X-Linked-Etag: "<sha256>" for LFS files, i.e. weights), the whole file is checked
+ *    before the rename (hashed while it streams in, SHA-NI where the CPU has it); a mismatch
+ *    is ERR_FORMAT and the temp file is deleted. The same header from any other host (the
+ *    CDN) is not believed.
  *  - Files that huggingface_hub (e.g. upstream pocket-tts) already downloaded are used in
  *    place, read-only: <hub cache>/models--<owner>--<repo>/snapshots/<commit>/<path>, where
  *    a branch or tag is mapped to its commit through refs/<rev>. So a user who ran the Python
@@ -60,7 +62,11 @@
  * (set opts.no_env to ignore them); nobody may setenv() while fetches run.
  *
  * Library code never prints. hf_progress_tty() is the one printing helper, meant to be
- * passed in by a command-line program as opts.progress.
+ * passed in by a command-line program as opts.progress. The progress callback runs on the
+ * thread that called hf_fetch().
+ *
+ * Ownership: nothing is allocated for the caller; results go into caller buffers (out[n],
+ * err[errlen]). hf_options and everything it points to are borrowed for the call only.
  */
 #ifndef MODEL_HF_H
 #define MODEL_HF_H
