@@ -47,9 +47,9 @@ describe('speech through the openai SDK', () => {
     });
 
     test('the streamed body arrives in pieces, the first long before the last', async () => {
-        const long = Array.from({ length: 12 }, (_, i) => `This is sentence number ${i + 1} of a long streamed answer.`).join(' ');
+        const long = Array.from({ length: 24 }, (_, i) => `This is sentence number ${i + 1} of a long streamed answer.`).join(' ');
         const t0 = performance.now();
-        const res = await client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input: long, response_format: 'pcm', stream: true });
+        const res = await client().audio.speech.create({ model: 'tts-1', voice: 'alloy', input: long, response_format: 'pcm', stream: true, speed: 0.5 });
         let first = -1;
         let n = 0;
         let bytes = 0;

@@ -111,7 +111,7 @@ describe('streaming (default server)', () => {
     test('a second client is not stuck behind a long stream', async () => {
         let tSecondStart = -1;
         let second = null;
-        const long = say({ ...base, input: LONG, response_format: 'pcm', stream: true }, {
+        const long = say({ ...base, input: LONG, response_format: 'pcm', stream: true, speed: 0.5 }, {
             timeoutMs: 60000,
             onChunk: (_c, t) => {
                 if (!second) {
