@@ -172,6 +172,7 @@ static int cmd_say(const cfg *c, lg_logger *lg)
     if (c->stream >= 0) cJSON_AddBoolToObject(o, "stream", c->stream);
     cJSON_AddStringToObject(o, "stream_format", c->stream_format);
     if (c->instructions) cJSON_AddStringToObject(o, "instructions", c->instructions);
+    if (c->seed >= 0) cJSON_AddNumberToObject(o, "seed", c->seed);
     char *body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     buf_free(&text);

@@ -160,6 +160,8 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, void 
     req.voice = s->voice[0] ? s->voice : NULL;
     req.speed = s->speed;
     req.instructions = s->instructions;
+    req.seed = s->seed;
+    req.has_seed = s->has_seed;
     req.cancel = cancel;
     char eerr[256] = "";
     rc = eng_synth(s->eng, &req, on_pcm, &r, eerr, sizeof eerr);

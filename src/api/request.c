@@ -239,6 +239,21 @@ static int parse_fields(const cJSON *root, const reg_registry *reg, const oai_li
         if ((rc = get_str(it, "instructions", lim->max_input_chars, &s->instructions, NULL, e)))
             return rc;
     }
+
+    /* seed (extension) */
+    it = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    if (it && !cJSON_IsNull(it)) {
+        if (!cJSON_IsNumber(it))
+            return oai_error_set(e, 400, T_INVALID, "invalid_type", "seed",
+                                 "Invalid type for 'seed': expected an integer, but got %s.",
+                                 jtype(it));
+        double v = it->valuedouble;
+        if (!(v >= 0 && v <= 9007199254740992.0) || v != floor(v))
+            return oai_error_set(e, 400, T_INVALID, "invalid_value", "seed",
+                                 "Invalid value for 'seed': it must be an integer from 0 to 2^53.");
+        s->seed = (uint64_t)v;
+        s->has_seed = 1;
+    }
     return 0;
 }
 

@@ -14,6 +14,7 @@
  *   speed not a number / outside 0.25..4     400 invalid_type / invalid_value
  *   stream not a bool; stream_format unknown 400 invalid_type / invalid_value
  *   instructions not a string / too long     400 invalid_type / 413 string_above_max_length
+ *   seed (extension) not an integer 0..2^53  400 invalid_type / invalid_value
  * Unknown fields are ignored. Missing model = default engine, missing voice = the
  * engine's default voice, missing response_format = mp3 (OpenAI's default).
  *
@@ -24,6 +25,7 @@
 #define API_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "audio/aenc.h"
 #include "engine/engine.h"
@@ -61,6 +63,8 @@ typedef struct oai_speech {
     float speed;
     int stream;            /* chunked response, streaming encoder */
     int sse;               /* stream_format "sse" (implies stream) */
+    uint64_t seed;         /* extension: reproducible output for engines with ENG_CAP_SEED */
+    int has_seed;
 } oai_speech;
 
 /* body need not be NUL-terminated. Returns 0, or a negative code with e filled. */

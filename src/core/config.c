@@ -62,6 +62,7 @@ static const opt opts[] = {
     {"speed", 's', NULL, K_DOUBLE, OFF(speed), 0, 0.25, 4.0, M_SAY, NULL},
     {"stream", 0, NULL, K_BOOL, OFF(stream), 0, 0, 1, M_SAY, NULL},
     {"stream-format", 0, NULL, K_ENUM, OFF(stream_format), SZ(stream_format), 0, 0, M_SAY, "audio sse"},
+    {"seed", 0, NULL, K_DOUBLE, OFF(seed), 0, 0, 9007199254740992.0, M_SAY, NULL},
     {"instructions", 0, NULL, K_BORROW, OFF(instructions), 0, 0, 0, M_SAY, NULL},
     {"output", 'o', NULL, K_BORROW, OFF(output), 0, 0, 0, M_SAY, NULL},
     {"json", 0, NULL, K_FLAG, OFF(json), 0, 0, 0, M_VOICES, NULL},
@@ -102,6 +103,7 @@ static const char usage[] =
     "                          mp3 is not available)\n"
     "  -s, --speed X           0.25 .. 4.0, default 1.0\n"
     "  --instructions TEXT     accepted; engines may ignore it\n"
+    "  --seed N                reproducible output (engines that sample), 0 .. 2^53\n"
     "  --stream, --no-stream   streamed encoding (WAV with open-ended header), default from\n"
     "                          --stream-default\n"
     "  --stream-format FMT     audio (default) or sse (OpenAI speech.audio.* events)\n"
@@ -131,6 +133,7 @@ void cfg_defaults(cfg *c)
     c->queue_len = 16;
     c->http_threads = 2;
     c->speed = 1.0;
+    c->seed = -1;
     c->stream = -1;
     snprintf(c->stream_format, sizeof c->stream_format, "audio");
 }

@@ -50,6 +50,7 @@ typedef struct cfg {
     int stream;              /* -1 = stream_default */
     char stream_format[8];   /* "audio" or "sse" */
     const char *instructions; /* borrowed from argv or NULL */
+    double seed;             /* -1 = none; else an integer 0 .. 2^53 */
     const char *output;      /* borrowed; NULL or "-" = stdout */
     const char *text;        /* borrowed; joined positional words live in text_buf */
     char text_buf[8192];

@@ -64,6 +64,9 @@ static void t_errors(ut_ctx *t)
         {"{\"input\":\"hi\",\"stream_format\":\"ws\"}", 400, "invalid_value", "stream_format"},
         {"{\"input\":\"hi\",\"stream_format\":false}", 400, "invalid_type", "stream_format"},
         {"{\"input\":\"hi\",\"instructions\":[]}", 400, "invalid_type", "instructions"},
+        {"{\"input\":\"hi\",\"seed\":\"1\"}", 400, "invalid_type", "seed"},
+        {"{\"input\":\"hi\",\"seed\":1.5}", 400, "invalid_value", "seed"},
+        {"{\"input\":\"hi\",\"seed\":-1}", 400, "invalid_value", "seed"},
         {"{\"input\":\"hi\",\"instructions\":\"0123456789ABC\"}", 413, "string_above_max_length",
          "instructions"},
     };
@@ -121,15 +124,18 @@ static void t_accepts(ut_ctx *t)
     UT_EQ_INT(t, 1, s.sse);
     UT_EQ_INT(t, 1, s.stream);
     UT_EQ_STR(t, "calm", s.instructions);
+    UT_EQ_INT(t, 0, s.has_seed);
     oai_speech_free(&s);
     const char *b3 = "{\"model\":\"tts-1-hd\",\"input\":\"hi\",\"stream\":false,\"speed\":4}";
     lim.stream_default = 0;
     UT_EQ_INT(t, 0, oai_speech_parse(b3, strlen(b3), r, &lim, &s, &e));
     UT_EQ_INT(t, 0, s.stream);
     oai_speech_free(&s);
-    const char *b4 = "{\"model\":\"tts-1\",\"input\":\"hi\"}";
+    const char *b4 = "{\"model\":\"tts-1\",\"input\":\"hi\",\"seed\":42}";
     UT_EQ_INT(t, 0, oai_speech_parse(b4, strlen(b4), r, &lim, &s, &e));
     UT_EQ_INT(t, 0, s.stream); /* from stream_default */
+    UT_EQ_INT(t, 1, s.has_seed);
+    UT_EQ_INT(t, 42, s.seed);
     oai_speech_free(&s);
     reg_free(r);
 }
