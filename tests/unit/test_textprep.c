@@ -10,7 +10,7 @@
  *     split_into_best_sentences (source exec'd from the upstream file) with Debian 12's
  *     python3-sentencepiece 0.1.97 and the tiny tokenizer. Strings are hex UTF-8.
  *     CI does not need Python. TP_CORPUS=/path/to/other.json (same layout) checks a
- *     larger generated corpus locally.
+ *     larger generated corpus locally, TP_CORPUS_MODEL=/path/x.model with another model.
  */
 #include "ut.h"
 #include "core/err.h"
@@ -187,9 +187,13 @@ static size_t tp_unhex(const char *h, char *out)
     return n;
 }
 
-static int run_tp_corpus(ut_ctx *t, const char *path)
+static int run_tp_corpus(ut_ctx *t, const char *path, const char *model_path)
 {
-    spm_model *m = tp_tiny(t);
+    spm_model *m = NULL;
+    char err0[256] = "";
+    if (!model_path) m = tp_tiny(t);
+    else if (spm_load_file(&m, model_path, err0, sizeof err0))
+        ut_fail(t, __FILE__, __LINE__, "load %s: %s", model_path, err0);
     cJSON *j = tp_json(t, path);
     const cJSON *c;
     int count = 0;
@@ -244,9 +248,9 @@ static int run_tp_corpus(ut_ctx *t, const char *path)
 
 static void t_tricky(ut_ctx *t)
 {
-    UT_EQ_INT(t, 128, run_tp_corpus(t, "tests/data/textprep_tricky.json"));
-    const char *extra = getenv("TP_CORPUS");
-    if (extra && *extra) UT_CHECK(t, run_tp_corpus(t, extra) > 0);
+    UT_EQ_INT(t, 128, run_tp_corpus(t, "tests/data/textprep_tricky.json", NULL));
+    const char *extra = getenv("TP_CORPUS"), *model = getenv("TP_CORPUS_MODEL");
+    if (extra && *extra) UT_CHECK(t, run_tp_corpus(t, extra, model && *model ? model : NULL) > 0);
 }
 
 /* Python str semantics, spelled out. */
