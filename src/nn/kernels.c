@@ -102,7 +102,15 @@ const char *nn_kernel_name(void)
 void nn_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 int nn_get_threads(void) { return openblas_get_num_threads(); }
 
-/* ---- pool ------------------------------------------------------------------------------ */
+/* ---- pool ------------------------------------------------------------------------------
+ * Fork-join with a short spin before sleeping: a FlowLM step issues ~40 splits a few
+ * hundred microseconds apart, and a condition-variable wake-up costs tens of
+ * microseconds each time. Workers and the caller spin on atomics for up to NN_SPIN polls,
+ * then fall back to the condition variables (so an idle pool sleeps). Lost wake-ups are
+ * impossible: `gen` is bumped and broadcast under `mu`, and sleepers re-check it under
+ * `mu`; likewise for `pending`/`done`. */
+
+#define NN_SPIN 4000
 
 struct nn_pool {
     int n;                 /* parts = threads incl. caller */
@@ -110,9 +118,9 @@ struct nn_pool {
     pthread_mutex_t run;   /* serialises nn_pool_run callers */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long gen;     /* bumped per job */
-    int pending;           /* workers still busy with the current job */
-    int quit;
+    unsigned long gen;     /* bumped per job (atomic) */
+    int pending;           /* workers still busy with the current job (atomic) */
+    int quit;              /* atomic */
     nn_task_fn fn;
     void *arg;
 };
@@ -122,6 +130,13 @@ typedef struct worker_arg {
     int id;
 } worker_arg;
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 static void *worker(void *a)
 {
     worker_arg wa = *(worker_arg *)a;
@@ -129,8 +144,12 @@ static void *worker(void *a)
     nn_pool *p = wa.p;
     unsigned long seen = 0;
     for (;;) {
+        int spins = 0;
+        while (__atomic_load_n(&p->gen, __ATOMIC_ACQUIRE) == seen && !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE) &&
+               spins++ < NN_SPIN)
+            cpu_relax();
         pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        while (__atomic_load_n(&p->gen, __ATOMIC_ACQUIRE) == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
         if (p->quit) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
@@ -140,9 +159,11 @@ static void *worker(void *a)
         void *arg = p->arg;
         pthread_mutex_unlock(&p->mu);
         fn(arg, wa.id, p->n);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
-        pthread_mutex_unlock(&p->mu);
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -182,7 +203,7 @@ void nn_pool_free(nn_pool *p)
     if (!p) return;
     if (p->th) {
         pthread_mutex_lock(&p->mu);
-        p->quit = 1;
+        __atomic_store_n(&p->quit, 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n; i++) pthread_join(p->th[i - 1], NULL);
@@ -207,13 +228,15 @@ void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg)
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    p->pending = p->n - 1;
-    p->gen++;
+    __atomic_store_n(&p->pending, p->n - 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&p->gen, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     fn(arg, 0, p->n);
+    int spins = 0;
+    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) && spins++ < NN_SPIN) cpu_relax();
     pthread_mutex_lock(&p->mu);
-    while (p->pending) pthread_cond_wait(&p->done, &p->mu);
+    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->run);
 }
