@@ -233,6 +233,12 @@ static void t_cancel(ut_ctx *t)
     UT_EQ_INT(t, ERR_CANCEL, es_say(e, es_long, NULL, 1.0f, &r, NULL, err, sizeof err));
     UT_EQ_INT(t, 1, r.calls);
     UT_CHECK(t, r.n < full.n / 4);
+    /* Same through the time-stretch path (speed != 1). */
+    es_rec rs = {.stop_after = 1};
+    UT_EQ_INT(t, ERR_CANCEL, es_say(e, es_long, NULL, 2.0f, &rs, NULL, err, sizeof err));
+    UT_EQ_INT(t, 1, rs.calls);
+    UT_EQ_INT(t, 0, rs.empty);
+    free(rs.pcm);
     /* Cancel flag raised by the first chunk. */
     atomic_int cancel = 0;
     es_rec r2 = {.set_cancel_after_first = &cancel};

@@ -431,6 +431,18 @@ typedef struct esp_out {
     char err[160];
 } esp_out;
 
+/* Last stage: the caller's sink, never with an empty chunk (whatever a filter hands us). */
+static int esp_final(void *u, const float *pcm, size_t n)
+{
+    esp_out *o = u;
+    if (n == 0) return 0;
+    if (o->sink(o->user, pcm, n)) {
+        o->rc = ERR_CANCEL;
+        return 1;
+    }
+    return 0;
+}
+
 static int esp_emit(void *u, const float *pcm, size_t n)
 {
     esp_out *o = u;
@@ -441,16 +453,12 @@ static int esp_emit(void *u, const float *pcm, size_t n)
     if (o->stretch) {
         int rc = aspeed_write(o->stretch, pcm, n, o->err, sizeof o->err);
         if (rc) {
-            o->rc = rc;
+            if (!o->rc) o->rc = rc; /* esp_final may have set ERR_CANCEL already */
             return 1;
         }
         return 0;
     }
-    if (o->sink(o->user, pcm, n)) {
-        o->rc = ERR_CANCEL;
-        return 1;
-    }
-    return 0;
+    return esp_final(o, pcm, n);
 }
 
 /* Speed -> espeak rate (words per minute), clamped to the range where espeak's own rate
@@ -470,7 +478,7 @@ static int esp_send_chunk(esp_engine *e, const esp_job *job, float stretch, esp_
     int rc = 0;
     out->stretch = NULL;
     if (stretch != 1.0f) {
-        rc = aspeed_open(&out->stretch, ENG_SAMPLE_RATE, stretch, out->sink, out->user, err, errlen);
+        rc = aspeed_open(&out->stretch, ENG_SAMPLE_RATE, stretch, esp_final, out, err, errlen);
         if (rc) return rc;
     }
     rc = ars_open(&r, e->in_rate, ENG_SAMPLE_RATE, esp_emit, out, err, errlen);
