@@ -221,6 +221,46 @@ describe('POCKET_TTS_VOICES_DIR / --voices-dir', () => {
     });
 });
 
+describe('listen address', () => {
+    /** Local addresses (hex ip:port as in /proc/net/tcp) of sockets listening on `port`. */
+    async function listeners(port) {
+        const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+        const t = await fs.readFile('/proc/net/tcp', 'utf8');
+        return t.split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+            .filter((f) => f.length > 3 && f[3] === '0A' && f[1].endsWith(':' + hexPort)).map((f) => f[1]);
+    }
+    async function serveAndList(args, env) {
+        const port = await freePort();
+        const p = spawn(binPath(), ['serve', '--port', String(port), ...args], { env: childEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        p.stderr.on('data', (c) => { err += c; });
+        const exited = new Promise((r) => p.on('exit', (code) => r(code)));
+        try {
+            let ok = false;
+            for (let i = 0; i < 200 && !ok; i++) {
+                try { ok = (await request(port, 'GET', '/health', { timeoutMs: 1000 })).status === 200; } catch { await sleep(50); }
+            }
+            assert.ok(ok, `server up on ${port}; stderr: ${err.slice(-500)}`);
+            return await listeners(port);
+        } finally {
+            p.kill('SIGTERM');
+            assert.equal(await Promise.race([exited, sleep(10000).then(() => 'timeout')]), 0);
+            assert.equal(sanitizerReport(err), null, sanitizerReport(err) || '');
+        }
+    }
+    test('default host is 0.0.0.0 (all interfaces)', async () => {
+        const l = await serveAndList([], {});
+        assert.deepEqual(l, [`00000000:${l[0]?.split(':')[1]}`], `listening sockets: ${l}`);
+    });
+    test('POCKET_TTS_HOST=127.0.0.1 binds loopback only; --host wins over it', async () => {
+        const a = await serveAndList([], { POCKET_TTS_HOST: '127.0.0.1' });
+        assert.equal(a.length, 1);
+        assert.match(a[0], /^0100007F:/, `loopback listener, got ${a}`);
+        const b = await serveAndList(['--host', '0.0.0.0'], { POCKET_TTS_HOST: '127.0.0.1' });
+        assert.match(b[0] || '', /^00000000:/, `flag wins: ${b}`);
+    });
+});
+
 describe('signals', () => {
     for (const sig of ['SIGTERM', 'SIGINT']) {
         test(`${sig} stops the server with exit 0, even mid-stream`, async () => {
@@ -279,6 +319,14 @@ describe('say', () => {
         const a = decodeSpeechWav(r.stdout);
         assert.equal(a.wav.riffSize, r.stdout.length - 8, 'stdout is exactly one WAV file (RIFF size = length - 8)');
         assert.ok(a.seconds > 0.8);
+    });
+
+    test('DEBUG logging still leaves stdout to the audio alone', async () => {
+        const r = await run(['say', '--log-level', 'DEBUG', '-f', 'wav', '--no-stream', 'Debug logs go to stderr.']);
+        assert.equal(r.code, 0, r.stderr);
+        const a = decodeSpeechWav(r.stdout);
+        assert.equal(a.wav.riffSize, r.stdout.length - 8, 'stdout is exactly one WAV file');
+        assert.doesNotMatch(r.stdout.toString('latin1'), /DEBUG|INFO/, 'no log text on stdout');
     });
 
     test('pcm to stdout: even length, not silent', async () => {
