@@ -190,6 +190,12 @@ static int gnoise_fill(void *ud, float *x0, int n, float temp, float clamp)
     return st_to_f32(st_find(gn->g, name), x0, (size_t)n, NULL, 0);
 }
 
+static void rc_open(ut_ctx *t, st_file **f, const char *path)
+{
+    char err[256];
+    if (st_open(f, path, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
+}
+
 /* Scenario B: imported voice, copied state, text prompt, 3 LSD steps with golden noise. */
 static void run_b(ut_ctx *t, nn_dtype dt, double tol)
 {
@@ -230,6 +236,27 @@ static void run_b(ut_ctx *t, nn_dtype dt, double tol)
         }
         if (md / mx > tol) ut_fail(t, __FILE__, __LINE__, "%s: rel err %g > %g", name, md / mx, tol);
         memcpy(prev, lat, sizeof lat);
+    }
+    /* export the imported voice and read it back: identical caches */
+    if (dt == NN_F32) {
+        char out[128];
+        snprintf(out, sizeof out, "/tmp/pk-voice-%d.safetensors", (int)getpid());
+        UT_EQ_INT(t, 0, pk_fstate_export_voice(voice, out, err, sizeof err));
+        st_file *e = NULL;
+        rc_open(t, &e, out);
+        unlink(out);
+        pk_fstate *back = NULL;
+        UT_EQ_INT(t, 0, pk_fstate_new(&back, ty.m, 21, err, sizeof err));
+        UT_EQ_INT(t, 0, pk_fstate_import_voice(back, e, err, sizeof err));
+        UT_EQ_INT(t, 21, pk_fstate_pos(back));
+        for (int i = 0; i < ty.cfg.num_layers; i++) {
+            const nn_kv *a = pk_fstate_kv(voice, i), *b = pk_fstate_kv(back, i);
+            size_t n = (size_t)21 * a->heads * a->hd * sizeof(float);
+            UT_CHECK(t, !memcmp(a->k, b->k, n) && !memcmp(a->v, b->v, n));
+        }
+        UT_EQ_INT(t, NN_F32, pk_flowlm_native_dtype(ty.w, NULL));
+        pk_fstate_free(back);
+        st_close(e);
     }
     pk_fstate_free(s);
     pk_fstate_free(voice);

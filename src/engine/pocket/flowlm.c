@@ -418,6 +418,66 @@ int pk_fstate_import_voice(pk_fstate *s, const st_file *voice, char *err, size_t
     return 0;
 }
 
+nn_dtype pk_flowlm_native_dtype(const st_file *f, const char *prefix)
+{
+    char n[160];
+    snprintf(n, sizeof n, "%stransformer.layers.0.linear1.weight", prefix ? prefix : "flow_lm.");
+    const st_tensor *t = st_find(f, n);
+    return t && t->dtype == ST_BF16 ? NN_BF16 : NN_F32;
+}
+
+static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
+
+int pk_fstate_export_voice(const pk_fstate *s, const char *path, char *err, size_t errlen)
+{
+    const pk_flowlm *m = s->m;
+    int64_t T = pk_fstate_pos(s);
+    size_t row = (size_t)m->H * m->hd, cache_bytes = 2 * (size_t)T * row * sizeof(float);
+    /* header: per layer a cache then an offset, contiguous */
+    char *h = malloc((size_t)m->nl * 256 + 64);
+    if (!h) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    size_t o = 0, off = 0;
+    o += (size_t)sprintf(h + o, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < m->nl; i++) {
+        o += (size_t)sprintf(h + o,
+                             ",\"transformer.layers.%d.self_attn/cache\":{\"dtype\":\"F32\",\"shape\":[2,1,%lld,%d,%d],"
+                             "\"data_offsets\":[%zu,%zu]}",
+                             i, (long long)T, m->H, m->hd, off, off + cache_bytes);
+        off += cache_bytes;
+        o += (size_t)sprintf(h + o,
+                             ",\"transformer.layers.%d.self_attn/offset\":{\"dtype\":\"I64\",\"shape\":[1],"
+                             "\"data_offsets\":[%zu,%zu]}",
+                             i, off, off + 8);
+        off += 8;
+    }
+    o += (size_t)sprintf(h + o, "}");
+    while ((8 + o) % 8) h[o++] = ' ';
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        free(h);
+        return err_set(err, errlen, ERR_INVAL, "path too long");
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(h);
+        return err_set(err, errlen, ERR_IO, "%s: cannot create", tmp);
+    }
+    uint64_t hl = o;
+    int rc = put(f, &hl, 8) | put(f, h, o);
+    free(h);
+    for (int i = 0; !rc && i < m->nl; i++) {
+        rc |= put(f, s->kv[i].k, (size_t)T * row * sizeof(float));
+        rc |= put(f, s->kv[i].v, (size_t)T * row * sizeof(float));
+        rc |= put(f, &T, 8);
+    }
+    if (fclose(f) != 0) rc = -1;
+    if (rc || rename(tmp, path) != 0) {
+        remove(tmp);
+        return err_set(err, errlen, ERR_IO, "%s: write failed", path);
+    }
+    return 0;
+}
+
 /* ---- forward ------------------------------------------------------------------------------ */
 
 static void tr(pk_fstate *s, const char *name, const float *x, size_t n)

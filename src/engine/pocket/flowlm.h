@@ -84,6 +84,15 @@ const nn_kv *pk_fstate_kv(const pk_fstate *s, int layer);
  * cache [2, 1, T, H, hd] and .../offset [1]); the state must be empty. */
 int pk_fstate_import_voice(pk_fstate *s, const st_file *voice, char *err, size_t errlen);
 
+/* Writes the state's cache (positions 0..pos-1) as a voice-state file in upstream's export
+ * format (F32 caches [2, 1, T, H, hd], I64 offsets [1] = T), readable by
+ * pk_fstate_import_voice() and by upstream. The file is written to path.tmp and renamed. */
+int pk_fstate_export_voice(const pk_fstate *s, const char *path, char *err, size_t errlen);
+
+/* The weight dtype to load with so a checkpoint is used in place: NN_BF16 when its FlowLM
+ * matrices are stored as BF16, else NN_F32. */
+nn_dtype pk_flowlm_native_dtype(const st_file *weights, const char *prefix /* NULL = "flow_lm." */);
+
 /* Voice prompt from Mimi latents lat [ldim, F] (channel-major, as Mimi's encoder returns
  * them): speaker projection, BOS prefix (if the config inserts it), transformer over the
  * F(+1) positions. If nz is non-NULL the flow head also runs once on the last position
