@@ -9,6 +9,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { useServer, speech, expectError } from './lib/server.mjs';
 
 const srv = useServer();
@@ -143,6 +144,48 @@ describe('413 with default limits', () => {
             return;
         }
         expectError(r, { status: 413 });
+    });
+});
+
+describe('keep-alive connections survive errors', () => {
+    test('error responses (incl. an unread over-limit body) do not poison the next request on the connection', async () => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const sockets = new Set();
+        const send = (method, p, body) => new Promise((resolve, reject) => {
+            const req = http.request({ host: '127.0.0.1', port: srv.port, method, path: p, agent,
+                headers: body ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+                const parts = [];
+                res.on('data', (c) => parts.push(c));
+                res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts) }));
+                res.on('error', reject);
+            });
+            req.on('socket', (sk) => sockets.add(sk));
+            req.on('error', reject);
+            req.setTimeout(30000, () => req.destroy(new Error('timeout')));
+            req.end(body);
+        });
+        try {
+            const seq = [
+                ['POST', '/v1/audio/speech', '{"input":"a","speed":99}', 400],
+                ['POST', '/v1/audio/speech', JSON.stringify({ ...OK, stream: true, response_format: 'pcm' }), 200],
+                ['POST', '/v1/audio/speech', JSON.stringify({ ...OK, input: 'x', pad: 'p'.repeat(300000) }), 413],
+                ['GET', '/v1/models', null, 200],
+                ['POST', '/v1/audio/speech', JSON.stringify({ ...OK, model: 'nope' }), 404],
+                ['POST', '/v1/audio/speech', JSON.stringify({ ...OK, response_format: 'pcm' }), 200],
+            ];
+            for (const [m, p, b, want] of seq) {
+                let r;
+                try { r = await send(m, p, b); } catch (e) {
+                    // The server may close a connection after an error it did not read the body of;
+                    // a fresh connection must then work.
+                    if (want === 413 && /EPIPE|ECONNRESET|socket hang up/.test(e.message)) continue;
+                    throw e;
+                }
+                assert.equal(r.status, want, `${m} ${p} (${b ? b.length : 0} B body): body ${r.body.toString().slice(0, 200)}`);
+                if (want === 200 && p === '/v1/audio/speech') assert.ok(r.body.length > 1000 && r.body.length % 2 === 0);
+            }
+            console.log(`# keep-alive sequence of 6 requests used ${sockets.size} connection(s)`);
+        } finally { agent.destroy(); }
     });
 });
 
