@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { binPath, childEnv, sanitizerReport, startServer, freePort, request, speech, sleep } from './lib/server.mjs';
+import { binPath, childEnv, sanitizerReport, startServer, freePort, request, speech, sleep, parseSse } from './lib/server.mjs';
 import { decodeSpeechWav, parseWav, s16ToFloat, rms, assertSimilarAudio } from './lib/audio.mjs';
 
 /** Runs the binary to completion. Resolves { code, signal, stdout: Buffer, stderr: string, ms }. */
@@ -108,6 +108,7 @@ describe('refusals: unknown flags and bad values', { concurrency: 3 }, () => {
         [['say', '--speed', '5', 'hi'], /speed/],
         [['say', '--speed', '0.1', 'hi'], /speed/],
         [['say', '--format', 'ogg', 'hi'], /format/],
+        [['voices', '--model', 'no-such-model'], /model|no-such-model/],
     ];
     for (const [args, mention] of cases)
         test(`pockettts ${args.join(' ')}`, () => expectRefused(args, mention));
@@ -360,6 +361,23 @@ describe('say', () => {
                 assertSimilarAudio(a.samples, b.samples, label, 0.005);
             }
         } finally { await s.stop(); }
+    });
+
+    test('--stream-format sse writes speech.audio.* events', async () => {
+        const r = await run(['say', '--stream-format', 'sse', '-f', 'pcm', 'Events on stdout.']);
+        assert.equal(r.code, 0, r.stderr);
+        const ev = parseSse(r.stdout.toString());
+        assert.ok(ev.length >= 2, `events: ${ev.length}`);
+        assert.ok(ev.slice(0, -1).every((e) => e.data.type === 'speech.audio.delta'));
+        assert.equal(ev[ev.length - 1].data.type, 'speech.audio.done');
+        const audio = Buffer.concat(ev.slice(0, -1).map((e) => Buffer.from(e.data.audio, 'base64')));
+        assert.ok(rms(s16ToFloat(audio)) > 0.01);
+    });
+
+    test('voices --model espeak lists espeak voices', async () => {
+        const r = await run(['voices', '--model', 'espeak']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout.toString(), /\ben-us\b/);
     });
 
     test('--speed 2 is shorter than the default', async () => {
