@@ -113,6 +113,12 @@ static int ts_period_keeps(const char *t, size_t lo, size_t dot)
     size_t n = dot - b;
     if (n == 0) return 0;
     const char *w = t + b;
+    /* List marker: a number of up to 3 digits opening the chunk ("1. Buy milk"). */
+    if (b == lo && n <= 3) {
+        size_t k = 0;
+        while (k < n && w[k] >= '0' && w[k] <= '9') k++;
+        if (k == n) return 1;
+    }
     /* Initial: one uppercase ASCII letter ("J."), except the pronoun "I". */
     if (n == 1) return w[0] >= 'A' && w[0] <= 'Z' && w[0] != 'I';
     /* Dotted letters: "e.g", "i.e", "U.S", "p.m" — letter (. letter)+. */

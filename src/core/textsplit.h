@@ -9,7 +9,8 @@
  * closing quotes/brackets, then whitespace or the end; CJK 。！？ end a sentence even
  * without a following space; every newline is a boundary (list items, blank lines).
  * Not boundaries: abbreviations (Mr. Dr. e.g. i.e. etc. St. ...), decimals (3.14),
- * initials (J. R. R. Tolkien), any terminator followed by a lowercase word ("(too!) is").
+ * initials (J. R. R. Tolkien), a list number opening a line ("1. Buy milk"), any
+ * terminator followed by a lowercase word ("(too!) is").
  * A chunk longer than max_len bytes is split at its last ; or : then , then space inside
  * the limit, and as a last resort at a UTF-8 character boundary (never inside a sequence).
  *

@@ -58,6 +58,9 @@ static const ts_case ts_table[] = {
      "\xe3\x81\xaf\xe3\x81\x84\xef\xbc\x81"},
     {"\xe3\x80\x8c\xe3\x81\xaf\xe3\x81\x84\xe3\x80\x82\xe3\x80\x8d\xe3\x81\x9d\xe3\x81\x86",
      200, "\xe3\x80\x8c\xe3\x81\xaf\xe3\x81\x84\xe3\x80\x82\xe3\x80\x8d|\xe3\x81\x9d\xe3\x81\x86"},
+    {"1. Buy milk\n2. Call Mom. Then rest.", 200, "1. Buy milk|2. Call Mom.|Then rest."},
+    {"It was in 1999. Then it ended.", 200, "It was in 1999.|Then it ended."},
+    {"We won 3. The others lost.", 200, "We won 3.|The others lost."},
     /* Long sentences: ; : first, then comma, then space, then a hard cut. */
     {"one two three four; five six seven eight nine ten", 30,
      "one two three four;|five six seven eight nine ten"},
