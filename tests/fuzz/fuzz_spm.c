@@ -3,7 +3,8 @@
  *
  * The first input byte picks what the rest is:
  *   even  -> a tokenizer.model file: it must load or be refused with an error; when it
- *            loads, a few fixed strings are encoded and decoded with it;
+ *            loads, a few fixed strings are encoded and decoded with it and its own
+ *            self-test samples are run;
  *   odd   -> UTF-8-ish text: encoded with the tiny model (nmt_nfkc charsmap, from
  *            $POCKETTTS_SHARED or ../shared) and with tests/data/spm_bytefallback.model
  *            (byte fallback, user-defined symbols); ids must be in range, the pieces
@@ -76,6 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const char *texts[] = {"Hello, world!", "  caf\xc3\xa9\t\xef\xbd\x81\xef\xac\x81 \xf0\x9f\x98\x80 ",
                                       "\xff\xfe bad utf8 \xc3", ""};
         for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) check_encode(m, texts[i], strlen(texts[i]));
+        int ns = 0, nf = 0;
+        if (spm_self_test(m, &ns, &nf, err, sizeof err) == 0 && (nf < 0 || nf > ns)) abort();
         int vs = spm_vocab_size(m);
         for (int id = 0; id < vs && id < 64; id++) {
             size_t pl;
