@@ -179,6 +179,15 @@ static void t_synth(ut_ctx *t)
     UT_EQ_INT(t, 0, es_say(e, "The quick brown fox jumps over the lazy dog. It ran away.", NULL,
                            1.0f, &r2, NULL, err, sizeof err));
     UT_CHECK(t, r2.n > r.n + ENG_SAMPLE_RATE / 2);
+    /* Control characters (espeak's embedded-command marker CTRL-A) are spoken as spaces:
+     * "\x01" "0A" would otherwise set the amplitude to 0 and silence the rest. */
+    es_rec rc1 = {0};
+    UT_EQ_INT(t, 0, es_say(e, "The quick brown fox \x01" "0A jumps over the lazy dog.", NULL,
+                           1.0f, &rc1, NULL, err, sizeof err));
+    es_rec tail = {.pcm = rc1.pcm + rc1.n * 55 / 100, .n = rc1.n * 35 / 100};
+    if (!(es_rms(&tail) > 0.02))
+        ut_fail(t, __FILE__, __LINE__, "tail rms %.4f: embedded command silenced the speech", es_rms(&tail));
+    free(rc1.pcm);
     /* Punctuation only: no audio and no empty chunk, not an error. */
     es_rec r3 = {0};
     UT_EQ_INT(t, 0, es_say(e, "...", NULL, 1.0f, &r3, NULL, err, sizeof err));

@@ -527,7 +527,12 @@ static int esp_synth(engine *eng, const eng_synth_req *req, eng_sink_fn sink, vo
             rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
             break;
         }
-        memcpy(chunk, req->text + sp.off, sp.len);
+        /* Control characters become spaces: espeak treats some (CTRL-A) as the start of
+         * an embedded command, which clients must not be able to send. */
+        for (size_t k = 0; k < sp.len; k++) {
+            unsigned char ch = (unsigned char)req->text[sp.off + k];
+            chunk[k] = (ch < 0x20 || ch == 0x7F) ? ' ' : (char)ch;
+        }
         chunk[sp.len] = 0;
         size_t ref_n = 0;
         rc = esp_render(e, name, rate, chunk, sp.len, &job, speed != 1.0f ? &ref_n : NULL, err,
