@@ -62,22 +62,25 @@ static int cmd_serve(const cfg *c, lg_logger *lg)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    reg_registry *reg = NULL;
-    if (load_engines(c, lg, &reg)) return 1;
     char err[512];
     srv_server *s = NULL;
-    if (srv_start(&s, c, reg, lg, err, sizeof err)) {
+    if (srv_start(&s, c, NULL, lg, err, sizeof err)) {
         fprintf(stderr, "pockettts: %s\n", err);
-        reg_free(reg);
         return 1;
     }
+    lg_log(lg, LG_INFO, "pockettts %s listening on http://%s%s%s:%d, loading engines", PT_VERSION,
+           strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
+           srv_port(s));
+    reg_registry *reg = NULL;
+    if (load_engines(c, lg, &reg)) {
+        srv_stop(s, 0);
+        return 1;
+    }
+    srv_set_registry(s, reg);
     engine *def = reg_default(reg);
     lg_log(lg, LG_INFO,
-           "pockettts %s listening on http://%s%s%s:%d (engines: %zu, default model: %s, "
-           "workers: %d, queue: %d, stream default: %s)",
-           PT_VERSION, strchr(c->host, ':') ? "[" : "", c->host, strchr(c->host, ':') ? "]" : "",
-           srv_port(s), reg_count(reg), def->id, c->workers, c->queue_len,
-           c->stream_default ? "true" : "false");
+           "ready: engines: %zu, default model: %s, workers: %d, queue: %d, stream default: %s",
+           reg_count(reg), def->id, c->workers, c->queue_len, c->stream_default ? "true" : "false");
     int sig = 0;
     sigwait(&set, &sig);
     lg_log(lg, LG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

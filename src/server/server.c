@@ -46,7 +46,7 @@ typedef struct job job;
 
 struct srv_server {
     const cfg *c;
-    reg_registry *reg;
+    _Atomic(reg_registry *) reg; /* NULL while engines load ("starting": 503) */
     lg_logger *lg;
     srv_pool *pool;
     struct MHD_Daemon *d;
@@ -413,7 +413,7 @@ static int route_of(const char *url, const char **name, const char **model_id)
 static void health_of(srv_server *s, oai_health *h)
 {
     memset(h, 0, sizeof *h);
-    h->status = atomic_load(&s->stopping) ? "draining" : "ok";
+    h->status = atomic_load(&s->stopping) ? "draining" : atomic_load(&s->reg) ? "ok" : "starting";
     h->uptime_s = (now_ms() - s->t_start) / 1000.0;
     srv_pool_stats(s->pool, &h->workers, &h->running, &h->queued, &h->queue_capacity);
 }
@@ -426,6 +426,10 @@ static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int rout
     char *out = NULL;
     int rc = 0;
     const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
+    reg_registry *reg = atomic_load(&s->reg);
+    if (!reg && route != R_INDEX && route != R_HEALTH)
+        return send_err(x, c, 503, "server_error", "model_loading", NULL,
+                        "The server is starting (loading models); retry shortly.");
     switch (route) {
     case R_INDEX:
         return send_buf(x, c, 200, "text/html; charset=utf-8", (char *)index_html,
@@ -433,21 +437,21 @@ static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int rout
     case R_HEALTH: {
         oai_health h;
         health_of(s, &h);
-        rc = oai_health_json(s->reg, &h, &out, err, sizeof err);
+        rc = oai_health_json(reg, &h, &out, err, sizeof err);
         if (rc) break;
-        return send_json(x, c, atomic_load(&s->stopping) ? 503 : 200, out);
+        return send_json(x, c, atomic_load(&s->stopping) || !reg ? 503 : 200, out);
     }
     case R_MODELS:
     case R_AUDIO_MODELS:
-        rc = oai_models_json(s->reg, route == R_AUDIO_MODELS, &out, err, sizeof err);
+        rc = oai_models_json(reg, route == R_AUDIO_MODELS, &out, err, sizeof err);
         break;
     case R_MODEL_ONE:
-        rc = oai_model_json(s->reg, model_id, &out, err, sizeof err);
+        rc = oai_model_json(reg, model_id, &out, err, sizeof err);
         if (rc == ERR_NOTFOUND) return send_err(x, c, 404, "invalid_request_error", "model_not_found", "model", err);
         break;
     case R_VOICES:
     case R_AUDIO_VOICES:
-        rc = oai_voices_json(s->reg, model, route == R_VOICES ? OAI_VOICES_OPENAI : OAI_VOICES_WEBUI,
+        rc = oai_voices_json(reg, model, route == R_VOICES ? OAI_VOICES_OPENAI : OAI_VOICES_WEBUI,
                              &out, err, sizeof err);
         if (rc == ERR_NOTFOUND) return send_err(x, c, 404, "invalid_request_error", "model_not_found", "model", err);
         break;
@@ -557,7 +561,13 @@ static enum MHD_Result start_speech(conn_ctx *x, struct MHD_Connection *c)
     oai_error e;
     job *j = calloc(1, sizeof *j);
     if (!j) return send_err(x, c, 500, "server_error", NULL, NULL, "out of memory");
-    if (oai_speech_parse(x->body.data, x->body.len, s->reg, &lim, &j->sp, &e)) {
+    reg_registry *reg = atomic_load(&s->reg);
+    if (!reg) {
+        free(j);
+        return send_err(x, c, 503, "server_error", "model_loading", NULL,
+                        "The server is starting (loading models); retry shortly.");
+    }
+    if (oai_speech_parse(x->body.data, x->body.len, reg, &lim, &j->sp, &e)) {
         free(j);
         return send_error(x, c, &e);
     }
@@ -760,7 +770,7 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
     srv_server *s = calloc(1, sizeof *s);
     if (!s) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     s->c = c;
-    s->reg = reg;
+    atomic_init(&s->reg, reg);
     s->lg = lg;
     s->t_start = now_ms();
     struct timespec ts;
@@ -820,6 +830,8 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
 }
 
 int srv_port(const srv_server *s) { return s->port; }
+
+void srv_set_registry(srv_server *s, reg_registry *reg) { atomic_store(&s->reg, reg); }
 
 static void cancel_all(srv_server *s)
 {

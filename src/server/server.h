@@ -27,8 +27,12 @@
 
 typedef struct srv_server srv_server;
 
+/* reg may be NULL: the server then listens at once and answers 503 ("starting", with
+ * Retry-After) until srv_set_registry() hands it the loaded engines, so a slow model load
+ * (weights download) never delays the first /health answer. */
 int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, char *err,
               size_t errlen);
+void srv_set_registry(srv_server *s, reg_registry *reg); /* borrowed; set once */
 int srv_port(const srv_server *s); /* the bound port (useful with --port 0) */
 void srv_stop(srv_server *s, int drain_ms);
 
