@@ -130,7 +130,8 @@ int hf_resolve_url(const hf_ref *ref, const char *endpoint, char *out, size_t n,
 /* The cache root (see top) into out[n]; no directory is created. opt may be NULL. */
 int hf_cache_root(const hf_options *opt, char *out, size_t n, char *err, size_t errlen);
 
-/* Where `uri` (hf:// or http(s)://) lives in the cache, whether or not it is there yet. */
+/* Where `uri` (hf:// or http(s)://) lives in our cache, whether or not it is there yet.
+ * (hf_fetch() may instead return a file it found in huggingface_hub's cache.) */
 int hf_cache_path(const char *uri, const hf_options *opt, char *out, size_t n, char *err,
                   size_t errlen);
 

@@ -2,12 +2,14 @@
  *
  * The server below is a tiny HTTP/1.1 responder on 127.0.0.1 (port 0) in a pthread, one
  * connection at a time, "Connection: close" always. Each test scripts it with routes (path ->
- * status, extra headers, body, Range support, truncation, required token, delay) and then
- * reads back its request log (path, Range, Authorization, Host) to assert what hf_fetch()
- * actually sent. Every test uses a fresh cache under /tmp and removes it at the end.
- * Everything is explicit in hf_options with no_env = 1, except the tests of the environment
- * variables themselves, which set and unset them (HF_TOKEN_PATH points nowhere so a real
- * token on the machine is never read).
+ * status, extra headers, body, Range/If-Range support, truncation, 503s, required token,
+ * delay, ETag) and then reads back its request log (path, Range, If-Range, Authorization,
+ * Host) to assert what hf_fetch() actually sent. Every test uses a fresh cache under /tmp
+ * and removes it at the end (a failing test leaves it for inspection). Everything is
+ * explicit in hf_options with no_env = 1 and retries = -1, except the tests of the
+ * environment variables and of retrying themselves (HF_TOKEN_PATH then points nowhere so a
+ * real token on the machine is never read). "localhost" and "127.0.0.1" reach the same
+ * server but count as two hosts, which is how the CDN redirects are played.
  */
 #include "ut.h"
 
