@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "engine/pocket/flowlm.h"
 #include "engine/pocket/pkconfig.h"
+#include "engine/pocket/pkparity.h"
 #include "engine/pocket/mimi.h"
 #include "model/safetensors.h"
 
@@ -340,7 +341,29 @@ static void t_randckpt_full(ut_ctx *t)
     st_close(f);
 }
 
+static void t_pkparity(ut_ctx *t)
+{
+    float ref[4] = {1, -2, NAN, 0.5f}, ours[4] = {1.001f, -2, NAN, 0.5f};
+    pkp_err e = pkp_diff(ref, ours, 4);
+    UT_NEAR(t, 0.001, e.max_abs, 1e-6);
+    UT_NEAR(t, 2.0, e.max_ref, 0);
+    UT_NEAR(t, 0.0005, e.rel, 1e-6);
+    ours[2] = 1; /* NaN in one only */
+    UT_CHECK(t, isinf(pkp_diff(ref, ours, 4).max_abs));
+    float s0 = 0.01f, s1 = 0.0101f; /* near-zero scalar: relative to the floor */
+    UT_NEAR(t, 1e-4 / PKP_REL_FLOOR, pkp_diff(&s0, &s1, 1).rel, 1e-6);
+    pkp_report r = {0};
+    ours[2] = NAN;
+    UT_EQ_INT(t, 1, pkp_row(&r, "a", ref, ours, 4, 1e-3));
+    UT_EQ_INT(t, 0, pkp_row(&r, "b", ref, ours, 4, 1e-4));
+    UT_EQ_INT(t, 2, r.rows);
+    UT_EQ_INT(t, 1, r.fails);
+    UT_EQ_STR(t, "a", r.worst); /* ties keep the first */
+    UT_EQ_INT(t, 1, pkp_summary(&r));
+}
+
 static const ut_case cases[] = {
+    {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
     {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16},

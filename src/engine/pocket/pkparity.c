@@ -24,7 +24,7 @@ pkp_err pkp_diff(const float *ref, const float *ours, size_t n)
         if (d > e.max_abs) e.max_abs = d;
         if (fabs(a) > e.max_ref) e.max_ref = fabs(a);
     }
-    e.rel = e.max_ref > 0 ? e.max_abs / e.max_ref : e.max_abs;
+    e.rel = e.max_abs / (e.max_ref > PKP_REL_FLOOR ? e.max_ref : PKP_REL_FLOOR);
     return e;
 }
 

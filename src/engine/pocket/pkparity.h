@@ -2,8 +2,11 @@
  *
  * Used by the pocket-parity tool (FlowLM rows by "nn", Mimi rows by "mimi"). A row is one
  * module boundary: name, max absolute error, max relative error, tolerance, ok/FAIL.
- * Relative error is max|ours - ref| / max|ref| over the tensor (the README's "relative to
- * the tensor's max"); per-element relative error is meaningless near zero. NaN in both at
+ * Relative error is max|ours - ref| / max(max|ref|, PKP_REL_FLOOR) over the tensor (the
+ * README's "relative to the tensor's max"); per-element relative error is meaningless near
+ * zero, and so is a tensor-relative one for a near-zero scalar (an EOS logit of 0.018 with
+ * float32 noise of 7e-7 would read 4e-5), hence the floor: model activations are O(1), so
+ * it only matters for such near-zero tensors. NaN in both at
  * the same index counts as equal; NaN/Inf in only one makes the error infinite. A row fails
  * when rel > tol (tolerances are relative). Rows print to the FILE in the report (borrowed;
  * may be NULL to stay silent).
@@ -19,6 +22,8 @@
 
 #include "model/safetensors.h"
 
+#define PKP_REL_FLOOR 0.1
+
 typedef struct pkp_report {
     FILE *out;        /* borrowed; NULL = no printing */
     int rows;         /* rows compared */
@@ -30,7 +35,7 @@ typedef struct pkp_report {
 typedef struct pkp_err {
     double max_abs; /* max |ours - ref| */
     double max_ref; /* max |ref| */
-    double rel;     /* max_abs / max_ref (max_abs if max_ref == 0) */
+    double rel;     /* max_abs / max(max_ref, PKP_REL_FLOOR) */
 } pkp_err;
 
 /* Pure comparison, no tally. */
