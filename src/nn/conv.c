@@ -213,7 +213,84 @@ void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, floa
     convtr1d_finish(c, T, full, partial, y);
 }
 
+/* expm1 for x <= 0 without a libm call: x = n ln2 + r, |r| <= ln2/2,
+ * expm1(x) = 2^n expm1(r) + (2^n - 1) with a degree-8 Taylor polynomial for expm1(r)
+ * (truncation < 3e-10 relative) and 2^n built from its exponent bits. Max error against
+ * libm expm1 over [-90, 0]: a few float ulps (tested in test_conv.c). */
+static inline float expm1_neg(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round (1.5*2^23 trick) */
+    float r = x - n * 0.693145751953125f;  /* ln2 hi (exact product for |n| < 2^11) */
+    r = r - n * 1.42860682030941723212e-6f; /* ln2 lo */
+    float p = 1.0f / 40320.0f;
+    p = p * r + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r * r + r; /* expm1(r) */
+    union { unsigned u; float f; } sc = {.u = (unsigned)((int)n + 127) << 23};
+    return sc.f * p + (sc.f - 1.0f);
+}
+
+static void elu_generic(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = src[i];
+        float e = expm1_neg(v < 0.0f ? v : 0.0f);
+        dst[i] = v > 0.0f ? v : e;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* Same arithmetic as expm1_neg, 8 lanes at a time (AVX2 + FMA). */
+__attribute__((target("avx2,fma"))) static void elu_avx2(float *dst, const float *src, size_t n)
+{
+    const __m256 zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(-87.0f);
+    const __m256 l2e = _mm256_set1_ps(1.44269504088896341f), magic = _mm256_set1_ps(12582912.0f);
+    const __m256 ln2h = _mm256_set1_ps(0.693145751953125f), ln2l = _mm256_set1_ps(1.42860682030941723212e-6f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(src + i);
+        __m256 x = _mm256_max_ps(_mm256_min_ps(v, zero), lo);
+        __m256 nn = _mm256_sub_ps(_mm256_fmadd_ps(x, l2e, magic), magic);
+        __m256 r = _mm256_fnmadd_ps(nn, ln2h, x);
+        r = _mm256_fnmadd_ps(nn, ln2l, r);
+        __m256 p = _mm256_set1_ps(1.0f / 40320.0f);
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 5040.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+        p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r);
+        __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn), _mm256_set1_epi32(127)), 23);
+        __m256 sc = _mm256_castsi256_ps(bits);
+        __m256 e = _mm256_fmadd_ps(sc, p, _mm256_sub_ps(sc, one));
+        _mm256_storeu_ps(dst + i, _mm256_blendv_ps(e, v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ)));
+    }
+    elu_generic(dst + i, src + i, n - i);
+}
+#endif
+
 void conv_elu_to(float *dst, const float *src, size_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        elu_avx2(dst, src, n);
+        return;
+    }
+#endif
+    elu_generic(dst, src, n);
+}
+
+void conv_elu_generic(float *dst, const float *src, size_t n) { elu_generic(dst, src, n); }
+
+void conv_elu_ref(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = src[i];

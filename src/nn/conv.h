@@ -67,7 +67,11 @@ void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, 
 
 /* In place ELU with alpha 1: x > 0 ? x : expm1(x). */
 void conv_elu(float *x, size_t n);
-/* dst = ELU(src), n floats (dst may equal src). */
+/* dst = ELU(src), n floats (dst may equal src). Polynomial expm1 (a few ulps from libm),
+ * AVX2+FMA when the CPU has it (picked here with __builtin_cpu_supports), else the same
+ * arithmetic in plain C (conv_elu_generic); conv_elu_ref is the libm expm1f reference. */
 void conv_elu_to(float *dst, const float *src, size_t n);
+void conv_elu_generic(float *dst, const float *src, size_t n);
+void conv_elu_ref(float *dst, const float *src, size_t n);
 
 #endif

@@ -181,7 +181,36 @@ static void t_elu(ut_ctx *t)
     UT_NEAR(t, expm1(-1e-4), x[3], 2e-11); /* float ulp here ~7e-12 */
 }
 
+/* polynomial ELU vs libm over [-90, 5]: relative error within a few float ulps */
+static void t_elu_vs_ref(ut_ctx *t)
+{
+    size_t n = 200001;
+    float *x = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = -90.0f + 95.0f * (float)i / (float)(n - 1);
+    x[0] = -1e-7f;
+    x[1] = -1e-30f;
+    x[2] = -0.0f;
+    conv_elu_ref(b, x, n);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) conv_elu_to(a, x, n); /* dispatched (AVX2 here) */
+        else conv_elu_generic(a, x, n);
+        double worst = 0;
+        size_t wi = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)a[i] - b[i]) / fmax(fabs((double)b[i]), 1e-30);
+            if (d > worst) worst = d, wi = i;
+        }
+        if (worst > 5e-7)
+            ut_fail(t, __FILE__, __LINE__, "ELU (%s) at x=%.9g: expected %.9g, got %.9g (rel %.3g > 5e-7)",
+                    pass ? "generic" : "dispatched", x[wi], b[wi], a[wi], worst);
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
 static const ut_case cases[] = {
+    {"elu_vs_ref", t_elu_vs_ref},
     {"conv_hand", t_conv_hand},
     {"conv_replicate", t_conv_replicate},
     {"convtr_hand", t_convtr_hand},
