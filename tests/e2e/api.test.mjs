@@ -8,7 +8,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useServer, speech } from './lib/server.mjs';
+import { useServer, speech, binPath } from './lib/server.mjs';
 import { decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, medianPitch, assertSimilarAudio, RATE } from './lib/audio.mjs';
 
 const srv = useServer();
@@ -39,6 +39,15 @@ function assertWavResponse(res, text, speed = 1) {
     assertDuration(a.seconds, text, speed);
     return a;
 }
+
+describe('startup', () => {
+    test('ready (GET /health 200) in under a second (3 s under ASan)', () => {
+        const asan = /\/asan\//.test(binPath());
+        const limit = asan ? 3000 : 1000;
+        console.log(`# spawn → /health 200: ${srv.readyMs.toFixed(0)} ms (${asan ? 'ASan' : 'release'} build, 50 ms polling)`);
+        assert.ok(srv.readyMs < limit, `ready after ${srv.readyMs.toFixed(0)} ms, limit ${limit} ms`);
+    });
+});
 
 describe('GET /health', () => {
     test('200 with status, version, engines, voices and uptime', async () => {
@@ -268,11 +277,13 @@ describe('POST /v1/audio/speech', () => {
         assertWavResponse(await say({ model: 'tts-1', input, voice: 'alloy', response_format: 'wav', stream: false }), input);
     });
 
-    test('Content-Type with charset is accepted', async () => {
-        const r = await say(JSON.stringify({ model: 'tts-1', input: 'Charset.', voice: 'alloy', response_format: 'wav', stream: false }),
-            { headers: { 'Content-Type': 'application/json; charset=utf-8' } });
-        assertWavResponse(r, 'Charset.');
-    });
+    for (const ct of ['application/json; charset=utf-8', 'application/json;charset=UTF-8', 'Application/JSON']) {
+        test(`Content-Type "${ct}" is accepted`, async () => {
+            const r = await say(JSON.stringify({ model: 'tts-1', input: 'Charset.', voice: 'alloy', response_format: 'wav', stream: false }),
+                { headers: { 'Content-Type': ct } });
+            assertWavResponse(r, 'Charset.');
+        });
+    }
 
     test('several clients at once all get their audio', async () => {
         const texts = ['First client.', 'Second client here.', 'Third one.', 'Fourth and last client.'];

@@ -152,16 +152,18 @@ export function request(port, method, urlPath, opts = {}) {
 /**
  * Starts the server. opts: args (extra CLI args after `serve --host --port`), env (extra env),
  * readyTimeoutMs (default 20000), bin, command (default 'serve'), expectReady (default true).
- * Returns { port, url, proc, stderr(), request(method, path, opts), stop(), exited }.
+ * Returns { port, url, proc, stderr(), request(method, path, opts), stop(), exited, readyMs }.
  */
 export async function startServer(opts = {}) {
     const { args = [], env = {}, readyTimeoutMs = 20000, bin = binPath() } = opts;
     let lastErr = null;
     for (let attempt = 0; attempt < 3; attempt++) {
         const port = await freePort();
+        const t0 = performance.now();
         const s = spawnServer(bin, port, args, env);
         try {
             await s.waitReady(readyTimeoutMs);
+            s.readyMs = performance.now() - t0; // spawn → first 200 from /health
             return s;
         } catch (e) {
             lastErr = e;
@@ -268,6 +270,7 @@ export function useServer(opts = {}) {
         request: (m, p, o) => h.srv.request(m, p, o),
         stderr: () => (h.srv ? h.srv.stderr() : ''),
         alive: () => h.srv && h.srv.alive(),
+        get readyMs() { return h.srv.readyMs; },
     };
     before(async () => { h.srv = await startServer(opts); }, { timeout: (opts.readyTimeoutMs || 20000) * 3 + 5000 });
     after(async () => { if (h.srv) await h.srv.stop(); }, { timeout: 30000 });
