@@ -268,7 +268,8 @@ __attribute__((target("avx2,fma"))) static void elu_avx2(float *dst, const float
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
         p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r);
-        __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn), _mm256_set1_epi32(127)), 23);
+        __m256i bits =
+            _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn), _mm256_set1_epi32(127)), 23);
         __m256 sc = _mm256_castsi256_ps(bits);
         __m256 e = _mm256_fmadd_ps(sc, p, _mm256_sub_ps(sc, one));
         _mm256_storeu_ps(dst + i, _mm256_blendv_ps(e, v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ)));

@@ -143,7 +143,9 @@ static void *random_mimi_blob(const char *layout_json, size_t *len)
     cJSON_ArrayForEach(e, ts)
     {
         const char *nm = e->string;
-        if (strncmp(nm, "mimi.", 5) && strcmp(nm, "flow_lm.emb_std") && strcmp(nm, "flow_lm.emb_mean")) continue;
+        if (strncmp(nm, "mimi.", 5) && strcmp(nm, "flow_lm.emb_std") &&
+            strcmp(nm, "flow_lm.emb_mean"))
+            continue;
         size_t numel = 1;
         cJSON *shape = cJSON_CreateArray();
         const cJSON *d;
@@ -258,7 +260,8 @@ static int bench(const char *dir, int frames)
         double te = now_ms() - t0;
         ce = cpu_ms() - ce;
         if (!rc) {
-            printf("encode  threads=%d  10 s prompt -> %d latents: wall %.1f ms, cpu %.1f ms\n", threads, F, te, ce);
+            printf("encode  threads=%d  10 s prompt -> %d latents: wall %.1f ms, cpu %.1f ms\n",
+                   threads, F, te, ce);
             free(lat);
         }
         free(au);
@@ -277,8 +280,10 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "--bench"))
         return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50);
     if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
-                        "       %s --bench DIR [FRAMES]   full-size speed, random weights\n", argv[0], argv[0]);
+        fprintf(stderr,
+                "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
+                "       %s --bench DIR [FRAMES]   full-size speed, random weights\n",
+                argv[0], argv[0]);
         return 2;
     }
     const char *dir = argv[1];

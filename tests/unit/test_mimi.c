@@ -3,11 +3,15 @@
  * the state after frame 0 equals upstream's, reset gives a fresh decoder, and bad input
  * or a mismatched checkpoint fails with a message. Tolerances are relative to the
  * tensor's max |ref| (see pkparity.h): 1e-4 against torch, 1e-5 between our own paths. */
+#include <cJSON.h>
+
 #include "ut.h"
 #include "core/err.h"
 #include "engine/pocket/mimi.h"
 #include "engine/pocket/pkparity.h"
 #include "model/safetensors.h"
+
+#include <stdint.h>
 
 static char *slurp(const char *path)
 {
@@ -119,7 +123,9 @@ static void t_decoder_golden(ut_ctx *t)
     UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
     float *pcm = malloc((size_t)F * fs * sizeof(float));
     for (int f = 0; f < F; f++)
-        UT_EQ_INT(t, 0, mimi_dec_frame(d, z + (size_t)f * mimi_ldim(x.m), pcm + (size_t)f * fs, err, sizeof err));
+        UT_EQ_INT(t, 0,
+                  mimi_dec_frame(d, z + (size_t)f * mimi_ldim(x.m), pcm + (size_t)f * fs, err,
+                                 sizeof err));
     size_t n;
     float *ref = golden(t, x.g, "final/audio", &n);
     UT_EQ_INT(t, (size_t)F * fs, n);
@@ -307,7 +313,71 @@ static void t_prompt_pcm(ut_ctx *t)
     UT_EQ_INT(t, ERR_INVAL, mimi_prompt_pcm(st, 3, 1, 100, 24000, 0, &o, &n, err, sizeof err));
 }
 
+/* Every Mimi tensor name and shape of the full-size english_2026-04 layout loads with the
+ * built-in config (and with the one parsed from english_2026-04.resolved.json), and one
+ * frame decodes to finite samples. Weights are zeros (a calloc'd in-memory checkpoint). */
+static void t_english_layout_loads(ut_ctx *t)
+{
+    char p[512], err[256];
+    char *lj = slurp(ut_path(p, sizeof p, "reference/pocket-tts/layout-english_2026-04.json"));
+    char *cj = slurp(ut_path(p, sizeof p, "reference/pocket-tts/english_2026-04.resolved.json"));
+    if (!lj || !cj) ut_fail(t, __FILE__, __LINE__, "cannot read the english layout/config");
+    mimi_config eng, parsed;
+    mimi_config_english(&eng);
+    UT_EQ_INT(t, 0, mimi_config_parse(&parsed, cj, err, sizeof err));
+    UT_CHECK(t, memcmp(&eng, &parsed, sizeof eng) == 0);
+    cJSON *root = cJSON_Parse(lj), *hdr = cJSON_CreateObject();
+    const cJSON *e;
+    double off = 0;
+    int count = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(root, "tensors"))
+    {
+        if (strncmp(e->string, "mimi.", 5) && strncmp(e->string, "flow_lm.emb_", 12)) continue;
+        double numel = 1;
+        const cJSON *d;
+        cJSON *tt = cJSON_CreateObject(), *offs = cJSON_CreateArray();
+        cJSON_ArrayForEach(d, e) numel *= d->valuedouble;
+        cJSON_AddStringToObject(tt, "dtype", "F32");
+        cJSON_AddItemToObject(tt, "shape", cJSON_Duplicate(e, 1));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber(off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber(off + 4 * numel));
+        cJSON_AddItemToObject(tt, "data_offsets", offs);
+        cJSON_AddItemToObject(hdr, e->string, tt);
+        off += 4 * numel;
+        count++;
+    }
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t hn = strlen(h), pad = (8 - (8 + hn) % 8) % 8, len = 8 + hn + pad + (size_t)off;
+    unsigned char *blob = calloc(len, 1);
+    for (int i = 0; i < 8; i++) blob[i] = (unsigned char)((uint64_t)(hn + pad) >> (8 * i));
+    memcpy(blob + 8, h, hn);
+    memset(blob + 8 + hn, ' ', pad);
+    UT_CHECK(t, count > 60);
+    st_file *w;
+    mimi *m = NULL;
+    UT_EQ_INT(t, 0, st_open_mem(&w, blob, len, err, sizeof err));
+    int rc = mimi_open(&m, w, "mimi.", "flow_lm.", &eng, MIMI_DECODER | MIMI_ENCODER, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "english layout: %s", err);
+    UT_EQ_INT(t, 32, mimi_ldim(m));
+    mimi_dec *d;
+    float z[32] = {0}, *pcm = malloc(1920 * sizeof(float));
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, m, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_dec_frame(d, z, pcm, err, sizeof err));
+    for (int i = 0; i < 1920; i++) UT_CHECK(t, isfinite(pcm[i]));
+    mimi_dec_free(d);
+    free(pcm);
+    mimi_free(m);
+    st_close(w);
+    free(blob);
+    free(h);
+    cJSON_Delete(hdr);
+    cJSON_Delete(root);
+    free(lj);
+    free(cj);
+}
+
 static const ut_case cases[] = {
+    {"english_layout_loads", t_english_layout_loads},
     {"prompt_pcm", t_prompt_pcm},
     {"config_tiny", t_config_tiny},
     {"decoder_golden", t_decoder_golden},

@@ -193,7 +193,9 @@ int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen
         if (cJSON_IsString(pm)) {
             if (!strcmp(pm->valuestring, "replicate")) c->pad_replicate = 1;
             else if (!strcmp(pm->valuestring, "constant")) c->pad_replicate = 0;
-            else rc = err_set(err, errlen, ERR_FORMAT, "mimi config: pad_mode '%s' unsupported", pm->valuestring);
+            else
+                rc = err_set(err, errlen, ERR_FORMAT, "mimi config: pad_mode '%s' unsupported",
+                             pm->valuestring);
         }
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "ratios");
         if (cJSON_IsArray(r)) {
@@ -256,15 +258,17 @@ static int cfg_check(const mimi_config *c, char *err, size_t errlen)
     CK(c->dim_feedforward >= 1, "transformer.dim_feedforward");
     CK(c->context >= 1 && c->context <= 1 << 20, "transformer.context");
     CK(c->max_period > 0, "transformer.max_period");
-    CK(c->d_model == c->dimension, "transformer d_model != seanet dimension (input/output projections unsupported)");
+    CK(c->d_model == c->dimension,
+       "transformer d_model != seanet dimension (input/output projections unsupported)");
     CK(c->inner_dim >= 1 && c->outer_dim >= 1, "inner_dim/outer_dim");
     CK(c->outer_dim == c->dimension, "outer_dim != seanet dimension (depthwise upsample needs equal)");
 #undef CK
     double enc_rate = (double)c->sample_rate / hop;
     double st = enc_rate / c->frame_rate;
     if (st < 1 || fabs(st - floor(st + 0.5)) > 1e-9)
-        return err_set(err, errlen, ERR_FORMAT, "mimi config: encoder rate %g / frame rate %g is not an integer",
-                       enc_rate, c->frame_rate);
+        return err_set(err, errlen, ERR_FORMAT,
+                       "mimi config: encoder rate %g / frame rate %g is not an integer", enc_rate,
+                       c->frame_rate);
     return 0;
 }
 
@@ -386,7 +390,8 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
         mm_op *op = &sn->ops[sn->nops++];
         op->kind = OP_CONV;
         op->idx = idx;
-        rc = load_conv(m, f, &op->c, c->dimension, mult * c->n_filters, c->kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+        rc = load_conv(m, f, &op->c, c->dimension, mult * c->n_filters, c->kernel_size, 1, 1, err,
+                       errlen, mbase(base, sizeof base, pre, idx));
         if (rc) return rc;
         idx++;
         for (int r = 0; r < c->n_ratios; r++) {
@@ -416,7 +421,8 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
         op = &sn->ops[sn->nops++];
         op->kind = OP_CONV;
         op->idx = idx;
-        return load_conv(m, f, &op->c, c->n_filters, c->channels, c->last_kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+        return load_conv(m, f, &op->c, c->n_filters, c->channels, c->last_kernel_size, 1, 1, err,
+                         errlen, mbase(base, sizeof base, pre, idx));
     }
     int mult = 1;
     sn->cin = c->channels;
@@ -424,7 +430,8 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
     mm_op *op = &sn->ops[sn->nops++];
     op->kind = OP_CONV;
     op->idx = idx;
-    rc = load_conv(m, f, &op->c, c->channels, c->n_filters, c->kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+    rc = load_conv(m, f, &op->c, c->channels, c->n_filters, c->kernel_size, 1, 1, err, errlen,
+                   mbase(base, sizeof base, pre, idx));
     if (rc) return rc;
     idx++;
     for (int r = c->n_ratios - 1; r >= 0; r--) {
@@ -439,7 +446,8 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
         op = &sn->ops[sn->nops++];
         op->kind = OP_CONV;
         op->idx = idx;
-        rc = load_conv(m, f, &op->c, ci, 2 * ci, 2 * ratio, ratio, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+        rc = load_conv(m, f, &op->c, ci, 2 * ci, 2 * ratio, ratio, 1, err, errlen,
+                       mbase(base, sizeof base, pre, idx));
         if (rc) return rc;
         idx++;
         mult *= 2;
@@ -450,7 +458,8 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
     op = &sn->ops[sn->nops++];
     op->kind = OP_CONV;
     op->idx = idx;
-    return load_conv(m, f, &op->c, mult * c->n_filters, c->dimension, c->last_kernel_size, 1, 1, err, errlen, mbase(base, sizeof base, pre, idx));
+    return load_conv(m, f, &op->c, mult * c->n_filters, c->dimension, c->last_kernel_size, 1, 1,
+                     err, errlen, mbase(base, sizeof base, pre, idx));
 }
 
 static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, const char *name,
@@ -465,7 +474,8 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
     tf->nl = c->num_layers;
     tf->ff = ff;
     tf->context = c->context;
-    if (tf->hd / 2 > MM_MAX_HALF) return err_set(err, errlen, ERR_FORMAT, "mimi: head_dim %d too large", tf->hd);
+    if (tf->hd / 2 > MM_MAX_HALF)
+        return err_set(err, errlen, ERR_FORMAT, "mimi: head_dim %d too large", tf->hd);
     float rk = (float)(-log(c->max_period) * 2.0 / tf->hd);
     for (int i = 0; i < tf->hd / 2; i++) tf->rope_f[i] = expf((float)i * rk);
     if (has_tensor(f, "%s%s.input_proj.weight", prefix, name) ||
