@@ -97,6 +97,22 @@ describe('speech content (pocketsphinx, JSGF of 8 candidates)', { skip }, () => 
         assertBatch('stream (coral)', await batch({ voice: 'coral', stream: true }));
     });
 
+    // Several sentences in one input: split into chunks, synthesised one by one, concatenated.
+    // Candidates are ordered pairs, so order and completeness both count.
+    test('two-sentence inputs are spoken completely and in order', { timeout: 120000 }, async () => {
+        const base = CANDIDATES.slice(0, 4);
+        const pairs = [];
+        for (const a of base) for (const b of base) if (a !== b) pairs.push(`${a} ${b}`);
+        const said = [[0, 1], [2, 3], [3, 0], [1, 2]].map(([i, j]) => `${base[i]} ${base[j]}`);
+        const misses = [];
+        for (const text of said) {
+            const got = await recognise(await say({ input: text, voice: 'echo', stream: true }), pairs);
+            if (got.sentence !== text) misses.push({ said: text, heard: got.heard || '(nothing)' });
+        }
+        assert.ok(misses.length <= MAX_MISSES, `${misses.length} of ${said.length} pairs missed:\n` +
+            misses.map((m) => `  said "${m.said}" -> heard "${m.heard}"`).join('\n'));
+    });
+
     // Negative controls: with nothing said, no candidate may match.
     const controls = {
         silence: () => silenceWav(3),

@@ -188,6 +188,11 @@ static void t_synth(ut_ctx *t)
     if (!(es_rms(&tail) > 0.02))
         ut_fail(t, __FILE__, __LINE__, "tail rms %.4f: embedded command silenced the speech", es_rms(&tail));
     free(rc1.pcm);
+    /* A non-English voice by its real id. */
+    es_rec fr = {0};
+    UT_EQ_INT(t, 0, es_say(e, "Bonjour tout le monde.", "fr-fr", 1.0f, &fr, NULL, err, sizeof err));
+    UT_CHECK(t, fr.n > ENG_SAMPLE_RATE / 2 && es_rms(&fr) > 0.02);
+    free(fr.pcm);
     /* Punctuation only: no audio and no empty chunk, not an error. */
     es_rec r3 = {0};
     UT_EQ_INT(t, 0, es_say(e, "...", NULL, 1.0f, &r3, NULL, err, sizeof err));
