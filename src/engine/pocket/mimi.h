@@ -21,9 +21,13 @@
  * names the tensor. Weights are borrowed from the st_file when they are aligned F32,
  * otherwise converted (BF16/F16/F64) into memory owned by the mimi.
  *
+ * Memory: a mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512 floats,
+ * four SEANet buffers of 64 x 1920 floats, ~2 MB im2col work), allocated once in
+ * mimi_dec_new; decoding allocates nothing.
+ *
  * Ownership: mimi_open() -> mimi_free() (NULL-safe); the st_file must outlive the mimi.
  * mimi_dec_new() -> mimi_dec_free(); a decoder borrows its mimi. Not thread-safe per
- * decoder; distinct decoders are independent.
+ * decoder; distinct decoders (and mimi_encode calls) on one mimi are independent.
  */
 #ifndef ENGINE_POCKET_MIMI_H
 #define ENGINE_POCKET_MIMI_H
@@ -103,7 +107,9 @@ typedef struct mimi_dec mimi_dec;
 /* Fresh streaming decoder state (zeros, position 0). Caller frees with mimi_dec_free. */
 int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen);
 void mimi_dec_free(mimi_dec *d);
-void mimi_dec_reset(mimi_dec *d);                              /* back to a fresh state */
+/* Back to a fresh state. Upstream starts a fresh Mimi state for every text chunk it
+ * generates, so an engine matching it resets between chunks. */
+void mimi_dec_reset(mimi_dec *d);
 void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user); /* NULL to clear */
 
 /* Decodes one frame: z [ldim] de-normalised latent -> pcm [mimi_frame_samples()]. */
