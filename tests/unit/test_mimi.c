@@ -376,7 +376,73 @@ static void t_english_layout_loads(ut_ctx *t)
     free(cj);
 }
 
+/* The same tiny checkpoint re-encoded as BF16 (as the real english file may be) loads
+ * through the converting path and decodes within bf16 precision of the F32 model. */
+static void t_bf16_checkpoint(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    char err[256];
+    cJSON *hdr = cJSON_CreateObject();
+    size_t off = 0, n = st_count(x.w);
+    for (size_t i = 0; i < n; i++) {
+        const st_tensor *ts = st_at(x.w, i);
+        cJSON *tt = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
+        for (int d = 0; d < ts->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)ts->shape[d]));
+        cJSON_AddStringToObject(tt, "dtype", ts->dtype == ST_F32 ? "BF16" : st_dtype_name(ts->dtype));
+        cJSON_AddItemToObject(tt, "shape", shape);
+        size_t nb = ts->dtype == ST_F32 ? (size_t)ts->numel * 2 : ts->nbytes;
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
+        cJSON_AddItemToObject(tt, "data_offsets", offs);
+        cJSON_AddItemToObject(hdr, ts->name, tt);
+        off += nb;
+    }
+    char *h = cJSON_PrintUnformatted(hdr);
+    size_t hn = strlen(h), len = 8 + hn + off;
+    unsigned char *blob = calloc(len, 1), *data = blob + 8 + hn;
+    for (int i = 0; i < 8; i++) blob[i] = (unsigned char)((uint64_t)hn >> (8 * i));
+    memcpy(blob + 8, h, hn);
+    for (size_t i = 0; i < n; i++) {
+        const st_tensor *ts = st_at(x.w, i);
+        const cJSON *o = cJSON_GetArrayItem(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(hdr, ts->name), "data_offsets"), 0);
+        unsigned char *dst = data + (size_t)o->valuedouble;
+        if (ts->dtype != ST_F32) {
+            memcpy(dst, ts->data, ts->nbytes);
+            continue;
+        }
+        for (int64_t k = 0; k < ts->numel; k++) {
+            uint32_t u;
+            memcpy(&u, (const unsigned char *)ts->data + 4 * k, 4);
+            u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even (no NaN in weights) */
+            dst[2 * k] = (unsigned char)(u >> 16);
+            dst[2 * k + 1] = (unsigned char)(u >> 24);
+        }
+    }
+    st_file *wb;
+    mimi *mb;
+    UT_EQ_INT(t, 0, st_open_mem(&wb, blob, len, err, sizeof err));
+    int rc = mimi_open(&mb, wb, "mimi.", "flow_lm.", &x.cfg, MIMI_DECODER, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "bf16 open: %s", err);
+    int F;
+    float *z = golden_z(t, &x, &F), a[1920 * 4], b[1920 * 4];
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(x.m, z, 4, a, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(mb, z, 4, b, err, sizeof err));
+    pkp_err e = pkp_diff(a, b, 1920 * 4);
+    if (!(e.rel < 3e-2 && e.rel > 0))
+        ut_fail(t, __FILE__, __LINE__, "bf16 vs f32 decode: rel %.3g (want (0, 3e-2))", e.rel);
+    free(z);
+    mimi_free(mb);
+    st_close(wb);
+    free(blob);
+    free(h);
+    cJSON_Delete(hdr);
+    fx_close(&x);
+}
+
 static const ut_case cases[] = {
+    {"bf16_checkpoint", t_bf16_checkpoint},
     {"english_layout_loads", t_english_layout_loads},
     {"prompt_pcm", t_prompt_pcm},
     {"config_tiny", t_config_tiny},
