@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 
 extern const ut_suite *const ut_all[];
 
@@ -48,16 +49,22 @@ static int run_one(const ut_case *c)
 int main(int argc, char **argv)
 {
     int passed = 0, failed = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t s = 0; ut_all[s]; s++) {
         const ut_suite *su = ut_all[s];
         if (!selected(su->name, argc, argv)) continue;
         for (size_t k = 0; k < su->n; k++) {
-            if (run_one(&su->cases[k])) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            int bad = run_one(&su->cases[k]);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+            if (bad) {
                 failed++;
-                printf("not ok %s.%s\n", su->name, su->cases[k].name);
+                printf("not ok %s.%s (%.0f ms)\n", su->name, su->cases[k].name, ms);
             } else {
                 passed++;
-                printf("ok %s.%s\n", su->name, su->cases[k].name);
+                printf("ok %s.%s (%.0f ms)\n", su->name, su->cases[k].name, ms);
             }
         }
     }
