@@ -57,6 +57,17 @@ static double es_rms(const es_rec *r)
     return r->n ? sqrt(s / (double)r->n) : 0;
 }
 
+/* Longest run of near-silence (|x| < 0.01) inside pcm[a..b), in seconds. */
+static double es_longest_gap(const es_rec *r, size_t a, size_t b)
+{
+    size_t best = 0, run = 0;
+    for (size_t i = a; i < b && i < r->n; i++) {
+        run = fabsf(r->pcm[i]) < 0.01f ? run + 1 : 0;
+        if (run > best) best = run;
+    }
+    return (double)best / ENG_SAMPLE_RATE;
+}
+
 static uint64_t es_hash(const es_rec *r)
 {
     uint64_t h = 1469598103934665603ull;
@@ -179,6 +190,9 @@ static void t_synth(ut_ctx *t)
     UT_EQ_INT(t, 0, es_say(e, "The quick brown fox jumps over the lazy dog. It ran away.", NULL,
                            1.0f, &r2, NULL, err, sizeof err));
     UT_CHECK(t, r2.n > r.n + ENG_SAMPLE_RATE / 2);
+    /* A real sentence pause (espeak's ~0.3 s) between them, not words running together. */
+    double gap = es_longest_gap(&r2, ENG_SAMPLE_RATE / 2, r.n + ENG_SAMPLE_RATE / 10);
+    if (!(gap > 0.2)) ut_fail(t, __FILE__, __LINE__, "pause between sentences %.3f s, want > 0.2 s", gap);
     /* Control characters (espeak's embedded-command marker CTRL-A) are spoken as spaces:
      * "\x01" "0A" would otherwise set the amplitude to 0 and silence the rest. */
     es_rec rc1 = {0};

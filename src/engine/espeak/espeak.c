@@ -16,7 +16,7 @@
  * Why buffer a whole chunk before sending: the sink may block on a slow client, and
  * libespeak-ng is one process-wide instance; sending from inside espeak's callback would
  * let one slow client stall every other request. A chunk is a sentence (or a piece of a
- * long one), espeak renders it ~50x faster than real time, so the first audio still
+ * long one), espeak renders it 100-300x faster than real time, so the first audio still
  * leaves within milliseconds and the buffer is bounded (ESP_MAX_CHUNK_SEC of audio).
  *
  * Fairness: the turn lock is a ticket lock (FIFO), so concurrent requests alternate
@@ -58,6 +58,9 @@
 #define ESP_NAME_MAX 192       /* espeak voice name "identifier+variant" */
 #define ESP_CONV_BLOCK 2048    /* int16 -> float conversion block */
 #define ESP_DEFAULT_VOICE "alloy"
+/* UTF-8 text, no SSML, no [[phonemes]]; ENDPAUSE keeps espeak's sentence pause (~0.3 s)
+ * at the end of each chunk, without it consecutive sentences run into each other. */
+#define ESP_SYNTH_FLAGS (espeakCHARS_UTF8 | espeakENDPAUSE)
 
 /* OpenAI voice names -> distinct English espeak voice/variant pairs. Each was checked to
  * be recognised 7/7 by pocketsphinx on the speech-test sentences (see tests/e2e). */
@@ -397,7 +400,7 @@ static int esp_render(esp_engine *e, const char *name, int rate, const char *tex
     }
     if (ref_n) {
         espeak_SetParameter(espeakRATE, ESP_RATE_NORMAL, 0);
-        er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, job);
+        er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, ESP_SYNTH_FLAGS, NULL, job);
         if (er != EE_OK) {
             rc = err_set(err, errlen, ERR_INTERNAL, "espeak_Synth failed (%d)", (int)er);
             goto out;
@@ -407,7 +410,7 @@ static int esp_render(esp_engine *e, const char *name, int rate, const char *tex
         if (job->stop) goto out;
     }
     espeak_SetParameter(espeakRATE, rate, 0);
-    er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, job);
+    er = espeak_Synth(text, len + 1, 0, POS_CHARACTER, 0, ESP_SYNTH_FLAGS, NULL, job);
     if (er != EE_OK) rc = err_set(err, errlen, ERR_INTERNAL, "espeak_Synth failed (%d)", (int)er);
 out:
     esp_turn_release(e);
