@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,6 +290,46 @@ int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype w
     }
     m->w = m->owned = o;
     return 0;
+}
+
+size_t nn_mat_bytes(int rows, int cols, nn_dtype dt)
+{
+    return (size_t)rows * (size_t)cols * (dt == NN_BF16 ? 2 : 4);
+}
+
+int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, void *dst, char *err, size_t errlen)
+{
+    nn_mat tmp;
+    int rc = nn_mat_from_st(&tmp, t, rows, cols, want, err, errlen);
+    if (rc) return rc;
+    memcpy(dst, tmp.w, nn_mat_bytes(rows, cols, tmp.dtype));
+    nn_mat_free(&tmp);
+    *m = (nn_mat){dst, want, rows, cols, NULL};
+    return 0;
+}
+
+#define NN_HUGE (2u << 20)
+
+void *nn_huge_alloc(size_t n)
+{
+    size_t len = n + NN_HUGE;
+    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t a = ((uintptr_t)p + NN_HUGE - 1) & ~(uintptr_t)(NN_HUGE - 1);
+    /* trim the unaligned head and the tail so only [a, a + n) stays mapped */
+    size_t head = (size_t)(a - (uintptr_t)p);
+    if (head) munmap(p, head);
+    size_t tail = len - head - n;
+    if (tail) munmap((unsigned char *)a + n, tail);
+#ifdef MADV_HUGEPAGE
+    madvise((void *)a, n, MADV_HUGEPAGE);
+#endif
+    return (void *)a;
+}
+
+void nn_huge_free(void *p, size_t n)
+{
+    if (p) munmap(p, n);
 }
 
 void nn_mat_free(nn_mat *m)

@@ -37,6 +37,16 @@ typedef struct nn_mat {
  * want == NN_BF16 an F32 tensor is converted to BF16 (round to nearest even). */
 int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, char *err, size_t errlen);
 void nn_mat_free(nn_mat *m);
+/* Bytes a [rows, cols] matrix of dtype occupies. */
+size_t nn_mat_bytes(int rows, int cols, nn_dtype dt);
+/* Like nn_mat_from_st but always copies/converts into dst (nn_mat_bytes() bytes, caller
+ * owned, e.g. a huge-page arena); m->owned stays NULL. */
+int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, void *dst, char *err, size_t errlen);
+
+/* Anonymous memory of n bytes, 2 MiB aligned, advised as transparent huge pages (fewer TLB
+ * misses when streaming weights). NULL on failure. Free with nn_huge_free(p, n). */
+void *nn_huge_alloc(size_t n);
+void nn_huge_free(void *p, size_t n);
 
 /* Returns a malloc'd f32 copy of a tensor with exactly n values (caller frees), or NULL with
  * err set. */

@@ -66,15 +66,15 @@ typedef struct result {
     double prompt_cpu, step_cpu;        /* CPU ms (all threads), medians over runs */
 } result;
 
-static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int threads, int frames, int runs, result *res,
-               char *err, size_t errlen)
+static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int hugepages, int threads, int frames, int runs,
+               result *res, char *err, size_t errlen)
 {
     nn_pool *pool = NULL;
     int rc = nn_pool_new(&pool, threads, err, errlen);
     if (rc) return rc;
     nn_set_threads(threads);
     pk_flowlm *m = NULL;
-    pk_flowlm_opts o = {dt, pool, NULL};
+    pk_flowlm_opts o = {dt, pool, NULL, hugepages};
     rc = pk_flowlm_load(&m, cfg, f, &o, err, errlen);
     if (rc) {
         nn_pool_free(pool);
@@ -163,12 +163,16 @@ int main(int argc, char **argv)
            "ms / frame", "best ms", "frames/s", "text cpu ms", "cpu ms/frame");
     static const struct {
         nn_dtype dt;
+        int huge;
         const char *name;
-    } dts[] = {{NN_F32, "f32 weights"}, {NN_BF16, "bf16 weights"}};
-    for (int d = 0; d < 2; d++)
+    } dts[] = {{NN_F32, 0, "f32 (mmap, in place)"},
+               {NN_F32, 1, "f32 huge-page copy"},
+               {NN_BF16, 0, "bf16"},
+               {NN_BF16, 1, "bf16 huge pages"}};
+    for (int d = 0; d < 4; d++)
         for (int th = 1; th <= 2; th++) {
             result r = {0, 0, 0, 0, 0};
-            if (run(&cfg, f, dts[d].dt, th, frames, runs, &r, err, sizeof err)) {
+            if (run(&cfg, f, dts[d].dt, dts[d].huge, th, frames, runs, &r, err, sizeof err)) {
                 fprintf(stderr, "pocket-bench: %s\n", err);
                 st_close(f);
                 return 1;

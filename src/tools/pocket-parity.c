@@ -315,7 +315,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pk_flowlm *m = NULL;
-    pk_flowlm_opts o = {NN_F32, NULL, NULL};
+    pk_flowlm_opts o = {NN_F32, NULL, NULL, 0};
     if (pk_flowlm_load(&m, &cfg, w, &o, err, sizeof err)) {
         fprintf(stderr, "pocket-parity: %s\n", err);
         st_close(w);

@@ -63,7 +63,7 @@ typedef struct tiny {
     pk_flowlm *m;
 } tiny;
 
-static void tiny_open(ut_ctx *t, tiny *ty, nn_dtype dt)
+static void tiny_open(ut_ctx *t, tiny *ty, nn_dtype dt, int hugepages)
 {
     char p[512], err[256];
     memset(ty, 0, sizeof *ty);
@@ -71,7 +71,7 @@ static void tiny_open(ut_ctx *t, tiny *ty, nn_dtype dt)
         ut_fail(t, __FILE__, __LINE__, "%s", err);
     if (st_open(&ty->w, ut_path(p, sizeof p, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
         ut_fail(t, __FILE__, __LINE__, "%s", err);
-    pk_flowlm_opts o = {dt, NULL, NULL};
+    pk_flowlm_opts o = {dt, NULL, NULL, hugepages};
     if (pk_flowlm_load(&ty->m, &ty->cfg, ty->w, &o, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
 }
 
@@ -84,7 +84,7 @@ static void tiny_close(tiny *ty)
 static void t_load_errors(ut_ctx *t)
 {
     tiny ty;
-    tiny_open(t, &ty, NN_F32);
+    tiny_open(t, &ty, NN_F32, 0);
     char err[256];
     pk_config c = ty.cfg;
     c.flow_dim = 50; /* checkpoint has 48 */
@@ -148,7 +148,7 @@ static void noop_trace(void *ud, const char *name, const float *x, size_t n) { (
 static void t_chunked_prompt(ut_ctx *t)
 {
     tiny ty;
-    tiny_open(t, &ty, NN_F32);
+    tiny_open(t, &ty, NN_F32, 0);
     char err[256];
     int ids[100];
     for (int i = 0; i < 100; i++) ids[i] = (i * 37) % 513;
@@ -198,10 +198,10 @@ static void rc_open(ut_ctx *t, st_file **f, const char *path)
 }
 
 /* Scenario B: imported voice, copied state, text prompt, 3 LSD steps with golden noise. */
-static void run_b(ut_ctx *t, nn_dtype dt, double tol)
+static void run_b(ut_ctx *t, nn_dtype dt, double tol, int hugepages)
 {
     tiny ty;
-    tiny_open(t, &ty, dt);
+    tiny_open(t, &ty, dt, hugepages);
     char p[512], err[256];
     st_file *g = NULL, *v = NULL;
     if (st_open(&g, ut_path(p, sizeof p, "reference/pocket-tts/golden_B.safetensors"), err, sizeof err) ||
@@ -266,8 +266,9 @@ static void run_b(ut_ctx *t, nn_dtype dt, double tol)
     tiny_close(&ty);
 }
 
-static void t_golden_b(ut_ctx *t) { run_b(t, NN_F32, 1e-4); }
-static void t_golden_b_bf16(ut_ctx *t) { run_b(t, NN_BF16, 5e-2); }
+static void t_golden_b(ut_ctx *t) { run_b(t, NN_F32, 1e-4, 0); }
+static void t_golden_b_huge(ut_ctx *t) { run_b(t, NN_F32, 1e-4, 1); }
+static void t_golden_b_bf16(ut_ctx *t) { run_b(t, NN_BF16, 5e-2, 0); }
 
 /* Full-size english_2026-04 layout: a random BF16 checkpoint (written to /tmp, ~219 MB)
  * has every layout tensor with its exact shape, FlowLM and Mimi load it without a single
@@ -308,7 +309,7 @@ static void t_randckpt_full(ut_ctx *t)
     pk_config cfg;
     if (pk_config_load_json(&cfg, cp, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "%s", err);
     pk_flowlm *m = NULL;
-    pk_flowlm_opts o = {NN_BF16, NULL, NULL};
+    pk_flowlm_opts o = {NN_BF16, NULL, NULL, 1};
     if (pk_flowlm_load(&m, &cfg, f, &o, err, sizeof err)) {
         st_close(f);
         ut_fail(t, __FILE__, __LINE__, "flowlm load: %s", err);
@@ -366,6 +367,6 @@ static const ut_case cases[] = {
     {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
-    {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16},
+    {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16}, {"golden_b_huge", t_golden_b_huge},
 };
 UT_SUITE(flowlm, cases)

@@ -52,6 +52,8 @@ typedef struct pk_resblock {
 struct pk_flowlm {
     pk_config cfg;
     nn_pool *pool;
+    void *arena;            /* huge-page block holding the big matrices (opts.hugepages) */
+    size_t arena_size;
     int d, H, hd, ffn, ld, fd, nl, depth, nbins;
     float *bos_emb;         /* [ld] */
     float *bos_before_voice; /* [d] or NULL */
@@ -94,6 +96,8 @@ typedef struct loader {
     const st_file *f;
     const char *prefix;
     nn_dtype dtype;
+    unsigned char *arena; /* huge-page arena for the big matrices, or NULL */
+    size_t used, size;
     char *err;
     size_t errlen;
 } loader;
@@ -123,6 +127,30 @@ static int mat(loader *ld, nn_mat *dst, const char *name, int rows, int cols, nn
     return nn_mat_from_st(dst, t, rows, cols, dt, ld->err, ld->errlen);
 }
 
+/* The large matrices (transformer and flow-head linears): dtype from the options, placed
+ * in the huge-page arena when there is one. */
+static int bigmat(loader *ld, nn_mat *dst, const char *name, int rows, int cols)
+{
+    if (!ld->arena) return mat(ld, dst, name, rows, cols, ld->dtype);
+    const st_tensor *t = NULL;
+    int rc = need(ld, &t, name, 2, (int64_t[]){rows, cols});
+    if (rc) return rc;
+    size_t nb = (nn_mat_bytes(rows, cols, ld->dtype) + 63) & ~(size_t)63;
+    if (ld->used + nb > ld->size) return err_set(ld->err, ld->errlen, ERR_INTERNAL, "flowlm: weight arena too small");
+    rc = nn_mat_into(dst, t, rows, cols, ld->dtype, ld->arena + ld->used, ld->err, ld->errlen);
+    ld->used += nb;
+    return rc;
+}
+
+static size_t arena_bytes(const pk_config *c, nn_dtype dt)
+{
+    size_t d = (size_t)c->d_model, ffn = (size_t)pk_ffn_dim(c), fd = (size_t)c->flow_dim, es = dt == NN_BF16 ? 2 : 4;
+    size_t n = (size_t)c->num_layers * (3 * d * d + d * d + 2 * ffn * d);
+    n += fd * d + (size_t)c->flow_depth * (2 * fd * fd + 3 * fd * fd) + 2 * fd * fd;
+    size_t mats = (size_t)c->num_layers * 4 + 1 + (size_t)c->flow_depth * 3 + 1;
+    return n * es + mats * 64;
+}
+
 #define CK(x)                                                                                                         \
     do {                                                                                                              \
         int rc_ = (x);                                                                                                \
@@ -141,7 +169,14 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
     m->cfg = *cfg;
     m->pool = opt ? opt->pool : NULL;
     nn_dtype dt = opt ? opt->dtype : NN_F32;
-    loader L = {f, opt && opt->prefix ? opt->prefix : "flow_lm.", dt, err, errlen};
+    loader L = {f, opt && opt->prefix ? opt->prefix : "flow_lm.", dt, NULL, 0, 0, err, errlen};
+    if (opt && opt->hugepages) {
+        m->arena_size = arena_bytes(cfg, dt);
+        m->arena = nn_huge_alloc(m->arena_size);
+        if (!m->arena) CK(err_set(err, errlen, ERR_NOMEM, "flowlm: cannot map %zu bytes for weights", m->arena_size));
+        L.arena = m->arena;
+        L.size = m->arena_size;
+    }
     m->d = cfg->d_model, m->H = cfg->num_heads, m->hd = pk_head_dim(cfg), m->ffn = pk_ffn_dim(cfg);
     m->ld = cfg->ldim, m->fd = cfg->flow_dim, m->nl = cfg->num_layers, m->depth = cfg->flow_depth;
     m->nbins = cfg->n_bins;
@@ -166,10 +201,10 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
         pk_layer *y = &m->layers[i];
         char n[128];
 #define NM(s) (snprintf(n, sizeof n, "transformer.layers.%d.%s", i, s), n)
-        CK(mat(&L, &y->in_proj, NM("self_attn.in_proj.weight"), 3 * d, d, dt));
-        CK(mat(&L, &y->out_proj, NM("self_attn.out_proj.weight"), d, d, dt));
-        CK(mat(&L, &y->lin1, NM("linear1.weight"), m->ffn, d, dt));
-        CK(mat(&L, &y->lin2, NM("linear2.weight"), d, m->ffn, dt));
+        CK(bigmat(&L, &y->in_proj, NM("self_attn.in_proj.weight"), 3 * d, d));
+        CK(bigmat(&L, &y->out_proj, NM("self_attn.out_proj.weight"), d, d));
+        CK(bigmat(&L, &y->lin1, NM("linear1.weight"), m->ffn, d));
+        CK(bigmat(&L, &y->lin2, NM("linear2.weight"), d, m->ffn));
         CK(vec(&L, &y->n1w, NM("norm1.weight"), d));
         CK(vec(&L, &y->n1b, NM("norm1.bias"), d));
         CK(vec(&L, &y->n2w, NM("norm2.weight"), d));
@@ -203,7 +238,7 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
         CK(vec(&L, &te->alpha, NM("mlp.3.alpha"), fd));
 #undef NM
     }
-    CK(mat(&L, &m->cond_embed, "flow_net.cond_embed.weight", fd, d, dt));
+    CK(bigmat(&L, &m->cond_embed, "flow_net.cond_embed.weight", fd, d));
     CK(vec(&L, &m->cond_b, "flow_net.cond_embed.bias", fd));
     CK(mat(&L, &m->input_proj, "flow_net.input_proj.weight", fd, ld, NN_F32));
     CK(vec(&L, &m->inproj_b, "flow_net.input_proj.bias", fd));
@@ -215,15 +250,15 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
 #define NM(s) (snprintf(n, sizeof n, "flow_net.res_blocks.%d.%s", i, s), n)
         CK(vec(&L, &b->ln_w, NM("in_ln.weight"), fd));
         CK(vec(&L, &b->ln_b, NM("in_ln.bias"), fd));
-        CK(mat(&L, &b->mlp0, NM("mlp.0.weight"), fd, fd, dt));
+        CK(bigmat(&L, &b->mlp0, NM("mlp.0.weight"), fd, fd));
         CK(vec(&L, &b->b0, NM("mlp.0.bias"), fd));
-        CK(mat(&L, &b->mlp2, NM("mlp.2.weight"), fd, fd, dt));
+        CK(bigmat(&L, &b->mlp2, NM("mlp.2.weight"), fd, fd));
         CK(vec(&L, &b->b2, NM("mlp.2.bias"), fd));
-        CK(mat(&L, &b->ada, NM("adaLN_modulation.1.weight"), 3 * fd, fd, dt));
+        CK(bigmat(&L, &b->ada, NM("adaLN_modulation.1.weight"), 3 * fd, fd));
         CK(vec(&L, &b->ada_b, NM("adaLN_modulation.1.bias"), 3 * fd));
 #undef NM
     }
-    CK(mat(&L, &m->fin_ada, "flow_net.final_layer.adaLN_modulation.1.weight", 2 * fd, fd, dt));
+    CK(bigmat(&L, &m->fin_ada, "flow_net.final_layer.adaLN_modulation.1.weight", 2 * fd, fd));
     CK(vec(&L, &m->fin_ada_b, "flow_net.final_layer.adaLN_modulation.1.bias", 2 * fd));
     CK(mat(&L, &m->fin_lin, "flow_net.final_layer.linear.weight", ld, fd, NN_F32));
     CK(vec(&L, &m->fin_b, "flow_net.final_layer.linear.bias", ld));
@@ -260,6 +295,7 @@ void pk_flowlm_free(pk_flowlm *m)
         }
     free(m->blocks);
     nn_mat_free(&m->fin_ada), free(m->fin_ada_b), nn_mat_free(&m->fin_lin), free(m->fin_b);
+    nn_huge_free(m->arena, m->arena_size);
     free(m);
 }
 

@@ -32,6 +32,9 @@ typedef struct pk_flowlm_opts {
     nn_dtype dtype;   /* NN_F32 (default, exact) or NN_BF16 (big matrices widened on the fly) */
     nn_pool *pool;    /* borrowed; NULL = single thread */
     const char *prefix; /* tensor name prefix, default "flow_lm." */
+    int hugepages;    /* copy the big matrices into one transparent-huge-page arena: fewer
+                       * TLB misses while streaming weights (~10-15 % faster GEMV here),
+                       * at the cost of private RSS instead of shared page cache */
 } pk_flowlm_opts;
 
 int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *weights, const pk_flowlm_opts *opt, char *err,
