@@ -86,6 +86,10 @@ struct pk_fstate {
     float *scores;  /* [cap] */
     float *cond;    /* [d] */
     float *fh;      /* flow head scratch: 8 * max(fd*3, d, 2*half) */
+    /* timestep embeddings depend only on (s, t): cached for up to 8 (s, t) pairs: te [8][2][fd] */
+    float te_s[8], te_t[8];
+    int te_n;
+    float *te;
     pk_trace_fn trace;
     void *trace_ud;
 };
@@ -339,7 +343,7 @@ void pk_fstate_free(pk_fstate *s)
         for (int i = 0; i < s->m->nl; i++) nn_kv_free(&s->kv[i]);
     free(s->kv);
     free_scratch(s);
-    free(s->scores), free(s->cond), free(s->fh);
+    free(s->scores), free(s->cond), free(s->fh), free(s->te);
     free(s);
 }
 
@@ -359,7 +363,8 @@ int pk_fstate_new(pk_fstate **out, const pk_flowlm *m, int max_positions, char *
     s->scores = malloc((size_t)max_positions * sizeof(float));
     s->cond = malloc((size_t)m->d * sizeof(float));
     s->fh = malloc((size_t)8 * big * sizeof(float));
-    if (!s->kv || !s->scores || !s->cond || !s->fh || ensure_scratch(s, PK_CHUNK)) {
+    s->te = malloc((size_t)8 * 2 * m->fd * sizeof(float));
+    if (!s->kv || !s->scores || !s->cond || !s->fh || !s->te || ensure_scratch(s, PK_CHUNK)) {
         pk_fstate_free(s);
         return err_set(err, errlen, ERR_NOMEM, "flowlm: out of memory");
     }
@@ -603,9 +608,21 @@ static void flow_head(const pk_flowlm *m, pk_fstate *s, int call, float ts, floa
     T("s", &ts, 1);
     T("t", &tt, 1);
     T("x", x, (size_t)m->ld);
-    time_embed(m, &m->temb[0], ts, a, tmp);
+    int ci = 0;
+    while (ci < s->te_n && (s->te_s[ci] != ts || s->te_t[ci] != tt)) ci++;
+    if (ci < s->te_n) {
+        memcpy(a, s->te + (size_t)ci * 2 * fd, (size_t)fd * sizeof(float));
+        memcpy(b, s->te + ((size_t)ci * 2 + 1) * fd, (size_t)fd * sizeof(float));
+    } else {
+        time_embed(m, &m->temb[0], ts, a, tmp);
+        time_embed(m, &m->temb[1], tt, b, tmp);
+        if (s->te_n < 8) {
+            memcpy(s->te + (size_t)s->te_n * 2 * fd, a, (size_t)fd * sizeof(float));
+            memcpy(s->te + ((size_t)s->te_n * 2 + 1) * fd, b, (size_t)fd * sizeof(float));
+            s->te_s[s->te_n] = ts, s->te_t[s->te_n] = tt, s->te_n++;
+        }
+    }
     T("time_embed.0.out", a, (size_t)fd);
-    time_embed(m, &m->temb[1], tt, b, tmp);
     T("time_embed.1.out", b, (size_t)fd);
     nn_linear(m->pool, y, s->cond, 1, &m->cond_embed, m->cond_b);
     T("cond_embed.out", y, (size_t)fd);
