@@ -9,9 +9,16 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "engine/registry.h"
+#include "core/config.h"
+#include "core/log.h"
 #include "server/pool.h"
+#include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static reg_registry *mkreg(ut_ctx *t)
@@ -266,7 +273,96 @@ static void t_catalog(ut_ctx *t)
     reg_free(r);
 }
 
+/* One HTTP/1.0 exchange over loopback; returns the whole response (headers + body). */
+static int http(int port, const char *req, size_t reqlen, buf *resp)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) || write(fd, req, reqlen) != (ssize_t)reqlen) {
+        close(fd);
+        return -1;
+    }
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        if (buf_append(resp, chunk, (size_t)n)) break;
+    close(fd);
+    return 0;
+}
+
+static void t_server_roundtrip(ut_ctx *t)
+{
+    cfg c;
+    cfg_defaults(&c);
+    snprintf(c.host, sizeof c.host, "127.0.0.1");
+    c.port = 0;
+    c.workers = 1;
+    c.queue_len = 1;
+    c.http_threads = 1;
+    reg_registry *r = mkreg(t);
+    lg_logger *lg;
+    UT_EQ_INT(t, 0, lg_new(&lg, stderr, LG_OFF));
+    srv_server *s;
+    char err[256];
+    UT_EQ_INT(t, 0, srv_start(&s, &c, NULL, lg, err, sizeof err));
+    int port = srv_port(s);
+    UT_CHECK(t, port > 0);
+    buf b;
+    buf_init(&b, 1 << 20);
+    /* before the registry is set: starting */
+    const char *h = "GET /health HTTP/1.0\r\n\r\n";
+    UT_EQ_INT(t, 0, http(port, h, strlen(h), &b));
+    UT_CHECK(t, !strncmp(buf_cstr(&b), "HTTP/1.0 503", 12) || !strncmp(buf_cstr(&b), "HTTP/1.1 503", 12));
+    UT_CHECK(t, strstr(buf_cstr(&b), "\"status\":\"starting\"") != NULL);
+    srv_set_registry(s, r);
+    buf_reset(&b);
+    UT_EQ_INT(t, 0, http(port, h, strlen(h), &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 200 ") != NULL);
+    UT_CHECK(t, strstr(buf_cstr(&b), "X-Request-Id: req_") != NULL);
+    /* a non-streamed WAV */
+    const char *body = "{\"input\":\"hi there\",\"response_format\":\"wav\",\"stream\":false}";
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: application/json\r\n"
+                     "Authorization: Bearer x\r\nX-Request-Id: my-id-1\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    buf_reset(&b);
+    UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
+    const char *txt = buf_cstr(&b);
+    UT_CHECK(t, strstr(txt, " 200 ") != NULL);
+    UT_CHECK(t, strstr(txt, "X-Request-Id: my-id-1") != NULL);
+    UT_CHECK(t, strstr(txt, "Content-Type: audio/wav") != NULL);
+    const char *riff = NULL;
+    for (size_t i = 0; i + 4 <= b.len; i++)
+        if (!memcmp(b.data + i, "RIFF", 4)) { riff = b.data + i; break; }
+    UT_CHECK(t, riff != NULL);
+    /* beep: (2+5)*40 ms + 2*60 ms = 0.4 s = 9600 samples = 19200 bytes of data */
+    UT_EQ_INT(t, 44 + 19200, (long long)(b.data + b.len - riff));
+    /* errors are OpenAI-shaped */
+    buf_reset(&b);
+    const char *nf = "GET /v1/nothing HTTP/1.0\r\n\r\n";
+    UT_EQ_INT(t, 0, http(port, nf, strlen(nf), &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 404 ") != NULL);
+    UT_CHECK(t, strstr(buf_cstr(&b), "{\"error\":{\"message\":") != NULL);
+    buf_reset(&b);
+    n = snprintf(req, sizeof req,
+                 "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
+    UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 415 ") != NULL);
+    buf_free(&b);
+    srv_stop(s, 1000);
+    reg_free(r);
+    lg_free(lg);
+}
+
 static const ut_case cases[] = {
+    {"server_roundtrip", t_server_roundtrip},
     {"errors", t_errors},           {"accepts", t_accepts},
     {"base64", t_base64},           {"pipeline_sse", t_pipeline_sse},
     {"pipeline_cancel", t_pipeline_cancel}, {"pool_bounds", t_pool_bounds},
