@@ -9,7 +9,8 @@
  * Sizes come from the config and the golden tensors, never from constants here.
  * FlowLM rows (this file): every traced boundary of the voice/text prompts and of each
  * generation step (RoPE, attention, layers, out_norm, EOS, every flow-head call, latent),
- * KV caches and offsets after each phase, the EOS stopping rule and frame count.
+ * KV caches and offsets after each phase, the EOS stopping rule and frame count; plus the
+ * voice caches computed end to end from voice/audio_in through our Mimi encoder ("[e2e]").
  * Tokenizer row: spm's tokenizer on the scenario's (prepared) text must give exactly
  * text/tokens. Mimi rows: pkp_mimi_rows() (owned by "mimi") is called per scenario after
  * the FlowLM rows.
@@ -23,6 +24,7 @@
 #include "core/err.h"
 #include "engine/pocket/flowlm.h"
 #include "engine/pocket/pkconfig.h"
+#include "engine/pocket/mimi.h"
 #include "engine/pocket/pkparity.h"
 #include "engine/pocket/spm.h"
 #include "model/safetensors.h"
@@ -66,7 +68,16 @@ static int golden_noise(void *ud, float *x0, int n, float temp, float clamp)
     return st_to_f32(t, x0, (size_t)n, NULL, 0);
 }
 
+static void check_kv_as(pkp_report *r, const st_file *g, const pk_fstate *s, int nl, const char *phase,
+                        const char *label);
 static void check_kv(pkp_report *r, const st_file *g, const pk_fstate *s, int nl, const char *phase)
+{
+    check_kv_as(r, g, s, nl, phase, "");
+}
+
+/* label: suffix printed after the golden name (rows compare against the same golden) */
+static void check_kv_as(pkp_report *r, const st_file *g, const pk_fstate *s, int nl, const char *phase,
+                        const char *label)
 {
     for (int i = 0; i < nl; i++) {
         char name[160];
@@ -94,7 +105,17 @@ static void check_kv(pkp_report *r, const st_file *g, const pk_fstate *s, int nl
         float *buf = malloc(2 * (size_t)P * row * sizeof *buf + 1);
         memcpy(buf, kv->k, (size_t)P * row * sizeof *buf);
         memcpy(buf + (size_t)P * row, kv->v, (size_t)P * row * sizeof *buf);
-        pkp_check(r, g, name, buf, 2 * (size_t)P * row, TOL_FLOW);
+        if (label[0]) {
+            float *ref = NULL;
+            size_t rn = 0;
+            char e2[256], shown[256];
+            snprintf(shown, sizeof shown, "%s%s", name, label);
+            if (pkp_load(g, name, &ref, &rn, e2, sizeof e2) || rn != 2 * (size_t)P * row) pkp_check(r, g, name, NULL, 0, TOL_FLOW);
+            else pkp_row(r, shown, ref, buf, rn, TOL_FLOW);
+            free(ref);
+        } else {
+            pkp_check(r, g, name, buf, 2 * (size_t)P * row, TOL_FLOW);
+        }
         free(buf);
     }
 }
@@ -119,6 +140,40 @@ static void check_tokens(pkp_report *r, const char *dir, const char *text, const
     fprintf(r->out, "%-64s %s  exact  %s\n", "text/tokens (spm on the scenario text)", err, ok ? "ok" : "FAIL");
     free(ids);
     spm_free(sp);
+}
+
+/* End to end: our Mimi encoder on voice/audio_in, then the FlowLM voice prompt; the
+ * resulting KV caches must match the golden voice caches (same tolerance). */
+static void voice_e2e(pkp_report *r, const pk_config *cfg, const st_file *w, const st_file *g, const pk_flowlm *m,
+                      int want_F)
+{
+    char err[256];
+    const st_tensor *a = st_find(g, "voice/audio_in");
+    if (!a) return;
+    mimi_config mc;
+    mimi_config_from_pk(&mc, cfg);
+    mimi *mm = NULL;
+    float *pcm = malloc((size_t)a->numel * sizeof *pcm), *lat = NULL;
+    int F = 0;
+    pk_fstate *s = NULL;
+    st_to_f32(a, pcm, (size_t)a->numel, NULL, 0);
+    int rc = mimi_open(&mm, w, "mimi.", "flow_lm.", &mc, MIMI_ENCODER, err, sizeof err);
+    if (!rc) rc = mimi_encode(mm, pcm, (size_t)a->numel, &lat, &F, NULL, NULL, err, sizeof err);
+    if (!rc && F != want_F) rc = err_set(err, sizeof err, ERR_FORMAT, "encoder gave %d frames, golden %d", F, want_F);
+    if (!rc) rc = pk_fstate_new(&s, m, F + 1, err, sizeof err);
+    pk_gen_params p;
+    pk_gen_params_default(&p);
+    if (!rc) rc = pk_flowlm_prompt_voice(m, s, lat, F, &p, NULL, err, sizeof err);
+    if (rc) {
+        r->rows++, r->fails++;
+        fprintf(r->out, "%-64s FAIL (%s)\n", "voice end to end (our Mimi encoder -> FlowLM)", err);
+    } else {
+        check_kv_as(r, g, s, cfg->num_layers, "voice", " [e2e]");
+    }
+    pk_fstate_free(s);
+    free(lat);
+    free(pcm);
+    mimi_free(mm);
 }
 
 static int count_steps(const st_file *g)
@@ -198,10 +253,15 @@ static int scenario(pkp_report *r, const char *dir, const char *gname, const pk_
     int F = 0;
     float *lat = NULL;
     const st_tensor *vl = st_find(g, "voice/mimi.latent");
-    if (vl) {
+    if (vl) { /* golden [1, ldim, F] → time-major [F, ldim] */
         F = (int)vl->shape[vl->ndim - 1];
+        int ld = (int)(vl->numel / F);
+        float *cm = malloc((size_t)vl->numel * sizeof *cm);
         lat = malloc((size_t)vl->numel * sizeof *lat);
-        st_to_f32(vl, lat, (size_t)vl->numel, NULL, 0);
+        st_to_f32(vl, cm, (size_t)vl->numel, NULL, 0);
+        for (int f = 0; f < F; f++)
+            for (int ch = 0; ch < ld; ch++) lat[(size_t)f * ld + ch] = cm[(size_t)ch * F + f];
+        free(cm);
     }
     int cap = F + 1 + T + nsteps + 8;
     st_file *vf = NULL;
@@ -230,6 +290,7 @@ static int scenario(pkp_report *r, const char *dir, const char *gname, const pk_
             goto out;
         }
         check_kv(r, g, s, cfg->num_layers, "voice");
+        voice_e2e(r, cfg, w, g, m, F);
     } else if (vf) {
         if (pk_fstate_import_voice(s, vf, err, sizeof err)) {
             pkp_note(r, "voice import: %s", err);

@@ -707,7 +707,7 @@ static int run_prompt(const pk_flowlm *m, pk_fstate *s, int L, fill_fn fill, con
 }
 
 typedef struct voice_ctx {
-    const float *lat; /* [ld, F] */
+    const float *lat; /* [F, ld] */
     int F, bos;
 } voice_ctx;
 
@@ -723,7 +723,7 @@ static void fill_voice(const pk_flowlm *m, float *dst, int t0, int n, const void
             memcpy(o, m->bos_before_voice, (size_t)d * sizeof(float));
             continue;
         }
-        for (int c = 0; c < ld; c++) xin[c] = v->lat[(size_t)c * v->F + f];
+        memcpy(xin, v->lat + (size_t)f * ld, (size_t)ld * sizeof(float));
         nn_linear(NULL, o, xin, 1, &m->speaker_proj, NULL);
     }
 }

@@ -96,9 +96,9 @@ int pk_fstate_export_voice(const pk_fstate *s, const char *path, char *err, size
  * matrices are stored as BF16, else NN_F32. */
 nn_dtype pk_flowlm_native_dtype(const st_file *weights, const char *prefix /* NULL = "flow_lm." */);
 
-/* Voice prompt from Mimi latents lat [ldim, F] (channel-major, as Mimi's encoder returns
- * them): speaker projection, BOS prefix (if the config inserts it), transformer over the
- * F(+1) positions. If nz is non-NULL the flow head also runs once on the last position
+/* Voice prompt from Mimi latents lat [F, ldim] (time-major, as mimi_encode() returns them;
+ * not de-normalised): speaker projection, BOS prefix (if the config inserts it),
+ * transformer over the F(+1) positions. If nz is non-NULL the flow head also runs once on the last position
  * (upstream does so and discards it; only parity needs it). */
 int pk_flowlm_prompt_voice(const pk_flowlm *m, pk_fstate *s, const float *lat, int F, const pk_gen_params *p,
                            const pk_noise *nz, char *err, size_t errlen);
