@@ -8,7 +8,7 @@
  * (interleaved pairs) at absolute positions, causal attention limited to `context` past
  * steps, exact-erf GELU MLP, no biases, per-channel LayerScale on both branches. Their KV
  * cache is a ring of context + (steps per call) slots, so memory does not grow with the
- * utterance; attention is two small sgemms per head over the ring with a per-query mask.
+ * utterance.
  *
  * The decoder processes one latent frame per call (1 latent -> 16 steps -> 1920 samples);
  * the encoder processes MM_ENC_CHUNK frames per internal step (bigger sgemms, bounded
@@ -16,11 +16,9 @@
  * one-shot encoder (zero left padding, replicate padding on the downsample) and its
  * streaming decoder, up to float summation order.
  *
- * Projections go through nn_linear (nn's dispatched AVX2/AVX-512 kernels: measured
- * faster than OpenBLAS here while OpenBLAS falls back to its SSE3 kernels on this CPU).
- * LayerNorm, RoPE, the windowed ring attention and GELU are private statics written
- * before nn.h existed; nn now has equivalents (nn_layernorm, nn_rope, nn_attend) that
- * could replace them - parity is already at ~1e-6, so this is cosmetic.
+ * The transformer uses nn's kernels (nn_linear, nn_layernorm, nn_rope, nn_attend with a
+ * ring KV cache and the context window, nn_gelu_erf); nothing model-specific is
+ * re-implemented here beyond the layer wiring and LayerScale.
  *
  * Invariants: everything is float32; activations are channel-major [C, T] around the
  * convolutions and time-major [T, d] inside the transformers; no allocation happens in
@@ -46,7 +44,6 @@
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
 #define MM_MAX_OPS 64
 #define MM_MAX_LAYERS 64
-#define MM_MAX_HALF 256 /* head_dim / 2 */
 #define MM_ENC_CHUNK 8  /* latent frames the encoder processes per internal step */
 #define MIMI_MAX_ENCODE_SAMPLES ((size_t)24000 * 600) /* 10 minutes at 24 kHz: hard cap */
 
@@ -77,7 +74,7 @@ typedef struct mm_tlayer {
 typedef struct mm_tf {
     const char *name; /* "encoder_transformer" or "decoder_transformer" */
     int d, heads, hd, nl, ff, context;
-    float rope_f[MM_MAX_HALF]; /* RoPE frequencies exp(i * (-ln(max_period)*2/hd)), float32 */
+    float max_period; /* RoPE */
     mm_tlayer L[MM_MAX_LAYERS];
 } mm_tf;
 
@@ -474,10 +471,7 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
     tf->nl = c->num_layers;
     tf->ff = ff;
     tf->context = c->context;
-    if (tf->hd / 2 > MM_MAX_HALF)
-        return err_set(err, errlen, ERR_FORMAT, "mimi: head_dim %d too large", tf->hd);
-    float rk = (float)(-log(c->max_period) * 2.0 / tf->hd);
-    for (int i = 0; i < tf->hd / 2; i++) tf->rope_f[i] = expf((float)i * rk);
+    tf->max_period = (float)c->max_period;
     if (has_tensor(f, "%s%s.input_proj.weight", prefix, name) ||
         has_tensor(f, "%s%s.output_projs.0.weight", prefix, name))
         return err_set(err, errlen, ERR_FORMAT, "%s%s: input/output projections are not supported",
@@ -725,19 +719,20 @@ static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int 
 /* ---- transformer ------------------------------------------------------------------------ */
 
 typedef struct mm_tfs {
-    int cap;     /* ring slots: context + max steps per call */
-    int tmax;    /* max steps per call */
-    long pos;    /* absolute position of the next step */
-    float *k, *v; /* [nl][cap][d], keys RoPE-rotated */
-    float *h, *qkv, *att, *o, *f, *sc; /* scratch; sc [tmax, cap] */
+    int tmax;                 /* max steps per call */
+    long pos;                 /* absolute position of the next step */
+    nn_kv kv[MM_MAX_LAYERS];  /* per layer: ring of context + tmax slots, keys RoPE-rotated */
+    float *h, *qkv, *q, *k, *v, *att, *o, *f, *sc; /* scratch; sc [cap] */
 } mm_tfs;
 
 static void tfs_free(mm_tfs *s)
 {
-    free(s->k);
-    free(s->v);
+    for (int l = 0; l < MM_MAX_LAYERS; l++) nn_kv_free(&s->kv[l]);
     free(s->h);
     free(s->qkv);
+    free(s->q);
+    free(s->k);
+    free(s->v);
     free(s->att);
     free(s->o);
     free(s->f);
@@ -749,45 +744,34 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
 {
     memset(s, 0, sizeof *s);
     s->tmax = tmax;
-    s->cap = tf->context + tmax;
-    size_t kv = (size_t)(tf->nl ? tf->nl : 1) * s->cap * tf->d;
-    s->k = calloc(kv, sizeof(float));
-    s->v = calloc(kv, sizeof(float));
-    s->h = malloc((size_t)tmax * tf->d * sizeof(float));
-    s->qkv = malloc((size_t)tmax * 3 * tf->d * sizeof(float));
-    s->att = malloc((size_t)tmax * tf->d * sizeof(float));
-    s->o = malloc((size_t)tmax * tf->d * sizeof(float));
+    int cap = tf->context + tmax;
+    for (int l = 0; l < tf->nl; l++)
+        if (nn_kv_init(&s->kv[l], cap, tf->heads, tf->hd, tf->context, NULL, 0)) return ERR_NOMEM;
+    size_t td = (size_t)tmax * tf->d;
+    s->h = malloc(td * sizeof(float));
+    s->qkv = malloc(3 * td * sizeof(float));
+    s->q = malloc(td * sizeof(float));
+    s->k = malloc(td * sizeof(float));
+    s->v = malloc(td * sizeof(float));
+    s->att = malloc(td * sizeof(float));
+    s->o = malloc(td * sizeof(float));
     s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
-    s->sc = malloc((size_t)tmax * s->cap * sizeof(float)); /* scores [T, keys] */
-    if (!s->k || !s->v || !s->h || !s->qkv || !s->att || !s->o || !s->f || !s->sc) return ERR_NOMEM;
+    s->sc = malloc((size_t)cap * sizeof(float));
+    if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc)
+        return ERR_NOMEM;
     return 0;
 }
 
 static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 {
-    size_t kv = (size_t)(tf->nl ? tf->nl : 1) * s->cap * tf->d;
-    memset(s->k, 0, kv * sizeof(float));
-    memset(s->v, 0, kv * sizeof(float));
-    s->pos = 0;
-}
-
-/* y [T, d] = LayerNorm(x) (eps 1e-5, population variance, affine). */
-static void layernorm(const float *x, int T, int d, const float *w, const float *b, float *y)
-{
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * d;
-        float *yr = y + (size_t)t * d;
-        double mean = 0, var = 0;
-        for (int i = 0; i < d; i++) mean += xr[i];
-        mean /= d;
-        for (int i = 0; i < d; i++) {
-            double q = xr[i] - mean;
-            var += q * q;
-        }
-        var /= d;
-        float inv = (float)(1.0 / sqrt(var + 1e-5));
-        for (int i = 0; i < d; i++) yr[i] = ((float)(xr[i] - mean)) * inv * w[i] + b[i];
+    for (int l = 0; l < tf->nl; l++) {
+        nn_kv *c = &s->kv[l];
+        size_t n = (size_t)c->cap * c->heads * c->hd;
+        memset(c->k, 0, n * sizeof(float));
+        memset(c->v, 0, n * sizeof(float));
+        c->len = 0;
     }
+    s->pos = 0;
 }
 
 /* y [T, out] = x [T, in] W^T, W [out, in] row-major (PyTorch Linear, no bias), through
@@ -798,96 +782,35 @@ static void linear(const float *x, int T, int in, const float *W, int out, float
     nn_linear(NULL, y, x, T, &m, NULL);
 }
 
-/* Interleaved-pair RoPE on one head vector v [hd] with per-pair cos/sin tables [hd/2]. */
-static void rope(float *v, int hd, const float *cs, const float *sn)
-{
-    for (int i = 0; i < hd / 2; i++) {
-        float a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * cs[i] - b * sn[i];
-        v[2 * i + 1] = a * sn[i] + b * cs[i];
-    }
-}
-
-/* x [T, d] in/out, T <= s->tmax. Positions s->pos .. s->pos+T-1.
- * Attention per head as two small sgemms over the ring (at most two contiguous pieces):
- * scores [T, nk] over the keys any query of this call can see, then a per-query mask
- * (key position in [p-context+1, p]), softmax, and P [T, nk] x V. */
+/* x [T, d] in/out, T <= s->tmax, at positions s->pos .. s->pos+T-1. Pre-norm layers:
+ * x += ls1 * out_proj(attn(LN1 x)); x += ls2 * linear2(gelu(linear1(LN2 x))). */
 static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap, void *user,
                    long t0)
 {
-    int d = tf->d, H = tf->heads, hd = tf->hd, cap = s->cap, half = hd / 2;
-    float scale = 1.0f / sqrtf((float)hd);
-    float cs[MM_MAX_HALF], sn[MM_MAX_HALF];
+    int d = tf->d;
     char name[128];
-    CORE_ASSERT(T >= 1 && T <= s->tmax && half <= MM_MAX_HALF);
-    long klo = s->pos - tf->context + 1;
-    if (klo < 0) klo = 0;
-    int nk = (int)(s->pos + T - klo);
-    int slot0 = (int)(klo % cap);
-    int n1 = nk < cap - slot0 ? nk : cap - slot0, n2 = nk - n1;
-    CORE_ASSERT(nk <= cap);
+    CORE_ASSERT(T >= 1 && T <= s->tmax);
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
-        float *K = s->k + (size_t)l * cap * d, *V = s->v + (size_t)l * cap * d;
-        layernorm(x, T, d, L->n1w, L->n1b, s->h);
+        nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
         linear(s->h, T, d, L->in_proj, 3 * d, s->qkv);
-        for (int t = 0; t < T; t++) {
-            long p = s->pos + t;
-            float ts = (float)p;
-            for (int i = 0; i < half; i++) {
-                float ang = tf->rope_f[i] * ts;
-                cs[i] = cosf(ang);
-                sn[i] = sinf(ang);
-            }
-            float *q = s->qkv + (size_t)t * 3 * d, *k = q + d, *v = q + 2 * d;
-            for (int h = 0; h < H; h++) {
-                rope(q + h * hd, hd, cs, sn);
-                rope(k + h * hd, hd, cs, sn);
-            }
-            size_t slot = (size_t)(p % cap);
-            memcpy(K + slot * d, k, (size_t)d * sizeof(float));
-            memcpy(V + slot * d, v, (size_t)d * sizeof(float));
+        for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
+            const float *r = s->qkv + (size_t)t * 3 * d;
+            memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
+            memcpy(s->k + (size_t)t * d, r + d, (size_t)d * sizeof(float));
+            memcpy(s->v + (size_t)t * d, r + 2 * d, (size_t)d * sizeof(float));
         }
-        for (int h = 0; h < H; h++) {
-            const float *qh = s->qkv + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n1, hd, scale, qh, 3 * d,
-                        K + (size_t)slot0 * d + h * hd, d, 0.0f, s->sc, nk);
-            if (n2)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n2, hd, scale, qh, 3 * d,
-                            K + h * hd, d, 0.0f, s->sc + n1, nk);
-            for (int t = 0; t < T; t++) {
-                long p = s->pos + t;
-                int a = (int)(p - tf->context + 1 - klo), b = (int)(p - klo); /* valid columns */
-                if (a < 0) a = 0;
-                float *row = s->sc + (size_t)t * nk;
-                float mx = -INFINITY, sum = 0;
-                for (int j = a; j <= b; j++)
-                    if (row[j] > mx) mx = row[j];
-                for (int j = a; j <= b; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < a; j++) row[j] = 0.0f;
-                for (int j = a; j <= b; j++) row[j] *= inv;
-                for (int j = b + 1; j < nk; j++) row[j] = 0.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n1, 1.0f, s->sc, nk,
-                        V + (size_t)slot0 * d + h * hd, d, 0.0f, s->att + h * hd, d);
-            if (n2)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n2, 1.0f, s->sc + n1, nk,
-                            V + h * hd, d, 1.0f, s->att + h * hd, d);
-        }
+        nn_rope(s->q, T, tf->heads, tf->hd, s->pos, tf->max_period);
+        nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
+        int rc = nn_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
+        CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
         linear(s->att, T, d, L->out_proj, d, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
-        layernorm(x, T, d, L->n2w, L->n2b, s->h);
+        nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
         linear(s->h, T, d, L->lin1, tf->ff, s->f);
-        for (size_t i = 0; i < (size_t)T * tf->ff; i++) {
-            float a = s->f[i];
-            s->f[i] = 0.5f * a * (1.0f + erff(a * (float)M_SQRT1_2));
-        }
+        nn_gelu_erf(s->f, (size_t)T * tf->ff);
         linear(s->f, T, tf->ff, L->lin2, d, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
@@ -1004,21 +927,21 @@ void mimi_dec_dump_state(const mimi_dec *d)
     char name[160];
     d->tap(d->user, "upsample.convtr.partial", d->up_tail, m->cfg.dimension, convtr1d_hist(&m->up), 0, 0);
     const mm_tf *tf = &m->dtf;
-    const mm_tfs *s = &d->tfs;
-    long n = s->pos < s->cap ? s->pos : s->cap;
-    float *kv = malloc((size_t)(2 * n + 1) * tf->d * sizeof(float));
-    for (int l = 0; kv && l < tf->nl; l++) {
+    for (int l = 0; l < tf->nl; l++) {
+        const nn_kv *c = &d->tfs.kv[l];
+        long n = c->len < c->cap ? (long)c->len : c->cap;
+        float *kv = malloc((size_t)(2 * n + 1) * tf->d * sizeof(float));
+        if (!kv) break;
         for (long j = 0; j < n; j++) {
-            long slot = (s->pos - n + j) % s->cap;
-            memcpy(kv + (size_t)j * tf->d, s->k + ((size_t)l * s->cap + slot) * tf->d,
-                   (size_t)tf->d * sizeof(float));
-            memcpy(kv + (size_t)(n + j) * tf->d, s->v + ((size_t)l * s->cap + slot) * tf->d,
+            long slot = (long)((c->len - n + j) % c->cap);
+            memcpy(kv + (size_t)j * tf->d, c->k + (size_t)slot * tf->d, (size_t)tf->d * sizeof(float));
+            memcpy(kv + (size_t)(n + j) * tf->d, c->v + (size_t)slot * tf->d,
                    (size_t)tf->d * sizeof(float));
         }
         snprintf(name, sizeof name, "%s.transformer.layers.%d.self_attn.cache", tf->name, l);
         d->tap(d->user, name, kv, (int)(2 * n), tf->d, 1, 0);
+        free(kv);
     }
-    free(kv);
     const mm_seanet *sn = &m->dec;
     for (int i = 0; i < sn->nops; i++) {
         const mm_op *op = &sn->ops[i];
