@@ -363,7 +363,83 @@ static void t_pkparity(ut_ctx *t)
     UT_EQ_INT(t, 1, pkp_summary(&r));
 }
 
+/* golden noise in draw order: step000, step001, ... */
+typedef struct seqnoise {
+    const st_file *g;
+    int k;
+} seqnoise;
+static int seq_fill(void *ud, float *x0, int n, float temp, float clamp)
+{
+    seqnoise *q = ud;
+    char name[64];
+    snprintf(name, sizeof name, "step%03d/noise.x0", q->k++);
+    const st_tensor *t = st_find(q->g, name);
+    return t ? st_to_f32(t, x0, (size_t)n, NULL, 0) : ERR_NOTFOUND;
+}
+
+typedef struct collect {
+    const st_file *g;
+    double worst;
+    int n, stop_at;
+} collect;
+static int on_latent(void *ud, int k, const float *lat)
+{
+    collect *c = ud;
+    char name[64];
+    float want[16];
+    snprintf(name, sizeof name, "step%03d/latent", k);
+    st_to_f32(st_find(c->g, name), want, 16, NULL, 0);
+    for (int i = 0; i < 16; i++)
+        if (fabs((double)want[i] - lat[i]) > c->worst) c->worst = fabs((double)want[i] - lat[i]);
+    c->n++;
+    return c->stop_at >= 0 && k == c->stop_at;
+}
+
+/* The whole chunk loop on scenario B: 9 frames (EOS at step 4 + 5), latents as golden. */
+static void t_generate(ut_ctx *t)
+{
+    tiny ty;
+    tiny_open(t, &ty, NN_F32, 0);
+    char p[512], err[256];
+    st_file *g = NULL, *v = NULL;
+    if (st_open(&g, ut_path(p, sizeof p, "reference/pocket-tts/golden_B.safetensors"), err, sizeof err) ||
+        st_open(&v, ut_path(p, sizeof p, "reference/pocket-tts/voice_state_A.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    const st_tensor *tok = st_find(g, "text/tokens");
+    int ids[64], T = (int)tok->numel;
+    float f[64];
+    st_to_f32(tok, f, (size_t)T, NULL, 0);
+    for (int i = 0; i < T; i++) ids[i] = (int)f[i];
+    pk_gen_params pr = {0.5f, 3, 1.2f, 1.7932249307632446f};
+    pk_fstate *s = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&s, ty.m, 21 + T + 71, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_import_voice(s, v, err, sizeof err));
+    seqnoise q = {g, 0};
+    pk_noise nz = {seq_fill, &q};
+    collect c = {g, 0, 0, -1};
+    int n = -1;
+    int rc = pk_flowlm_generate(ty.m, s, ids, T, &pr, &nz, 5, 71, on_latent, &c, &n, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "generate: %s", err);
+    UT_EQ_INT(t, 9, n);
+    UT_EQ_INT(t, 9, c.n);
+    UT_EQ_INT(t, 10, q.k); /* step 9 is computed, then dropped */
+    UT_CHECK(t, c.worst < 1e-4);
+    /* cancel from the callback; capacity is checked before anything runs */
+    pk_fstate_reset(s);
+    UT_EQ_INT(t, 0, pk_fstate_import_voice(s, v, err, sizeof err));
+    q.k = 0;
+    collect c2 = {g, 0, 0, 2};
+    UT_EQ_INT(t, ERR_CANCEL, pk_flowlm_generate(ty.m, s, ids, T, &pr, &nz, 5, 71, on_latent, &c2, &n, err, sizeof err));
+    UT_EQ_INT(t, 2, n);
+    UT_EQ_INT(t, ERR_TOOBIG, pk_flowlm_generate(ty.m, s, ids, T, &pr, &nz, 5, 1000, NULL, NULL, &n, err, sizeof err));
+    pk_fstate_free(s);
+    st_close(v);
+    st_close(g);
+    tiny_close(&ty);
+}
+
 static const ut_case cases[] = {
+    {"generate", t_generate},
     {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},

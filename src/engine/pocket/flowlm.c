@@ -773,6 +773,31 @@ int pk_flowlm_step(const pk_flowlm *m, pk_fstate *s, const float *in_lat, const 
     return sample(m, s, p, nz, out_lat, err, errlen);
 }
 
+int pk_flowlm_generate(const pk_flowlm *m, pk_fstate *s, const int *ids, int T, const pk_gen_params *p,
+                       const pk_noise *nz, int frames_after_eos, int max_frames, pk_latent_fn cb, void *ud,
+                       int *n_frames, char *err, size_t errlen)
+{
+    *n_frames = 0;
+    if (max_frames < 0 || frames_after_eos < 0) return err_set(err, errlen, ERR_INVAL, "flowlm: negative frame counts");
+    if (pk_fstate_pos(s) + T + max_frames > s->cap)
+        return err_set(err, errlen, ERR_TOOBIG, "flowlm: %lld cached + %d tokens + %d frames exceed capacity %d",
+                       (long long)pk_fstate_pos(s), T, max_frames, s->cap);
+    int rc = pk_flowlm_prompt_text(m, s, ids, T, p, NULL, err, errlen);
+    if (rc) return rc;
+    float prev[1024], cur[1024], logit;
+    pk_eos e;
+    pk_eos_init(&e, frames_after_eos, max_frames);
+    for (int k = 0; k < max_frames; k++) {
+        rc = pk_flowlm_step(m, s, k ? prev : NULL, p, nz, cur, &logit, err, errlen);
+        if (rc) return rc;
+        if (!pk_eos_emit(&e, k, logit, p->eos_threshold)) break;
+        if (cb && cb(ud, k, cur)) return err_set(err, errlen, ERR_CANCEL, "flowlm: cancelled at frame %d", k);
+        ++*n_frames;
+        memcpy(prev, cur, (size_t)m->ld * sizeof(float));
+    }
+    return 0;
+}
+
 void pk_flowlm_denorm(const pk_flowlm *m, const float *lat, float *out)
 {
     for (int i = 0; i < m->ld; i++) out[i] = lat[i] * m->emb_std[i] + m->emb_mean[i];

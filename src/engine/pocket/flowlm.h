@@ -110,6 +110,19 @@ int pk_flowlm_prompt_text(const pk_flowlm *m, pk_fstate *s, const int *ids, int 
 int pk_flowlm_step(const pk_flowlm *m, pk_fstate *s, const float *in_lat, const pk_gen_params *p, const pk_noise *nz,
                    float *out_lat, float *eos_logit, char *err, size_t errlen);
 
+/* Receives each emitted latent (normalised space; de-normalise with pk_flowlm_denorm for
+ * Mimi) in order, k = 0, 1, ...; return nonzero to stop (generation returns ERR_CANCEL). */
+typedef int (*pk_latent_fn)(void *ud, int k, const float *lat);
+
+/* One text chunk, upstream's loop: text prompt (ids [T]) on top of whatever the state
+ * already holds (typically a copied voice prefix), then steps from the BOS input, each
+ * feeding back the previous latent, stopping by the EOS rule (frames_after_eos, p's
+ * threshold) or at max_frames. The state must have room for T + max_frames more
+ * positions (checked first). *n_frames = latents emitted. */
+int pk_flowlm_generate(const pk_flowlm *m, pk_fstate *s, const int *ids, int T, const pk_gen_params *p,
+                       const pk_noise *nz, int frames_after_eos, int max_frames, pk_latent_fn cb, void *ud,
+                       int *n_frames, char *err, size_t errlen);
+
 /* Denormalise a latent for Mimi: out[i] = lat[i] * emb_std[i] + emb_mean[i]. */
 void pk_flowlm_denorm(const pk_flowlm *m, const float *lat, float *out);
 
