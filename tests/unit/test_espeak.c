@@ -5,6 +5,7 @@
 #include "ut.h"
 #include "core/err.h"
 #include "engine/espeak/espeak.h"
+#include "engine/espeak/espeak.c" /* to reach esp_clean() */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -169,6 +170,31 @@ static void t_check_voice(ut_ctx *t)
     UT_EQ_INT(t, 0, r.calls);
     UT_EQ_INT(t, ERR_INVAL, es_say(e, "Hi.", NULL, 5.0f, &r, NULL, err, sizeof err));
     eng_free(e);
+}
+
+/* Markdown and control characters are cleaned before espeak sees them (esp_clean). */
+static void t_clean(ut_ctx *t)
+{
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"**Hello** world.", "  Hello   world."},
+        {"*Hello* __there__ _you_.", " Hello    there    you ."},
+        {"## Heading here", "   Heading here"},
+        {"* item one", "  item one"},
+        {"Use `ls -l` now.", "Use  ls -l  now."},
+        {"5 * 3 = 15 and 2*3 = 6", "5 * 3 = 15 and 2*3 = 6"},
+        {"snake_case stays", "snake_case stays"},
+        {"#hashtag", "#hashtag"},
+        {"a\x01" "0Ab\tc", "a 0Ab c"},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        esp_clean(out, cases[i].in, strlen(cases[i].in));
+        if (strcmp(out, cases[i].want))
+            ut_fail(t, __FILE__, __LINE__, "clean(\"%s\"): expected \"%s\", got \"%s\"",
+                    cases[i].in, cases[i].want, out);
+    }
 }
 
 static void t_synth(ut_ctx *t)
@@ -352,6 +378,7 @@ static const ut_case cases[] = {
     {"voices", t_voices},
     {"aliases_sound_different", t_aliases_sound_different},
     {"check_voice", t_check_voice},
+    {"clean", t_clean},
     {"synth", t_synth},
     {"speed", t_speed},
     {"cancel", t_cancel},

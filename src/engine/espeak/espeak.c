@@ -464,6 +464,47 @@ static int esp_emit(void *u, const float *pcm, size_t n)
     return esp_final(o, pcm, n);
 }
 
+static int esp_is_word(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c >= 0x80;
+}
+
+/* Copies chunk src[0..n) to dst (n + 1 bytes) in the form espeak should read, same length:
+ *  - control characters become spaces: espeak starts an embedded command at CTRL-A
+ *    ("\x01" "0A" mutes the rest), which clients must not be able to send;
+ *  - Markdown marks that LLM replies are full of become spaces, else espeak reads them
+ *    out ("asterisk asterisk Hello"): a heading's leading #s, a leading "* " bullet,
+ *    backticks, and * or _ runs that open or close a word (*em*, **bold**, __bold__).
+ *    A * between spaces or digits ("5 * 3", "2*3") stays. Chunks start at a line start
+ *    (textsplit breaks at newlines), so "leading" means the chunk's start. */
+static void esp_clean(char *dst, const char *src, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        unsigned char ch = (unsigned char)src[k];
+        dst[k] = (ch < 0x20 || ch == 0x7F || ch == '`') ? ' ' : (char)ch;
+    }
+    dst[n] = 0;
+    size_t i = 0;
+    while (i < n && dst[i] == '#') i++;
+    if (i > 0 && i < n && dst[i] == ' ') memset(dst, ' ', i);
+    if (n >= 2 && dst[0] == '*' && dst[1] == ' ') dst[0] = ' ';
+    for (i = 0; i < n;) {
+        if (dst[i] != '*' && dst[i] != '_') {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && dst[j] == dst[i]) j++;
+        unsigned char before = i > 0 ? (unsigned char)dst[i - 1] : ' ';
+        unsigned char after = j < n ? (unsigned char)dst[j] : ' ';
+        int digits = (before >= '0' && before <= '9') || (after >= '0' && after <= '9');
+        int emph = esp_is_word(before) != esp_is_word(after); /* opens or closes a word */
+        if (dst[i] == '_' && esp_is_word(before) && esp_is_word(after)) emph = 0; /* snake_case */
+        if (emph && !(dst[i] == '*' && digits && j - i == 1)) memset(dst + i, ' ', j - i);
+        i = j;
+    }
+}
+
 /* Speed -> espeak rate (words per minute), clamped to the range where espeak's own rate
  * change sounds natural; the per-chunk correction (esp_send_chunk) does the rest. */
 static int esp_rate_for(float speed)
@@ -530,13 +571,7 @@ static int esp_synth(engine *eng, const eng_synth_req *req, eng_sink_fn sink, vo
             rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
             break;
         }
-        /* Control characters become spaces: espeak treats some (CTRL-A) as the start of
-         * an embedded command, which clients must not be able to send. */
-        for (size_t k = 0; k < sp.len; k++) {
-            unsigned char ch = (unsigned char)req->text[sp.off + k];
-            chunk[k] = (ch < 0x20 || ch == 0x7F) ? ' ' : (char)ch;
-        }
-        chunk[sp.len] = 0;
+        esp_clean(chunk, req->text + sp.off, sp.len);
         size_t ref_n = 0;
         rc = esp_render(e, name, rate, chunk, sp.len, &job, speed != 1.0f ? &ref_n : NULL, err,
                         errlen);
