@@ -205,7 +205,7 @@ static int cmd_say(const cfg *c, lg_logger *lg)
     }
     oai_stats st;
     char err[512];
-    rc = oai_run(&sp, NULL, say_write, &out, &st, err, sizeof err);
+    rc = oai_run(&sp, NULL, say_write, NULL, &out, &st, err, sizeof err);
     if (!to_stdout && fclose(out.f) && !rc) {
         rc = ERR_IO;
         snprintf(err, sizeof err, "cannot write %s: %s", c->output, strerror(errno));

@@ -16,6 +16,7 @@ typedef struct run {
     const oai_speech *s;
     const atomic_int *cancel;
     oai_out_fn out;
+    oai_tick_fn tick;
     void *user;
     oai_stats *st;
     aenc *enc;
@@ -108,6 +109,10 @@ static int on_pcm(void *user, const float *pcm, size_t n)
 {
     run *r = user;
     if (r->cancel && atomic_load(r->cancel)) return 1;
+    if (r->tick && r->tick(r->user)) {
+        r->stopped = 1;
+        return 1;
+    }
     int rc;
     if (r->spd) {
         if (aspeed_write(r->spd, pcm, n, r->ierr, sizeof r->ierr)) {
@@ -133,8 +138,8 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, void *user,
-            oai_stats *st, char *err, size_t errlen)
+int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_tick_fn tick,
+            void *user, oai_stats *st, char *err, size_t errlen)
 {
     run r;
     memset(&r, 0, sizeof r);
@@ -142,6 +147,7 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, void 
     r.s = s;
     r.cancel = cancel;
     r.out = out;
+    r.tick = tick;
     r.user = user;
     r.st = st;
     buf_init(&r.sse, SSE_MAX_EVENT);

@@ -14,8 +14,8 @@
  * Usage in the done event: input_tokens = input characters (code points),
  * output_tokens = 20 ms audio frames, total = their sum.
  *
- * Cancellation: *cancel non-zero, or out() returning non-zero, stops the engine at its
- * next check; oai_run then returns ERR_CANCEL.
+ * Cancellation: *cancel non-zero, or out() or tick() (may be NULL) returning non-zero,
+ * stops the engine at its next check; oai_run then returns ERR_CANCEL.
  */
 #ifndef API_PIPELINE_H
 #define API_PIPELINE_H
@@ -27,6 +27,10 @@
 #include "api/request.h"
 
 typedef int (*oai_out_fn)(void *user, const void *bytes, size_t n); /* non-zero = stop */
+/* Called once per engine chunk, before encoding (encoders may hold output back for a
+ * long time when not streaming); non-zero = stop. Lets the caller notice a client that
+ * hung up even when no bytes flow. */
+typedef int (*oai_tick_fn)(void *user);
 
 typedef struct oai_stats {
     uint64_t samples;   /* audio samples at 24 kHz after speed */
@@ -37,8 +41,8 @@ typedef struct oai_stats {
 /* Runs one request. err gets the engine's or encoder's reason on failure. Errors:
  * ERR_NOTFOUND / ERR_INVAL from the engine are the client's fault (unknown voice,
  * unspeakable text); ERR_CANCEL when cancelled; others are server-side. */
-int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, void *user,
-            oai_stats *st, char *err, size_t errlen);
+int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_tick_fn tick,
+            void *user, oai_stats *st, char *err, size_t errlen);
 
 /* Base64 (RFC 4648, padded) of in[0..n) into dst, which must hold 4*((n+2)/3)+1 bytes.
  * Returns the length written (without the NUL). */

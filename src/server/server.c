@@ -237,6 +237,17 @@ static int job_out(void *user, const void *bytes, size_t n)
     return 0;
 }
 
+/* per engine chunk: notice a client that hung up even while the encoder holds bytes back */
+static int job_tick(void *user)
+{
+    job *j = user;
+    pthread_mutex_lock(&j->mu);
+    if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
+    int stop = atomic_load(&j->cancel);
+    pthread_mutex_unlock(&j->mu);
+    return stop;
+}
+
 static void job_run(void *arg)
 {
     job *j = arg;
@@ -246,7 +257,7 @@ static void job_run(void *arg)
     memset(&st, 0, sizeof st);
     int rc = ERR_CANCEL;
     if (!atomic_load(&j->cancel))
-        rc = oai_run(&j->sp, &j->cancel, job_out, j, &st, err, sizeof err);
+        rc = oai_run(&j->sp, &j->cancel, job_out, job_tick, j, &st, err, sizeof err);
     else
         snprintf(err, sizeof err, "cancelled before start");
     pthread_mutex_lock(&j->mu);

@@ -173,7 +173,7 @@ static void t_pipeline_sse(ut_ctx *t)
     buf_init(&out, 16 << 20);
     oai_stats st;
     char err[256];
-    UT_EQ_INT(t, 0, oai_run(&s, NULL, collect, &out, &st, err, sizeof err));
+    UT_EQ_INT(t, 0, oai_run(&s, NULL, collect, NULL, &out, &st, err, sizeof err));
     const char *txt = buf_cstr(&out);
     UT_CHECK(t, !strncmp(txt, "data: {\"type\":\"speech.audio.delta\",\"audio\":\"", 44));
     UT_CHECK(t, strstr(txt, "data: {\"type\":\"speech.audio.done\",\"usage\":{\"input_tokens\":7,") != NULL);
@@ -191,6 +191,8 @@ static int stop_after_first(void *user, const void *bytes, size_t n)
     return ++*calls >= 1;
 }
 
+static int tick_stop(void *user) { return 1; }
+
 static void t_pipeline_cancel(ut_ctx *t)
 {
     reg_registry *r = mkreg(t);
@@ -202,11 +204,15 @@ static void t_pipeline_cancel(ut_ctx *t)
     int calls = 0;
     oai_stats st;
     char err[256];
-    UT_EQ_INT(t, ERR_CANCEL, oai_run(&s, NULL, stop_after_first, &calls, &st, err, sizeof err));
+    UT_EQ_INT(t, ERR_CANCEL, oai_run(&s, NULL, stop_after_first, NULL, &calls, &st, err, sizeof err));
     UT_EQ_INT(t, 1, calls);
     atomic_int cancel = 1;
     calls = 0;
-    UT_EQ_INT(t, ERR_CANCEL, oai_run(&s, &cancel, stop_after_first, &calls, &st, err, sizeof err));
+    UT_EQ_INT(t, ERR_CANCEL, oai_run(&s, &cancel, stop_after_first, NULL, &calls, &st, err, sizeof err));
+    UT_EQ_INT(t, 0, calls);
+    /* tick stops it even when no bytes flow */
+    calls = 0;
+    UT_EQ_INT(t, ERR_CANCEL, oai_run(&s, NULL, stop_after_first, tick_stop, &calls, &st, err, sizeof err));
     UT_EQ_INT(t, 0, calls);
     oai_speech_free(&s);
     reg_free(r);
