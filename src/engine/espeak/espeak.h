@@ -7,6 +7,8 @@
  * regard to case. Default voice: "alloy". Speed maps to espeak's words-per-minute rate;
  * what its range cannot reach is applied with the time-stretch filter (audio/speed.h).
  * Output: 22050 Hz from espeak, resampled to 24 kHz with libsoxr, one sentence at a time.
+ * Input is plain text: control characters and Markdown marks (**, `, # ...) are dropped
+ * before espeak sees it, so neither embedded espeak commands nor "asterisk" get through.
  *
  * libespeak-ng keeps process-global state, so only one engine may exist per process
  * (a second esp_engine_new() fails with ERR_BUSY until the first is freed); espeak itself is
