@@ -41,7 +41,19 @@ static void t_config(ut_ctx *t)
     UT_EQ_INT(t, 6, c.num_layers);
     UT_EQ_INT(t, 32, c.ldim);
     UT_EQ_INT(t, 4000, c.n_bins);
+    UT_EQ_STR(t, "hf://kyutai/pocket-tts-without-voice-cloning/languages/english_2026-04/model.safetensors@d29db7978e464fb90cb3359ee0c69a273b9142cc",
+              c.weights_path_without_voice_cloning);
+    pk_config b;
+    UT_EQ_INT(t, 0, pk_config_builtin(&b, "english_2026-04", err, sizeof err));
+    UT_EQ_STR(t, c.weights_path, b.weights_path);
+    UT_EQ_STR(t, c.weights_path_without_voice_cloning, b.weights_path_without_voice_cloning);
+    UT_EQ_STR(t, c.tokenizer_path, b.tokenizer_path);
+    UT_EQ_INT(t, c.d_model, b.d_model);
+    UT_EQ_INT(t, c.flow_dim, b.flow_dim);
+    UT_EQ_INT(t, c.mt_context, b.mt_context);
     UT_EQ_INT(t, 0, pk_config_builtin(&c, "french_24l", err, sizeof err));
+    UT_EQ_STR(t, "hf://kyutai/pocket-tts/languages/french_24l/model.safetensors@39592ff23c9ef80098bb74895d104c26275fe2c9",
+              c.weights_path);
     UT_EQ_INT(t, 24, c.num_layers);
     UT_EQ_INT(t, 0, pk_config_builtin(&c, "english_2026-01", err, sizeof err));
     UT_EQ_INT(t, 512, c.ldim);

@@ -33,24 +33,34 @@ static void defaults(pk_config *c)
 typedef struct builtin {
     const char *name;
     int layers, ldim, bos, pad_spaces, remove_semicolons, frames_after_eos;
+    const char *wrev; /* revision of the gated weights file */
 } builtin;
+
+/* hf:// locations: english_2026-04 and english are from ARCHITECTURE.md §1 and upstream's
+ * resolved config; french_24l from its yaml; the other languages follow french_24l's
+ * pattern (unverified). */
+#define PK_HF_GATED "hf://kyutai/pocket-tts/languages/%s/model.safetensors@%s"
+#define PK_HF_PUBLIC "hf://kyutai/pocket-tts-without-voice-cloning/languages/%s/model.safetensors@%s"
+#define PK_HF_TOKENIZER "hf://kyutai/pocket-tts-without-voice-cloning/languages/%s/tokenizer.model@%s"
+#define PK_REV_PUBLIC "d29db7978e464fb90cb3359ee0c69a273b9142cc"
+#define PK_REV_LANG "39592ff23c9ef80098bb74895d104c26275fe2c9"
 
 /* frames_after_eos / remove_semicolons: french_24l verified (true, 12); the other
  * non-English rows follow it by analogy (unverified). */
 static const builtin builtins[] = {
-    {"english", 6, 32, 1, 0, 0, -1},
-    {"english_2026-04", 6, 32, 1, 0, 0, -1},
-    {"english_2026-01", 6, 512, 0, 1, 0, -1},
-    {"french", 6, 32, 1, 0, 1, 12},
-    {"french_24l", 24, 32, 1, 0, 1, 12},
-    {"german", 6, 32, 1, 0, 1, 12},
-    {"german_24l", 24, 32, 1, 0, 1, 12},
-    {"italian", 6, 32, 1, 0, 1, 12},
-    {"italian_24l", 24, 32, 1, 0, 1, 12},
-    {"portuguese", 6, 32, 1, 0, 1, 12},
-    {"portuguese_24l", 24, 32, 1, 0, 1, 12},
-    {"spanish", 6, 32, 1, 0, 1, 12},
-    {"spanish_24l", 24, 32, 1, 0, 1, 12},
+    {"english", 6, 32, 1, 0, 0, -1, PK_REV_LANG},
+    {"english_2026-04", 6, 32, 1, 0, 0, -1, "19f95fe2df36e79fbd9f10008595cc4c977a0fcc"},
+    {"english_2026-01", 6, 512, 0, 1, 0, -1, PK_REV_LANG},
+    {"french", 6, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"french_24l", 24, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"german", 6, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"german_24l", 24, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"italian", 6, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"italian_24l", 24, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"portuguese", 6, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"portuguese_24l", 24, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"spanish", 6, 32, 1, 0, 1, 12, PK_REV_LANG},
+    {"spanish_24l", 24, 32, 1, 0, 1, 12, PK_REV_LANG},
 };
 
 const char *pk_config_builtin_name(int i)
@@ -71,6 +81,10 @@ int pk_config_builtin(pk_config *c, const char *name, char *err, size_t errlen)
         c->pad_with_spaces_for_short_inputs = b->pad_spaces;
         c->remove_semicolons = b->remove_semicolons;
         c->frames_after_eos = b->frames_after_eos;
+        snprintf(c->weights_path, sizeof c->weights_path, PK_HF_GATED, b->name, b->wrev);
+        snprintf(c->weights_path_without_voice_cloning, sizeof c->weights_path_without_voice_cloning, PK_HF_PUBLIC,
+                 b->name, PK_REV_PUBLIC);
+        snprintf(c->tokenizer_path, sizeof c->tokenizer_path, PK_HF_TOKENIZER, b->name, PK_REV_PUBLIC);
         return 0;
     }
     return err_set(err, errlen, ERR_NOTFOUND, "unknown pocket-tts config '%s'", name);
@@ -190,6 +204,8 @@ int pk_config_parse_json(pk_config *c, const char *text, size_t n, char *err, si
     TRY(rd_bool(root, "remove_semicolons", &c->remove_semicolons, err, errlen));
     TRY(rd_int(root, "model_recommended_frames_after_eos", &c->frames_after_eos, 0, 10000, err, errlen));
     TRY(rd_str(root, "weights_path", c->weights_path, sizeof c->weights_path, err, errlen));
+    TRY(rd_str(root, "weights_path_without_voice_cloning", c->weights_path_without_voice_cloning,
+               sizeof c->weights_path_without_voice_cloning, err, errlen));
     cJSON_Delete(root);
 
     if (c->d_model % c->num_heads || pk_head_dim(c) % 2)

@@ -45,7 +45,9 @@ typedef struct pk_config {
     int remove_semicolons;
     int frames_after_eos; /* model_recommended_frames_after_eos, -1 = unset */
 
-    char weights_path[512];   /* as written in the config ("" if null) */
+    char weights_path[512];   /* as written in the config ("" if null); hf://… or a path */
+    char weights_path_without_voice_cloning[512]; /* upstream's fallback when the gated
+                                                   * weights cannot be fetched ("" if none) */
     char tokenizer_path[512];
 } pk_config;
 
@@ -55,7 +57,8 @@ int pk_config_parse_json(pk_config *c, const char *text, size_t n, char *err, si
 /* Reads and parses a file (capped at 1 MiB). */
 int pk_config_load_json(pk_config *c, const char *path, char *err, size_t errlen);
 /* Built-in upstream configs: english, english_2026-01, english_2026-04, french(_24l),
- * german(_24l), italian(_24l), portuguese(_24l), spanish(_24l). ERR_NOTFOUND otherwise. */
+ * german(_24l), italian(_24l), portuguese(_24l), spanish(_24l), including their hf://
+ * weights (gated and public fallback) and tokenizer locations. ERR_NOTFOUND otherwise. */
 int pk_config_builtin(pk_config *c, const char *name, char *err, size_t errlen);
 /* Name of the i-th built-in config or NULL past the end. */
 const char *pk_config_builtin_name(int i);
