@@ -262,6 +262,46 @@ describe('listen address', () => {
     });
 });
 
+describe('startup readiness', () => {
+    test('GET /health is 503 with Retry-After while engines load, then 200; speech meanwhile is 503 or 200, never else', async (t) => {
+        const port = await freePort();
+        const p = spawn(binPath(), ['serve', '--host', '127.0.0.1', '--port', String(port)], { env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        p.stderr.on('data', (c) => { err += c; });
+        const exited = new Promise((r) => p.on('exit', (code) => r(code)));
+        const seen = [];
+        let speechDuring = null;
+        try {
+            const t0 = performance.now();
+            let ready = false;
+            while (!ready && performance.now() - t0 < 20000) {
+                let r;
+                try { r = await request(port, 'GET', '/health', { timeoutMs: 2000 }); } catch { await sleep(2); continue; }
+                seen.push(r.status);
+                if (r.status === 200) { ready = true; break; }
+                assert.equal(r.status, 503, `before ready /health must be 503, got ${r.status}: ${r.text().slice(0, 200)}`);
+                assert.match(r.headers['retry-after'] || '', /^\d+$/, 'Retry-After on the 503');
+                const j = JSON.parse(r.text());
+                assert.notEqual(j.status, 'ok', `status field while starting: ${j.status}`);
+                if (!speechDuring)
+                    speechDuring = speech(port, { input: 'Early bird.', voice: 'alloy', response_format: 'pcm', stream: false }, { timeoutMs: 20000 });
+            }
+            assert.ok(ready, `ready within 20 s; statuses ${seen}`);
+            const n503 = seen.filter((x) => x === 503).length;
+            t.diagnostic(`startup: ${n503} × 503 then 200`);
+            if (speechDuring) {
+                const r = await speechDuring;
+                assert.ok(r.status === 503 || r.status === 200, `speech during startup: ${r.status} ${r.text().slice(0, 200)}`);
+                if (r.status === 503) assert.match(r.headers['retry-after'] || '', /^\d+$/, 'Retry-After');
+            }
+        } finally {
+            p.kill('SIGTERM');
+            assert.equal(await Promise.race([exited, sleep(10000).then(() => 'timeout')]), 0);
+            assert.equal(sanitizerReport(err), null, sanitizerReport(err) || '');
+        }
+    });
+});
+
 describe('signals', () => {
     for (const sig of ['SIGTERM', 'SIGINT']) {
         test(`${sig} stops the server with exit 0, even mid-stream`, async () => {
