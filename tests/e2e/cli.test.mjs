@@ -393,12 +393,12 @@ describe('say', () => {
                 const label = `${fmt} stream=${stream}: say (${cli.stdout.length} B) vs API (${api.body.length} B)`;
                 if (first) assert.ok(cli.stdout.equals(api.body), `${label}: identical bytes`);
                 first = false;
-                if (fmt === 'pcm') { assertSimilarAudio(s16ToFloat(cli.stdout), s16ToFloat(api.body), label, 0.005); continue; }
+                if (fmt === 'pcm') { assertSimilarAudio(s16ToFloat(cli.stdout), s16ToFloat(api.body), label); continue; }
                 const a = decodeSpeechWav(cli.stdout), b = decodeSpeechWav(api.body);
                 for (const k of ['format', 'channels', 'sampleRate', 'bitsPerSample', 'openEnded', 'dataOffset'])
                     assert.equal(a.wav[k], b.wav[k], `${label}: WAV ${k}`);
                 assert.equal(a.wav.openEnded, stream, `${label}: open-ended header iff streamed`);
-                assertSimilarAudio(a.samples, b.samples, label, 0.005);
+                assertSimilarAudio(a.samples, b.samples, label);
             }
         } finally { await s.stop(); }
     });
