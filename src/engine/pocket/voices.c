@@ -708,7 +708,8 @@ static int decode_mp3(const unsigned char *d, size_t n, fout *o, char *err, size
     int rc = 0;
     fout out = {0};
     if (!pc || !cx || !pkt || !fr) rc = ERR_NOMEM;
-    else if (avcodec_open2(cx, codec, NULL) < 0) rc = ERR_FORMAT;
+    else cx->log_level_offset = 100; /* library code never prints: drop libav log lines */
+    if (!rc && avcodec_open2(cx, codec, NULL) < 0) rc = ERR_FORMAT;
     /* skip an ID3v2 tag */
     size_t off = 0;
     if (!rc && n >= 10 && !memcmp(d, "ID3", 3))

@@ -1,0 +1,735 @@
+/* pocket.c — the pocket-tts engine: model loading (local folder or hf:// assets), voice
+ * states (resolved by voices.c, cached in memory and on disk), and per-request streaming
+ * generation: chunks -> FlowLM steps -> Mimi frames -> sink, one 1920-sample frame at a
+ * time, optionally with Mimi on a second thread.
+ *
+ * Invariants: the loaded model (weights mapping, FlowLM, Mimi, tokenizer) is immutable
+ * after pke_new, so any number of synth() calls share it; everything mutable lives in a
+ * request (KV state, Mimi decoder, noise generator, pipeline queue) or behind the voice
+ * cache's mutex. A voice state in the cache is never written: each chunk copies it into
+ * the request's own state (pk_fstate_copy), as upstream deep-copies it.
+ *
+ * Why the disk cache is keyed by content: users drop a WAV into the voices folder and may
+ * replace it under the same name; hashing the bytes (cheap next to encoding) makes a
+ * stale state impossible, and the model key (a hash of the checkpoint's header and size)
+ * keeps states of different models apart.
+ */
+#include "engine/pocket/pocket.h"
+
+#include "core/err.h"
+#include "engine/pocket/flowlm.h"
+#include "engine/pocket/mimi.h"
+#include "engine/pocket/pkconfig.h"
+#include "engine/pocket/spm.h"
+#include "engine/pocket/textprep.h"
+#include "engine/pocket/voices.h"
+#include "model/safetensors.h"
+#include "nn/nn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PKE_MAX_VOICE_POSITIONS 4096 /* a voice state longer than this (~5 min) is refused */
+#define PKE_PROMPT_SECONDS 30.0      /* audio prompts are cut to their first 30 s, as upstream */
+#define PKE_QUEUE 4                  /* pipeline: latents in flight between FlowLM and Mimi */
+
+/* Upstream asset revisions (reference ARCHITECTURE.md §1); other languages use "main". */
+#define PKE_REPO_GATED "kyutai/pocket-tts"
+#define PKE_REPO_PUBLIC "kyutai/pocket-tts-without-voice-cloning"
+
+typedef struct pke {
+    engine base; /* first member */
+    char id[64], desc[320], default_voice[PKV_ID_MAX + 1], lang[64];
+    pk_config cfg;
+    st_file *wf;
+    pk_flowlm *fl;
+    mimi *mm;
+    spm_model *sp;
+    nn_pool *pool;
+    pkv_store *vs;
+    int can_clone;
+    int pipeline;
+    int frames_after_eos;
+    pk_gen_params gp;
+    tp_opts tpo;
+    char model_key[33];
+    char state_dir[PATH_MAX]; /* "" = no disk cache */
+    /* hf options, copied */
+    hf_options hfo;
+    char hf_cache[1024], hf_endpoint[512], hf_token[512], hf_hub[1024];
+    pke_load_stats ls;
+    size_t kv_bytes_per_pos;
+} pke;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- model files --------------------------------------------------------------------- */
+
+/* Joins dir and a relative name into out[n]; absolute names are taken as they are. */
+static int join(char *out, size_t n, const char *dir, const char *name)
+{
+    int k = name[0] == '/' ? snprintf(out, n, "%s", name) : snprintf(out, n, "%s/%s", dir, name);
+    return k < 0 || (size_t)k >= n ? ERR_TOOBIG : 0;
+}
+
+/* Finds config, weights and tokenizer in a local folder. */
+static int find_local(const char *dir, const char *lang, pk_config *cfg, char *wpath, char *tpath, size_t n, char *err,
+                      size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return err_set(err, errlen, ERR_NOTFOUND, "model folder %s: %s", dir, strerror(errno));
+    /* candidates: *.resolved.json sorted by name; the first whose weights file exists wins */
+    char names[32][256];
+    int nn_ = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn_ < 32) {
+        size_t l = strlen(de->d_name);
+        if (l > 14 && l < 256 && !strcmp(de->d_name + l - 14, ".resolved.json")) {
+            memcpy(names[nn_], de->d_name, l + 1);
+            nn_++;
+        }
+    }
+    closedir(d);
+    for (int i = 0; i < nn_; i++)
+        for (int j = i + 1; j < nn_; j++)
+            if (strcmp(names[j], names[i]) < 0) {
+                char t[256];
+                memcpy(t, names[i], 256);
+                memcpy(names[i], names[j], 256);
+                memcpy(names[j], t, 256);
+            }
+    char p[PATH_MAX], e2[256];
+    for (int i = 0; i < nn_; i++) {
+        pk_config c;
+        if (join(p, sizeof p, dir, names[i]) || pk_config_load_json(&c, p, e2, sizeof e2)) continue;
+        if (!c.weights_path[0] || strstr(c.weights_path, "://")) continue;
+        if (join(wpath, n, dir, c.weights_path) || !file_exists(wpath)) continue;
+        const char *tok = c.tokenizer_path[0] && !strstr(c.tokenizer_path, "://") ? c.tokenizer_path : "tokenizer.model";
+        if (join(tpath, n, dir, tok) || !file_exists(tpath))
+            return err_set(err, errlen, ERR_NOTFOUND, "%s: tokenizer %s not found", names[i], tok);
+        char stem[64];
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(names[i]) - 14), names[i]);
+        *cfg = c;
+        snprintf(cfg->name, sizeof cfg->name, "%s", stem);
+        return 0;
+    }
+    /* no usable config file: model.safetensors + tokenizer.model with a built-in config */
+    if (join(wpath, n, dir, "model.safetensors") == 0 && file_exists(wpath) &&
+        join(tpath, n, dir, "tokenizer.model") == 0 && file_exists(tpath)) {
+        int rc = pk_config_builtin(cfg, lang, err, errlen);
+        return rc;
+    }
+    return err_set(err, errlen, ERR_NOTFOUND,
+                   "model folder %s: no *.resolved.json naming a weights file in it, and no "
+                   "model.safetensors + tokenizer.model",
+                   dir);
+}
+
+static void hf_uris(const char *lang, int gated, char *w, char *t, size_t n)
+{
+    const char *rev_w = "main", *rev_t = "main";
+    if (!strcmp(lang, "english_2026-04")) {
+        rev_w = gated ? "19f95fe2df36e79fbd9f10008595cc4c977a0fcc" : "d29db7978e464fb90cb3359ee0c69a273b9142cc";
+        rev_t = "d29db7978e464fb90cb3359ee0c69a273b9142cc";
+    } else if (!strcmp(lang, "english")) {
+        rev_w = gated ? "39592ff23c9ef80098bb74895d104c26275fe2c9" : "main";
+        rev_t = "d29db7978e464fb90cb3359ee0c69a273b9142cc";
+    }
+    snprintf(w, n, "hf://%s/languages/%s/model.safetensors@%s", gated ? PKE_REPO_GATED : PKE_REPO_PUBLIC, lang, rev_w);
+    snprintf(t, n, "hf://%s/languages/%s/tokenizer.model@%s", PKE_REPO_PUBLIC, lang, rev_t);
+}
+
+/* Model key: FNV over the safetensors header bytes and the file size (fast, content-based
+ * enough: a different checkpoint has different offsets/metadata or sizes). */
+static int model_key(const char *path, char out[33], char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(err, errlen, ERR_IO, "%s: %s", path, strerror(errno));
+    unsigned char hb[8];
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) || read(fd, hb, 8) != 8) rc = err_set(err, errlen, ERR_FORMAT, "%s: too short", path);
+    uint64_t hl = 0;
+    for (int i = 7; !rc && i >= 0; i--) hl = hl << 8 | hb[i];
+    if (!rc && (hl > (100u << 20) || hl + 8 > (uint64_t)st.st_size)) rc = err_set(err, errlen, ERR_FORMAT, "%s: bad header", path);
+    unsigned char *h = rc ? NULL : malloc(hl + 16);
+    if (!rc && !h) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+    if (!rc && pread(fd, h, hl, 8) != (ssize_t)hl) rc = err_set(err, errlen, ERR_IO, "%s: short read", path);
+    if (!rc) {
+        uint64_t sz = (uint64_t)st.st_size;
+        memcpy(h + hl, &sz, 8);
+        pkv_hash_mem(h, hl + 8, out);
+    }
+    free(h);
+    close(fd);
+    return rc;
+}
+
+/* ---- voice states ---------------------------------------------------------------------- */
+
+static void fstate_free_v(void *v) { pk_fstate_free(v); }
+
+static int state_from_file(pke *e, const char *path, pk_fstate **out, char *err, size_t errlen)
+{
+    st_file *f = NULL;
+    char e2[256];
+    int rc = st_open(&f, path, e2, sizeof e2);
+    if (rc) return err_set(err, errlen, ERR_INVAL, "voice state file: %s", e2);
+    const st_tensor *c = st_find(f, "transformer.layers.0.self_attn/cache");
+    if (!c || c->ndim != 5 || c->shape[2] < 1 || c->shape[2] > PKE_MAX_VOICE_POSITIONS) {
+        st_close(f);
+        return err_set(err, errlen, ERR_INVAL, "voice state file: not a pocket-tts voice state (or over %d positions)",
+                       PKE_MAX_VOICE_POSITIONS);
+    }
+    pk_fstate *s = NULL;
+    rc = pk_fstate_new(&s, e->fl, (int)c->shape[2], err, errlen);
+    if (!rc) {
+        rc = pk_fstate_import_voice(s, f, e2, sizeof e2);
+        if (rc) rc = err_set(err, errlen, ERR_INVAL, "voice state file does not fit this model: %s", e2);
+    }
+    st_close(f);
+    if (rc) {
+        pk_fstate_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int state_from_audio(pke *e, const char *path, int fmt, pk_fstate **out, char *err, size_t errlen)
+{
+    if (!e->can_clone)
+        return err_set(err, errlen, ERR_INVAL,
+                       "voice cloning is not available with the public weights (set HF_TOKEN after accepting the "
+                       "terms of %s); use a built-in voice or a voice-state .safetensors",
+                       PKE_REPO_GATED);
+    char hex[33], cpath[PATH_MAX + 128];
+    int rc;
+    if (e->state_dir[0]) {
+        if ((rc = pkv_hash_file(path, hex, err, errlen))) return rc;
+        snprintf(cpath, sizeof cpath, "%s/%s/%s.safetensors", e->state_dir, e->model_key, hex);
+        if (file_exists(cpath) && state_from_file(e, cpath, out, err, errlen) == 0) return 0;
+    }
+    float *pcm = NULL, *mono = NULL, *lat = NULL;
+    size_t nf = 0, nm = 0;
+    int ch = 0, rate = 0, F = 0;
+    char e2[256];
+    rc = pkv_read_audio(path, fmt, &pcm, &nf, &ch, &rate, e2, sizeof e2);
+    if (rc) return err_set(err, errlen, rc == ERR_NOMEM ? rc : ERR_INVAL, "voice audio: %s", e2);
+    rc = mimi_prompt_pcm(pcm, nf, ch, rate, e->cfg.sample_rate, PKE_PROMPT_SECONDS, &mono, &nm, e2, sizeof e2);
+    free(pcm);
+    if (rc) return err_set(err, errlen, rc == ERR_NOMEM ? rc : ERR_INVAL, "voice audio: %s", e2);
+    rc = mimi_encode(e->mm, mono, nm, &lat, &F, NULL, NULL, err, errlen);
+    free(mono);
+    pk_fstate *s = NULL;
+    if (!rc) rc = pk_fstate_new(&s, e->fl, F + 1, err, errlen);
+    if (!rc) rc = pk_flowlm_prompt_voice(e->fl, s, lat, F, &e->gp, NULL, err, errlen);
+    free(lat);
+    if (rc) {
+        pk_fstate_free(s);
+        return rc;
+    }
+    if (e->state_dir[0]) { /* best effort: a read-only cache only costs re-encoding */
+        char d1[PATH_MAX + 64];
+        snprintf(d1, sizeof d1, "%s/%s", e->state_dir, e->model_key);
+        mkdir(e->state_dir, 0755);
+        mkdir(d1, 0755);
+        pk_fstate_export_voice(s, cpath, e2, sizeof e2);
+    }
+    *out = s;
+    return 0;
+}
+
+/* voice -> held cache entry (NULL entry = no voice: generate without a prefix). */
+static int get_voice(pke *e, const char *voice, const atomic_int *cancel, pkv_entry **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!voice || !*voice) voice = e->default_voice;
+    if (!*voice || !strcmp(voice, "none")) return 0;
+    pkv_source *src = malloc(sizeof *src);
+    if (!src) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    int rc = pkv_resolve(e->vs, voice, src, err, errlen);
+    if (rc) goto done;
+    if ((*out = pkv_cache_get(e->vs, src->key))) goto done;
+    char local[PKV_LOC_MAX];
+    const char *path = src->loc;
+    if (src->kind == PKV_URL || src->kind == PKV_BUILTIN) {
+        hf_options o = e->hfo;
+        o.cancel = cancel;
+        o.max_bytes = src->fmt == PKV_STATE ? (uint64_t)PKE_MAX_VOICE_POSITIONS * e->kv_bytes_per_pos + (1u << 20)
+                                            : PKV_AUDIO_MAX_BYTES;
+        char e2[512];
+        rc = hf_fetch(src->loc, &o, local, sizeof local, e2, sizeof e2);
+        if (rc) {
+            rc = err_set(err, errlen, rc == ERR_CANCEL ? ERR_CANCEL : rc == ERR_NOTFOUND ? ERR_NOTFOUND : ERR_IO,
+                         "voice '%s': %s", voice, e2);
+            goto done;
+        }
+        path = local;
+    }
+    pk_fstate *s = NULL;
+    if (src->fmt == PKV_STATE) rc = state_from_file(e, path, &s, err, errlen);
+    else if (src->fmt == PKV_UNKNOWN) rc = err_set(err, errlen, ERR_INVAL, "voice '%s': unknown file type", voice);
+    else rc = state_from_audio(e, path, src->fmt, &s, err, errlen);
+    if (rc) goto done;
+    *out = pkv_cache_put(e->vs, src->key, s, (size_t)pk_fstate_pos(s) * e->kv_bytes_per_pos + 4096, fstate_free_v);
+    if (!*out) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+done:
+    free(src);
+    return rc;
+}
+
+/* ---- generation ------------------------------------------------------------------------ */
+
+typedef struct gen {
+    pke *e;
+    const eng_synth_req *req;
+    eng_sink_fn sink;
+    void *user;
+    pk_fstate *st;
+    mimi_dec *dec;
+    pk_gauss g;
+    pk_noise nz;
+    int spf; /* samples per frame */
+    float *pcm;
+    /* pipeline */
+    int piped;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    float *lat_q;  /* [PKE_QUEUE, ldim] */
+    float *pcm_q;  /* [PKE_QUEUE, spf] */
+    int cmd_q[PKE_QUEUE]; /* 0 = frame, 1 = reset, 2 = stop */
+    int head, tail_dec, tail_out; /* produced, decoded, delivered */
+    int abort;                    /* stop delivering: the request failed or was cancelled */
+    int dec_rc;
+    char dec_err[256];
+} gen;
+
+static int cancelled(const gen *g) { return g->req->cancel && atomic_load(g->req->cancel); }
+
+static void *dec_main(void *arg)
+{
+    gen *g = arg;
+    int ld = g->e->cfg.ldim;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (g->tail_dec == g->head) pthread_cond_wait(&g->cv, &g->mu);
+        int slot = g->tail_dec % PKE_QUEUE, cmd = g->cmd_q[slot], skip = g->abort || g->dec_rc;
+        pthread_mutex_unlock(&g->mu);
+        int rc = 0;
+        if (cmd == 2) return NULL;
+        if (cmd == 1) {
+            mimi_dec_reset(g->dec);
+        } else if (!skip) {
+            float z[1024];
+            mimi_denorm(g->e->mm, g->lat_q + (size_t)slot * ld, z);
+            rc = mimi_dec_frame(g->dec, z, g->pcm_q + (size_t)slot * g->spf, g->dec_err, sizeof g->dec_err);
+        }
+        pthread_mutex_lock(&g->mu);
+        if (rc && !g->dec_rc) g->dec_rc = rc;
+        g->tail_dec++;
+        pthread_cond_broadcast(&g->cv);
+    }
+}
+
+/* Delivers decoded frames to the sink (in order, from the caller's thread): all queued
+ * ones if wait_all, else those ready (waiting for one when the queue is full). After an
+ * abort frames are consumed without delivery. */
+static int drain(gen *g, int wait_all, char *err, size_t errlen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!rc && g->tail_out < g->tail_dec) {
+            int slot = g->tail_out % PKE_QUEUE, cmd = g->cmd_q[slot], deliver = cmd == 0 && !g->abort;
+            if (deliver && g->dec_rc) {
+                rc = err_set(err, errlen, g->dec_rc, "%s", g->dec_err);
+                break;
+            }
+            pthread_mutex_unlock(&g->mu);
+            if (deliver && g->sink(g->user, g->pcm_q + (size_t)slot * g->spf, (size_t)g->spf))
+                rc = err_set(err, errlen, ERR_CANCEL, "cancelled by sink");
+            pthread_mutex_lock(&g->mu);
+            g->tail_out++;
+            pthread_cond_broadcast(&g->cv);
+        }
+        if (rc) break;
+        int full = g->head - g->tail_out >= PKE_QUEUE;
+        if (g->tail_out == g->head || (!wait_all && !full)) break;
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+/* Queues a command (0 = a frame's latent, 1 = decoder reset, 2 = stop) for the decoder. */
+static int push(gen *g, int cmd, const float *lat, char *err, size_t errlen)
+{
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        int full = g->head - g->tail_out >= PKE_QUEUE;
+        pthread_mutex_unlock(&g->mu);
+        if (!full) break;
+        int rc = drain(g, 0, err, errlen);
+        if (rc) return rc;
+    }
+    pthread_mutex_lock(&g->mu);
+    int slot = g->head % PKE_QUEUE;
+    g->cmd_q[slot] = cmd;
+    if (lat) memcpy(g->lat_q + (size_t)slot * g->e->cfg.ldim, lat, (size_t)g->e->cfg.ldim * sizeof(float));
+    g->head++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static int emit_frame(gen *g, const float *lat, char *err, size_t errlen)
+{
+    if (g->piped) {
+        int rc = push(g, 0, lat, err, errlen);
+        return rc ? rc : drain(g, 0, err, errlen);
+    }
+    float z[1024];
+    mimi_denorm(g->e->mm, lat, z);
+    int rc = mimi_dec_frame(g->dec, z, g->pcm, err, errlen);
+    if (rc) return rc;
+    if (g->sink(g->user, g->pcm, (size_t)g->spf)) return err_set(err, errlen, ERR_CANCEL, "cancelled by sink");
+    return 0;
+}
+
+static int gen_chunk(gen *g, const pk_fstate *voice, const tp_chunk *c, char *err, size_t errlen)
+{
+    pke *e = g->e;
+    pk_fstate_reset(g->st);
+    int rc = 0;
+    if (voice && (rc = pk_fstate_copy(g->st, voice, err, errlen))) return rc;
+    if (c->n_ids == 0) return 0;
+    int *ids = malloc(c->n_ids * sizeof *ids);
+    if (!ids) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->n_ids; i++) ids[i] = c->ids[i];
+    rc = pk_flowlm_prompt_text(e->fl, g->st, ids, (int)c->n_ids, &e->gp, NULL, err, errlen);
+    free(ids);
+    if (rc) return rc;
+    int fae = e->frames_after_eos > 0 ? e->frames_after_eos
+              : e->cfg.frames_after_eos >= 0 ? e->cfg.frames_after_eos
+                                              : c->frames_after_eos;
+    pk_eos eos;
+    pk_eos_init(&eos, fae, c->max_gen_len);
+    float lat[1024], logit = 0;
+    for (int k = 0; !rc; k++) {
+        if (cancelled(g)) return err_set(err, errlen, ERR_CANCEL, "cancelled");
+        rc = pk_flowlm_step(e->fl, g->st, k ? lat : NULL, &e->gp, &g->nz, lat, &logit, err, errlen);
+        if (rc) break;
+        if (!pk_eos_emit(&eos, k, logit, e->gp.eos_threshold)) break;
+        rc = emit_frame(g, lat, err, errlen);
+    }
+    return rc;
+}
+
+static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen)
+{
+    pke *e = (pke *)base;
+    gen g;
+    memset(&g, 0, sizeof g);
+    g.e = e, g.req = req, g.sink = sink, g.user = user;
+    g.spf = pk_samples_per_frame(&e->cfg);
+    if (!req->text || !*req->text) return err_set(err, errlen, ERR_INVAL, "empty input");
+    pkv_entry *ve = NULL;
+    int rc = get_voice(e, req->voice, req->cancel, &ve, err, errlen);
+    if (rc) return rc;
+    const pk_fstate *voice = pkv_entry_value(ve);
+    tp_chunks ch = {0};
+    rc = tp_split(e->sp, req->text, strlen(req->text), TP_MAX_TOKENS_PER_CHUNK, &e->tpo, &ch, err, errlen);
+    if (!rc && ch.n == 0) rc = err_set(err, errlen, ERR_INVAL, "input has nothing to speak");
+    int need = 0;
+    for (size_t i = 0; !rc && i < ch.n; i++) {
+        int n = (int)ch.v[i].n_ids + ch.v[i].max_gen_len + 1;
+        if (n > need) need = n;
+    }
+    if (!rc) rc = pk_fstate_new(&g.st, e->fl, (voice ? (int)pk_fstate_pos(voice) : 0) + need, err, errlen);
+    if (!rc) rc = mimi_dec_new(&g.dec, e->mm, err, errlen);
+    g.pcm = rc ? NULL : malloc((size_t)g.spf * sizeof(float));
+    if (!rc && !g.pcm) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+    uint64_t seed = req->seed;
+    if (!req->has_seed && getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&g;
+    pk_gauss_seed(&g.g, seed);
+    g.nz.fill = pk_gauss_fill;
+    g.nz.ud = &g.g;
+    if (!rc && e->pipeline && ch.n > 0) {
+        g.lat_q = malloc((size_t)PKE_QUEUE * e->cfg.ldim * sizeof(float));
+        g.pcm_q = malloc((size_t)PKE_QUEUE * g.spf * sizeof(float));
+        if (!g.lat_q || !g.pcm_q) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        pthread_mutex_init(&g.mu, NULL);
+        pthread_cond_init(&g.cv, NULL);
+        if (!rc && pthread_create(&g.th, NULL, dec_main, &g) == 0) g.piped = 1;
+        /* else: fall back to decoding inline */
+    }
+    for (size_t i = 0; !rc && i < ch.n; i++) {
+        if (i > 0) {
+            if (g.piped) rc = push(&g, 1, NULL, err, errlen);
+            else mimi_dec_reset(g.dec);
+        }
+        if (!rc) rc = gen_chunk(&g, voice, &ch.v[i], err, errlen);
+    }
+    if (g.piped) {
+        if (!rc) rc = drain(&g, 1, err, errlen);
+        if (rc) {
+            pthread_mutex_lock(&g.mu);
+            g.abort = 1;
+            pthread_mutex_unlock(&g.mu);
+        }
+        char e2[256];
+        push(&g, 2, NULL, e2, sizeof e2); /* cannot fail once aborted or drained */
+        pthread_join(g.th, NULL);
+    }
+    if (g.lat_q || g.pcm_q) {
+        pthread_mutex_destroy(&g.mu);
+        pthread_cond_destroy(&g.cv);
+    }
+    free(g.lat_q);
+    free(g.pcm_q);
+    free(g.pcm);
+    mimi_dec_free(g.dec);
+    pk_fstate_free(g.st);
+    tp_chunks_free(&ch);
+    pkv_cache_release(e->vs, ve);
+    return rc;
+}
+
+/* ---- engine ops ------------------------------------------------------------------------ */
+
+static int pke_list(engine *base, eng_voice **out, size_t *n, char *err, size_t errlen)
+{
+    pke *e = (pke *)base;
+    return pkv_list(e->vs, out, n, err, errlen);
+}
+
+static int pke_check(engine *base, const char *voice, char *err, size_t errlen)
+{
+    pke *e = (pke *)base;
+    if (!voice || !*voice || !strcmp(voice, "none")) return 0;
+    pkv_source *src = malloc(sizeof *src);
+    if (!src) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    int rc = pkv_resolve(e->vs, voice, src, err, errlen);
+    if (!rc && src->fmt != PKV_STATE && !e->can_clone)
+        rc = err_set(err, errlen, ERR_INVAL, "voice cloning is not available with the public weights");
+    free(src);
+    return rc;
+}
+
+static void pke_destroy(engine *base)
+{
+    pke *e = (pke *)base;
+    if (!e) return;
+    pkv_free(e->vs);
+    pk_flowlm_free(e->fl);
+    mimi_free(e->mm);
+    spm_free(e->sp);
+    nn_pool_free(e->pool);
+    st_close(e->wf);
+    free(e);
+}
+
+static const eng_ops pke_ops = {pke_list, pke_check, pke_synth, pke_destroy};
+
+int pke_can_clone(const engine *base) { return ((const pke *)base)->can_clone; }
+
+void pke_get_load_stats(const engine *base, pke_load_stats *st)
+{
+    const pke *e = (const pke *)base;
+    *st = e->ls;
+}
+
+size_t pke_cached_voices(engine *base) { return pkv_cache_count(((pke *)base)->vs); }
+
+static void copy_str(char *dst, size_t n, const char *src, const char **field)
+{
+    if (!src) {
+        *field = NULL;
+        return;
+    }
+    snprintf(dst, n, "%s", src);
+    *field = dst;
+}
+
+int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
+{
+    *out = NULL;
+    pke_options dflt = {0};
+    if (!opt) opt = &dflt;
+    double t0 = now_ms();
+    pke *e = calloc(1, sizeof *e);
+    if (!e) return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    e->base.ops = &pke_ops;
+    snprintf(e->id, sizeof e->id, "%s", opt->id && *opt->id ? opt->id : "pocket-tts");
+    snprintf(e->lang, sizeof e->lang, "%s", opt->language && *opt->language ? opt->language : "english");
+    if (opt->hf) e->hfo = *opt->hf;
+    copy_str(e->hf_cache, sizeof e->hf_cache, e->hfo.cache_dir, &e->hfo.cache_dir);
+    copy_str(e->hf_endpoint, sizeof e->hf_endpoint, e->hfo.endpoint, &e->hfo.endpoint);
+    copy_str(e->hf_token, sizeof e->hf_token, e->hfo.token, &e->hfo.token);
+    copy_str(e->hf_hub, sizeof e->hf_hub, e->hfo.hub_cache, &e->hfo.hub_cache);
+    e->hfo.cancel = NULL;
+    e->hfo.progress = NULL; /* only for the load below, if given */
+    e->hfo.user_agent = NULL;
+
+    char wpath[PATH_MAX], tpath[PATH_MAX], e2[512];
+    int rc = 0, local = opt->model_dir && *opt->model_dir;
+    if (local) {
+        rc = find_local(opt->model_dir, e->lang, &e->cfg, wpath, tpath, sizeof wpath, err, errlen);
+        e->can_clone = 1;
+    } else {
+        rc = pk_config_builtin(&e->cfg, e->lang, err, errlen);
+        if (rc) rc = err_set(err, errlen, ERR_NOTFOUND, "unknown language '%s'", e->lang);
+        char wu[1024], tu[1024];
+        hf_options lo = e->hfo;
+        if (opt->hf) lo.progress = opt->hf->progress, lo.progress_user = opt->hf->progress_user;
+        if (!rc) {
+            hf_uris(e->lang, 1, wu, tu, sizeof wu);
+            rc = hf_fetch(wu, &lo, wpath, sizeof wpath, e2, sizeof e2);
+            e->can_clone = rc == 0;
+            if (rc) { /* any failure: the public weights, without voice cloning */
+                char e3[512];
+                hf_uris(e->lang, 0, wu, tu, sizeof wu);
+                rc = hf_fetch(wu, &lo, wpath, sizeof wpath, e3, sizeof e3);
+                if (rc) rc = err_set(err, errlen, rc == ERR_IO || rc == HF_ERR_GATED ? ERR_NOTFOUND : rc,
+                                     "pocket-tts weights: %s; public weights: %s", e2, e3);
+            }
+        }
+        if (!rc) {
+            rc = hf_fetch(tu, &lo, tpath, sizeof tpath, e2, sizeof e2);
+            if (rc) rc = err_set(err, errlen, rc == ERR_IO ? ERR_NOTFOUND : rc, "pocket-tts tokenizer: %s", e2);
+        }
+    }
+    double t1 = now_ms();
+    if (!rc) rc = st_open(&e->wf, wpath, err, errlen);
+    if (!rc) rc = model_key(wpath, e->model_key, err, errlen);
+    double t2 = now_ms();
+    int threads = opt->threads > 0 ? opt->threads : 2;
+    if (!rc) rc = nn_pool_new(&e->pool, threads, err, errlen);
+    if (!rc) {
+        pk_flowlm_opts fo = {opt->bf16 ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL), e->pool, NULL, opt->hugepages};
+        rc = pk_flowlm_load(&e->fl, &e->cfg, e->wf, &fo, err, errlen);
+    }
+    double t3 = now_ms();
+    if (!rc) {
+        mimi_config mc;
+        mimi_config_from_pk(&mc, &e->cfg);
+        rc = mimi_open(&e->mm, e->wf, "mimi.", "flow_lm.", &mc, MIMI_DECODER | (e->can_clone ? MIMI_ENCODER : 0), err,
+                       errlen);
+    }
+    double t4 = now_ms();
+    if (!rc) rc = spm_load_file(&e->sp, tpath, err, errlen);
+    if (!rc && spm_vocab_size(e->sp) != e->cfg.n_bins)
+        rc = err_set(err, errlen, ERR_FORMAT, "tokenizer has %d pieces, model expects %d", spm_vocab_size(e->sp),
+                     e->cfg.n_bins);
+    double t5 = now_ms();
+    if (!rc) {
+        pkv_options vo = {0};
+        vo.voices_dir = opt->voices_dir;
+        vo.builtin_lang = local ? NULL : e->lang;
+        vo.allow_urls = opt->allow_url_voices;
+        vo.allow_abs_paths = opt->allow_abs_voice_paths;
+        rc = pkv_new(&e->vs, &vo, err, errlen);
+    }
+    if (!rc) {
+        if (opt->state_cache_dir) {
+            snprintf(e->state_dir, sizeof e->state_dir, "%s", opt->state_cache_dir);
+        } else {
+            char root[PATH_MAX - 16];
+            if (hf_cache_root(&e->hfo, root, sizeof root, e2, sizeof e2) == 0) {
+                snprintf(e->state_dir, sizeof e->state_dir, "%s/voices", root);
+                mkdir(root, 0755);
+            }
+        }
+        pk_gen_params_default(&e->gp);
+        if (opt->temp > 0) e->gp.temp = opt->temp;
+        if (opt->lsd_steps > 0) e->gp.lsd_steps = opt->lsd_steps;
+        e->frames_after_eos = opt->frames_after_eos;
+        e->pipeline = opt->pipeline != 0;
+        e->tpo.pad_with_spaces_for_short_inputs = e->cfg.pad_with_spaces_for_short_inputs;
+        e->tpo.remove_semicolons = e->cfg.remove_semicolons;
+        e->kv_bytes_per_pos = (size_t)e->cfg.num_layers * 2 * (size_t)e->cfg.d_model * sizeof(float);
+        /* default voice */
+        if (opt->default_voice && *opt->default_voice) {
+            snprintf(e->default_voice, sizeof e->default_voice, "%s", opt->default_voice);
+        } else if (pkv_has_builtins(e->vs)) {
+            snprintf(e->default_voice, sizeof e->default_voice, "alba");
+        } else {
+            eng_voice *v = NULL;
+            size_t nv = 0;
+            if (pkv_list(e->vs, &v, &nv, e2, sizeof e2) == 0 && nv > 0)
+                snprintf(e->default_voice, sizeof e->default_voice, "%s", v[0].id);
+            free(v);
+            if (!e->default_voice[0]) snprintf(e->default_voice, sizeof e->default_voice, "none");
+        }
+    }
+    if (rc) {
+        pke_destroy(&e->base);
+        return rc;
+    }
+    e->ls.weights_ms = t2 - t1;
+    e->ls.flowlm_ms = t3 - t2;
+    e->ls.mimi_ms = t4 - t3;
+    e->ls.tokenizer_ms = t5 - t4;
+    e->ls.total_ms = now_ms() - t0;
+    e->ls.state_bytes_per_position = e->kv_bytes_per_pos;
+    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s, %d threads%s)", e->cfg.name,
+             local ? "local folder" : e->can_clone ? "hf, voice cloning" : "hf public weights, no voice cloning",
+             nn_kernel_name(), threads, e->pipeline ? ", Mimi pipelined" : "");
+    e->base.id = e->id;
+    e->base.desc = e->desc;
+    e->base.caps = ENG_CAP_SEED | (e->can_clone ? ENG_CAP_CLONE : 0);
+    e->base.max_parallel = opt->max_parallel > 0 ? opt->max_parallel : 2;
+    e->base.default_voice = e->default_voice;
+    *out = &e->base;
+    return 0;
+}
+
+int pke_export_voice(engine *base, const char *voice, const char *out_path, char *err, size_t errlen)
+{
+    pke *e = (pke *)base;
+    pkv_entry *ve = NULL;
+    int rc;
+    if (voice[0] == '/' || strchr(voice, '/')) { /* the operator's own file: always allowed */
+        char real[PATH_MAX];
+        if (!realpath(voice, real)) return err_set(err, errlen, ERR_NOTFOUND, "%s: %s", voice, strerror(errno));
+        int fmt = pkv_fmt_from_name(real);
+        pk_fstate *s = NULL;
+        if (fmt == PKV_STATE) rc = state_from_file(e, real, &s, err, errlen);
+        else if (fmt == PKV_UNKNOWN) rc = err_set(err, errlen, ERR_INVAL, "%s: not .wav/.mp3/.flac/.safetensors", voice);
+        else rc = state_from_audio(e, real, fmt, &s, err, errlen);
+        if (!rc) rc = pk_fstate_export_voice(s, out_path, err, errlen);
+        pk_fstate_free(s);
+        return rc;
+    }
+    rc = get_voice(e, voice, NULL, &ve, err, errlen);
+    if (!rc && !ve) rc = err_set(err, errlen, ERR_INVAL, "no voice to export");
+    if (!rc) rc = pk_fstate_export_voice(pkv_entry_value(ve), out_path, err, errlen);
+    pkv_cache_release(e->vs, ve);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* pocket.h — the pocket-tts engine (Kyutai's FlowLM + Mimi) behind engine.h.
+ *
+ * Loading: either a local model folder (opt.model_dir: a `*.resolved.json` config whose
+ * weights_path names a safetensors file in the folder, and the tokenizer it names, e.g.
+ * the tiny reference folder; or a folder with model.safetensors + tokenizer.model and the
+ * built-in config of opt.language), or upstream's hf:// assets of a packaged language
+ * config (opt.language, default "english"): the gated weights with voice cloning, and on
+ * any failure to get them (no HF_TOKEN, offline, not accepted) the public ones without
+ * (then audio voice prompts are refused; built-in names and voice-state files work).
+ *
+ * Per request: voice -> voice state (voices.h resolution; states cached in memory by
+ * voices.h's LRU and, for audio prompts, on disk keyed by the file's content hash and the
+ * model, so a cloned voice costs one encoding); text -> upstream chunks (textprep.h); per
+ * chunk: copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
+ * decode per frame (fresh decoder per chunk, as upstream), one sink call per 1920-sample
+ * frame. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
+ * request's seed when it has one (same seed + text + voice = same samples), else a fresh
+ * random seed. Speed is not native (the pipeline time-stretches).
+ *
+ * With opt.pipeline the Mimi decoder runs on a second thread fed through a small queue of
+ * latents, so FlowLM step k+1 overlaps Mimi frame k (upstream does the same with two
+ * Python threads); the sink is still called from the synth() caller's thread.
+ *
+ * Thread safety: the model is read-only after load; synth() may run on several threads
+ * (each request has its own KV state and decoder); max_parallel = opt.max_parallel.
+ *
+ * Ownership: pke_new() creates an engine freed with eng_free(). Every string in pke_options
+ * (and the hf_options it points to) is copied; nothing is borrowed after pke_new returns.
+ */
+#ifndef ENGINE_POCKET_POCKET_H
+#define ENGINE_POCKET_POCKET_H
+
+#include <stddef.h>
+
+#include "engine/engine.h"
+#include "model/hf.h"
+
+typedef struct pke_options {
+    const char *model_dir;       /* local folder; NULL/"" = upstream hf:// assets of `language` */
+    const char *language;        /* packaged config name; NULL/"" = "english" */
+    const char *id;              /* engine/model id; NULL = "pocket-tts" */
+    const char *voices_dir;      /* POCKET_TTS_VOICES_DIR; NULL/"" = none */
+    const char *default_voice;   /* NULL: "alba" with built-ins, else the first folder voice, else none */
+    const char *state_cache_dir; /* encoded voice states on disk; NULL: <hf cache root>/voices; "" = off */
+    int allow_url_voices;        /* http(s):// and hf:// voices */
+    int allow_abs_voice_paths;   /* "/abs/file.wav" voices */
+    int threads;                 /* FlowLM worker pool size incl. caller; 0 = 2 */
+    int max_parallel;            /* concurrent synth() calls; 0 = 2 */
+    int pipeline;                /* 1 = Mimi on a second thread; 0 = sequential; -1 = default (on) */
+    int bf16;                    /* FlowLM matrices as BF16 (half the bandwidth) */
+    int frames_after_eos;        /* > 0 overrides config and per-chunk defaults; 0 = upstream rule */
+    int hugepages;               /* see pk_flowlm_opts.hugepages */
+    float temp;                  /* noise variance; 0 = 0.7 */
+    int lsd_steps;               /* 0 = 1 */
+    const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
+} pke_options;
+
+/* Loads the model and returns the engine. ERR_NOTFOUND when the weights are neither local
+ * nor downloadable (err says why: offline, not cached, ...), ERR_FORMAT for bad files. */
+int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen);
+
+/* Voice cloning available (gated weights or a local folder)? */
+int pke_can_clone(const engine *e);
+
+/* Resolves `voice` (anything synth() accepts, including an audio file path when allowed)
+ * and writes its voice state as a safetensors file in upstream's export format to out_path
+ * (written to out_path.tmp, then renamed). The `export-voice IN OUT` command: IN is a
+ * path to an audio file (always allowed here: the operator runs it) or a voice id. */
+int pke_export_voice(engine *e, const char *voice, const char *out_path, char *err, size_t errlen);
+
+/* Milliseconds spent in pke_new split into parts, for the benchmark and the startup log. */
+typedef struct pke_load_stats {
+    double total_ms, weights_ms, flowlm_ms, mimi_ms, tokenizer_ms;
+    size_t state_bytes_per_position; /* FlowLM KV bytes per position */
+} pke_load_stats;
+void pke_get_load_stats(const engine *e, pke_load_stats *st);
+
+/* Number of voice states cached in memory now (tests). */
+size_t pke_cached_voices(engine *e);
+
+#endif
