@@ -220,6 +220,26 @@ static void t_bad_args(ut_ctx *t)
     UT_EQ_INT(t, ERR_INVAL, aenc_open(&e, AENC_WAV, &o, sink_write, &s, err, sizeof err));
     o.sample_rate = RATE;
     UT_EQ_INT(t, ERR_INVAL, aenc_open(&e, AENC_WAV, &o, NULL, &s, err, sizeof err));
+    o.bitrate_kbps = 100000;
+    UT_EQ_INT(t, ERR_INVAL, aenc_open(&e, AENC_MP3, &o, sink_write, &s, err, sizeof err));
+    o.bitrate_kbps = 0;
+    /* every format: write after close is refused, close twice is harmless, NULL samples refused */
+    for (int f = 0; f < AENC_NFORMATS; f++) {
+        sink k = {0};
+        buf_init(&k.out, 1 << 20);
+        float x[8] = {0};
+        UT_EQ_INT(t, 0, aenc_open(&e, (aenc_format)f, &o, sink_write, &k, err, sizeof err));
+        UT_EQ_INT(t, ERR_INVAL, aenc_write(e, NULL, 8, err, sizeof err));
+        UT_EQ_INT(t, 0, aenc_write(e, x, 8, err, sizeof err));
+        UT_EQ_INT(t, 0, aenc_close(e, err, sizeof err));
+        size_t len = k.out.len;
+        UT_CHECK(t, len > 0);
+        UT_EQ_INT(t, 0, aenc_close(e, err, sizeof err));
+        UT_EQ_INT(t, ERR_INVAL, aenc_write(e, x, 8, err, sizeof err));
+        UT_EQ_INT(t, len, k.out.len);
+        aenc_free(e);
+        buf_free(&k.out);
+    }
     aenc_free(NULL);
 }
 
