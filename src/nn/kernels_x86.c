@@ -173,6 +173,12 @@ T5 static void gemv_bf16_eo(float *y, const float *x, const uint16_t *W, int row
         const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int i = 0; i < h; i += 16) {
+            /* 1 KiB ahead: this loop has more work per cache line than the f32 one, so the
+             * out-of-order window alone keeps fewer misses in flight (+25 % measured) */
+            _mm_prefetch((const char *)(w0 + 2 * i) + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + 2 * i) + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w2 + 2 * i) + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w3 + 2 * i) + 1024, _MM_HINT_T0);
             __m512 ve = _mm512_loadu_ps(xe + i), vo = _mm512_loadu_ps(xo + i);
             __m512i q0 = _mm512_loadu_si512(w0 + 2 * i), q1 = _mm512_loadu_si512(w1 + 2 * i);
             __m512i q2 = _mm512_loadu_si512(w2 + 2 * i), q3 = _mm512_loadu_si512(w3 + 2 * i);
