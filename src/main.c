@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +35,36 @@
 #define DRAIN_MS 5000
 
 static const char *env_get(const char *name) { return getenv(name); }
+
+/* SIGINT/SIGTERM -> one byte (the signal number) into a self-pipe that `serve` waits on.
+ * A handler, not a blocked mask + sigwait: libraries start threads before main (OpenBLAS's
+ * pool), and a process-directed signal may land on any thread that does not block it,
+ * where the default action would kill the process. The handler runs on whichever thread
+ * gets it and only calls write(2). The pipe is the one piece of global state, set once
+ * first thing in main (say and voices go back to the default: Ctrl-C stops them at once). */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(stop_pipe[1], &b, 1) < 0) {
+        /* pipe full: a stop is already pending */
+    }
+    errno = saved;
+}
+
+static int install_stop_handler(void)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC) != 0) return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) return -1;
+    return 0;
+}
 
 static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
 {
@@ -54,14 +85,6 @@ static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
 
 static int cmd_serve(const cfg *c, lg_logger *lg)
 {
-    /* Block the stop signals in every thread (threads inherit the mask), then wait for
-     * them here with sigwait: no async handler, no global flag. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-
     char err[512];
     srv_server *s = NULL;
     if (srv_start(&s, c, NULL, lg, err, sizeof err)) {
@@ -81,8 +104,9 @@ static int cmd_serve(const cfg *c, lg_logger *lg)
     lg_log(lg, LG_INFO,
            "ready: engines: %zu, default model: %s, workers: %d, queue: %d, stream default: %s",
            reg_count(reg), def->id, c->workers, c->queue_len, c->stream_default ? "true" : "false");
-    int sig = 0;
-    sigwait(&set, &sig);
+    unsigned char sig = 0;
+    while (read(stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
     lg_log(lg, LG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv_stop(s, DRAIN_MS);
     reg_free(reg);
@@ -268,6 +292,11 @@ static int cmd_voices(const cfg *c, lg_logger *lg)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* first thing, so a stop request during start-up (engine loading) still exits 0 */
+    if (install_stop_handler()) {
+        fprintf(stderr, "pockettts: cannot install signal handlers: %s\n", strerror(errno));
+        return 1;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: model downloads use libcurl */
     cfg c;
     cfg_defaults(&c);
@@ -287,6 +316,10 @@ int main(int argc, char **argv)
     if (lg_new(&lg, stderr, c.log_level)) {
         fprintf(stderr, "pockettts: out of memory\n");
         return 1;
+    }
+    if (c.cmd != CFG_CMD_SERVE) { /* say / voices: Ctrl-C stops them at once */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
     }
     int rc;
     switch (c.cmd) {

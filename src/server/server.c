@@ -97,6 +97,7 @@ typedef struct conn_ctx {
     double t0;
     buf body;
     int body_too_big;
+    int form_ct;        /* curl's default form content type: accepted if the body is JSON */
     int status;         /* status of the response we queued */
     job *j;
     char note[160];     /* extra log detail (error code, ...) */
@@ -471,11 +472,14 @@ static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int rout
     return send_json(x, c, 200, out);
 }
 
+/* 1 = JSON (or none), 2 = application/x-www-form-urlencoded (what `curl -d` sends without
+ * -H; accepted when the body parses as a JSON object), 0 = refused (415). */
 static int ctype_ok(const char *ct)
 {
     if (!ct || !*ct) return 1;
     size_t n = strcspn(ct, ";");
     while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    if (n == 33 && !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) return 2;
     if (n == 16 && !strncasecmp(ct, "application/json", 16)) return 1;
     if (n > 5 && !strncasecmp(ct + n - 5, "+json", 5) && !strncasecmp(ct, "application/", 12))
         return 1;
@@ -580,6 +584,10 @@ static enum MHD_Result start_speech(conn_ctx *x, struct MHD_Connection *c)
     }
     if (oai_speech_parse(x->body.data, x->body.len, reg, &lim, &j->sp, &e)) {
         free(j);
+        if (x->form_ct && e.code && !strcmp(e.code, "invalid_json"))
+            return send_err(x, c, 415, "invalid_request_error", "unsupported_media_type", NULL,
+                            "Unsupported Content-Type 'application/x-www-form-urlencoded' with a "
+                            "body that is not JSON; send application/json.");
         return send_error(x, c, &e);
     }
     buf_free(&x->body);
@@ -669,7 +677,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* early refusals, before reading any body */
         if (route == R_SPEECH && !strcmp(method, "POST")) {
             const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-            if (!ctype_ok(ct)) {
+            int ok = ctype_ok(ct);
+            x->form_ct = ok == 2;
+            if (!ok) {
                 char m[200];
                 snprintf(m, sizeof m, "Unsupported Content-Type '%.80s'; send application/json.",
                          ct);

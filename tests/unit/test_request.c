@@ -361,6 +361,25 @@ static void t_server_roundtrip(ut_ctx *t)
                  "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi");
     UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
     UT_CHECK(t, strstr(buf_cstr(&b), " 415 ") != NULL);
+    /* curl -d without -H: form content type, JSON body -> accepted; form body -> 415 */
+    buf_reset(&b);
+    n = snprintf(req, sizeof req,
+                 "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded"
+                 "\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 200 ") != NULL);
+    buf_reset(&b);
+    n = snprintf(req, sizeof req,
+                 "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded"
+                 "\r\nContent-Length: 9\r\n\r\ninput=abc");
+    UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 415 ") != NULL);
+    buf_reset(&b);
+    n = snprintf(req, sizeof req,
+                 "POST /v1/audio/speech HTTP/1.0\r\nContent-Type: multipart/form-data; boundary=x"
+                 "\r\nContent-Length: 2\r\n\r\nhi");
+    UT_EQ_INT(t, 0, http(port, req, (size_t)n, &b));
+    UT_CHECK(t, strstr(buf_cstr(&b), " 415 ") != NULL);
     buf_free(&b);
     srv_stop(s, 1000);
     reg_free(r);
