@@ -270,6 +270,11 @@ static void t_bad_input(ut_ctx *t)
     bad.frame_rate = 11.0; /* 200 Hz / 11 is not an integer stride */
     UT_EQ_INT(t, ERR_FORMAT, mimi_open(&m2, x.w, "mimi.", NULL, &bad, MIMI_DECODER, err, sizeof err));
     UT_EQ_INT(t, ERR_FORMAT, mimi_config_parse(&bad, "[1,2]", err, sizeof err));
+    /* absurd numbers parse but are refused when opening (no float->int overflow) */
+    UT_EQ_INT(t, 0, mimi_config_parse(&bad, "{\"mimi\":{\"seanet\":{\"n_filters\":1e300,"
+                                            "\"ratios\":[6,5,-4e99]}}}", err, sizeof err));
+    UT_EQ_INT(t, -1, bad.n_filters);
+    UT_EQ_INT(t, ERR_FORMAT, mimi_open(&m2, x.w, "mimi.", NULL, &bad, MIMI_DECODER, err, sizeof err));
     mimi_dec *d;
     UT_EQ_INT(t, 0, mimi_dec_new(&d, x.m, err, sizeof err));
     float z[16] = {0}, pcm[1920];

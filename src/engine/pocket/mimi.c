@@ -148,10 +148,13 @@ void mimi_config_from_pk(mimi_config *c, const struct pk_config *pk)
     c->outer_dim = pk->quant_out_dim;
 }
 
+/* Out-of-range numbers become -1, which cfg_check() rejects (no float->int overflow). */
+static int js_to_int(double v) { return v >= -1e9 && v <= 1e9 ? (int)v : -1; }
+
 static void js_int(const cJSON *o, const char *k, int *dst)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) *dst = (int)v->valuedouble;
+    if (cJSON_IsNumber(v)) *dst = js_to_int(v->valuedouble);
 }
 
 static void js_dbl(const cJSON *o, const char *k, double *dst)
@@ -203,7 +206,7 @@ int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen
                 c->n_ratios = n;
                 for (int i = 0; i < n; i++) {
                     const cJSON *e = cJSON_GetArrayItem(r, i);
-                    c->ratios[i] = cJSON_IsNumber(e) ? (int)e->valuedouble : 0;
+                    c->ratios[i] = cJSON_IsNumber(e) ? js_to_int(e->valuedouble) : 0;
                 }
             }
         }
