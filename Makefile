@@ -27,6 +27,11 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1 -g
 endif
+ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+endif
+
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) $(OPT) $(SANFLAGS) -MMD -MP $(EXTRA_CFLAGS)
@@ -45,7 +50,7 @@ TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ut_suites.o
 LIB       := $(BUILD)/libpockettts.a
 BIN       := $(BUILD)/pockettts
 
-.PHONY: all run test debug bench fuzz clean deps test-unit test-parity test-e2e test-client
+.PHONY: all run test debug bench fuzz fuzz-build clean deps test-unit test-parity test-fuzz test-e2e test-client
 all: $(BIN) $(TOOLS) $(BUILD)/unit_tests
 
 $(BUILD)/obj/%.o: %.c
@@ -99,7 +104,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 test: debug
-	@$(MAKE) --no-print-directory test-unit test-parity test-e2e test-client
+	@$(MAKE) --no-print-directory test-unit test-parity test-fuzz test-e2e test-client
 
 test-unit:
 	$(ASAN_ENV) POCKETTTS_SHARED=$(SHARED) ./$(BUILD)/asan/unit_tests
@@ -124,15 +129,37 @@ test-client: tests/node_modules/.package-lock.json
 bench: all
 	@sh bench/run.sh $(BUILD) $(SHARED)
 
-FUZZ_SECONDS ?= 20
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
+# Fuzzing: the library is built once with clang (coverage + ASan/UBSan) into $(BUILD)/fuzz,
+# then each tests/fuzz/fuzz_NAME.c links against it. `make fuzz` runs each target for
+# FUZZ_SECONDS on a scratch corpus grown from tests/fuzz/seeds/NAME; `make test` runs a short
+# pass (FUZZ_TEST_SECONDS each) so a parser regression fails CI.
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 8
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory -j$(JOBS) CC=clang SAN=fuzz BUILD=$(FUZZ_BUILD) $(FUZZ_BUILD)/libpockettts.a
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    $$f $(LIB_SRC) -o $(BUILD)/fuzz/$$n $(LDLIBS) || exit 1; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$n; \
-	  ./$(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n 2>&1 | tail -3 || exit 1; \
+	    $$f $(FUZZ_BUILD)/libpockettts.a -o $(FUZZ_BUILD)/$$n $(LDLIBS) || exit 1; done
+
+define run_fuzz
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
+	  echo "fuzz $$n ($(1) s)"; \
+	  POCKETTTS_SHARED=$(abspath $(SHARED)) ./$(FUZZ_BUILD)/$$n -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=0 $(FUZZ_BUILD)/corpus-$$n tests/fuzz/seeds/$$n > $(FUZZ_BUILD)/$$n.log 2>&1 \
+	    || { tail -40 $(FUZZ_BUILD)/$$n.log; exit 1; }; \
+	  grep -E '^#[0-9]+.*DONE' $(FUZZ_BUILD)/$$n.log | tail -1; \
 	done
+endef
+
+fuzz: fuzz-build
+	$(call run_fuzz,$(FUZZ_SECONDS))
+
+test-fuzz: fuzz-build
+	$(call run_fuzz,$(FUZZ_TEST_SECONDS))
 
 clean:
 	rm -rf $(BUILD)
