@@ -237,6 +237,7 @@ static int cfg_check(const mimi_config *c, char *err, size_t errlen)
         if (c->ratios[i] < 1 || c->ratios[i] > 64)
             return err_set(err, errlen, ERR_FORMAT, "mimi config: ratio %d out of range", c->ratios[i]);
         hop *= c->ratios[i];
+        if (hop > 1 << 20) return err_set(err, errlen, ERR_FORMAT, "mimi config: hop length too large");
     }
 #define CK(cond, what) \
     if (!(cond)) return err_set(err, errlen, ERR_FORMAT, "mimi config: %s", what)
