@@ -14,6 +14,7 @@
 typedef void (*nn_gemv_f32_fn)(float *y, const float *x, const float *W, int rows, int cols);
 typedef void (*nn_gemv_bf16_fn)(float *y, const float *x, const uint16_t *W, int rows, int cols);
 typedef float (*nn_dot_fn)(const float *a, const float *b, int n);
+typedef void (*nn_axpy_fn)(float *y, float a, const float *x, int n); /* y += a x */
 /* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
 typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
@@ -22,6 +23,7 @@ typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const 
 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 float nn_avx2_dot(const float *a, const float *b, int n);
+void nn_avx2_axpy(float *y, float a, const float *x, int n);
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 
@@ -36,6 +38,7 @@ int nn_cpu_avx512(void); /* AVX-512 F */
 nn_gemv_f32_fn nn_pick_gemv_f32(void);
 nn_gemv_bf16_fn nn_pick_gemv_bf16(void);
 nn_dot_fn nn_pick_dot(void);
+nn_axpy_fn nn_pick_axpy(void);
 /* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void);

@@ -96,6 +96,17 @@ nn_gemm_bf16_fn nn_pick_gemm_bf16(void)
     return NULL;
 }
 
+void nn_ref_axpy(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+nn_axpy_fn nn_pick_axpy(void)
+{
+    if (nn_cpu_avx2()) return nn_avx2_axpy;
+    return nn_ref_axpy;
+}
+
 const char *nn_kernel_name(void)
 {
     return nn_cpu_avx512() ? "avx512" : nn_cpu_avx2() ? "avx2" : "generic";
@@ -576,6 +587,7 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
     }
     c->len = p0 + L;
     nn_dot_fn dot = nn_pick_dot();
+    nn_axpy_fn axpy = nn_pick_axpy();
     float scale = 1.0f / sqrtf((float)hd);
     for (int t = 0; t < L; t++) {
         int64_t p = p0 + t;
@@ -601,9 +613,7 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
             memset(o, 0, (size_t)hd * sizeof *o);
             for (int j = 0; j < n; j++) {
                 size_t s = (size_t)((lo + j) % c->cap);
-                const float *vh = c->v + s * row + (size_t)h * hd;
-                float w = scratch[j] * inv;
-                for (int d = 0; d < hd; d++) o[d] += w * vh[d];
+                axpy(o, scratch[j] * inv, c->v + s * row + (size_t)h * hd, hd);
             }
         }
     }

@@ -42,6 +42,14 @@ T2 float nn_avx2_dot(const float *a, const float *b, int n)
     return s;
 }
 
+T2 void nn_avx2_axpy(float *y, float a, const float *x, int n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 T2 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols)
 {
     int r = 0;
@@ -404,6 +412,7 @@ int nn_cpu_avx512(void) { return 0; }
 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 float nn_avx2_dot(const float *a, const float *b, int n) { (void)a, (void)b, (void)n; return 0; }
+void nn_avx2_axpy(float *y, float a, const float *x, int n) { (void)y, (void)a, (void)x, (void)n; }
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }

@@ -119,6 +119,7 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
 void nn_ref_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 float nn_ref_dot(const float *a, const float *b, int n);
+void nn_ref_axpy(float *y, float a, const float *x, int n); /* y += a x */
 /* y[m * ldy + r] = x[m, :] . W[r, :]; x [M, cols], W [rows, cols] */
 void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 

@@ -106,6 +106,19 @@ static void t_gemm(ut_ctx *t)
         }
 }
 
+static void t_dot_axpy(ut_ctx *t)
+{
+    for (int n = 0; n < 70; n += 3) {
+        float a[70], b[70], y0[70], y1[70];
+        fill(a, 70), fill(b, 70), fill(y0, 70);
+        memcpy(y1, y0, sizeof y0);
+        UT_NEAR(t, nn_ref_dot(a, b, n), nn_pick_dot()(a, b, n), 1e-5);
+        nn_ref_axpy(y0, 0.37f, a, n);
+        nn_pick_axpy()(y1, 0.37f, a, n);
+        UT_CHECK(t, maxdiff(y0, y1, 70) < 1e-6);
+    }
+}
+
 static void t_bf16_round(ut_ctx *t)
 {
     UT_EQ_INT(t, 0x3f80, nn_f32_to_bf16(1.0f));
@@ -341,7 +354,7 @@ static void t_mat_from_st(ut_ctx *t)
 }
 
 static const ut_case cases[] = {
-    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"gemm", t_gemm}, {"linear", t_linear},
+    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gemm", t_gemm}, {"linear", t_linear},
     {"norms", t_norms},       {"rope", t_rope},           {"attention", t_attention},   {"time_embed", t_time_embed},
     {"pool", t_pool},         {"mat_from_st", t_mat_from_st},
 };
