@@ -224,6 +224,19 @@ static void run_b(ut_ctx *t, nn_dtype dt, double tol, int hugepages)
     UT_EQ_INT(t, 0, pk_fstate_import_voice(voice, v, err, sizeof err));
     UT_EQ_INT(t, 21, pk_fstate_pos(voice));
     UT_EQ_INT(t, ERR_INVAL, pk_fstate_import_voice(voice, v, err, sizeof err)); /* not empty */
+    {
+        /* a model with fewer layers must refuse this voice, naming the extra tensor */
+        pk_config c1 = ty.cfg;
+        c1.num_layers = 1;
+        pk_flowlm *m1 = NULL;
+        pk_fstate *s1 = NULL;
+        UT_EQ_INT(t, 0, pk_flowlm_load(&m1, &c1, ty.w, NULL, err, sizeof err));
+        UT_EQ_INT(t, 0, pk_fstate_new(&s1, m1, 21, err, sizeof err));
+        UT_EQ_INT(t, ERR_FORMAT, pk_fstate_import_voice(s1, v, err, sizeof err));
+        UT_CHECK(t, strstr(err, "transformer.layers.1.self_attn/cache") != NULL);
+        pk_fstate_free(s1);
+        pk_flowlm_free(m1);
+    }
     UT_EQ_INT(t, 0, pk_fstate_new(&s, ty.m, 64, err, sizeof err));
     UT_EQ_INT(t, 0, pk_fstate_copy(s, voice, err, sizeof err));
     const st_tensor *tok = st_find(g, "text/tokens");

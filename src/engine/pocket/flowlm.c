@@ -417,6 +417,12 @@ int pk_fstate_import_voice(pk_fstate *s, const st_file *voice, char *err, size_t
     if (pk_fstate_pos(s) != 0) return err_set(err, errlen, ERR_INVAL, "flowlm: voice import into a non-empty state");
     size_t row = (size_t)m->H * m->hd;
     int64_t T = -1;
+    {
+        char n[128];
+        snprintf(n, sizeof n, "transformer.layers.%d.self_attn/cache", m->nl);
+        if (st_find(voice, n))
+            return err_set(err, errlen, ERR_FORMAT, "voice state: has tensor '%s' but the model has %d layers (voice made for another model)", n, m->nl);
+    }
     for (int i = 0; i < m->nl; i++) {
         char n[128];
         snprintf(n, sizeof n, "transformer.layers.%d.self_attn/cache", i);
