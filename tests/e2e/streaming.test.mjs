@@ -14,7 +14,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { useServer, startServer, speech, expectError, sleep, parseSse } from './lib/server.mjs';
-import { parseWav, decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, assertSimilarAudio } from './lib/audio.mjs';
+import { parseWav, decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, assertSimilarAudio, medianPitch } from './lib/audio.mjs';
 
 const SENTENCES = [
     'The first sentence is short.',
@@ -240,6 +240,42 @@ describe('overload (--workers 1 --queue 1)', () => {
         } finally {
             await s.stop();
         }
+    });
+});
+
+describe('concurrent streams do not mix (--http-threads 1 --workers 4)', () => {
+    test('each response carries its own voice and its own text length', async () => {
+        const s = await startServer({ args: ['--http-threads', '1', '--workers', '4'] });
+        try {
+            const jobs = [];
+            for (let i = 0; i < 8; i++) {
+                const high = i % 2 === 0;
+                const n = 2 + (i % 4) * 3; // 2, 5, 8, 11 sentences
+                const input = SENTENCES.slice(0, 8).concat(SENTENCES).slice(0, n).join(' ');
+                jobs.push({ voice: high ? 'alloy' : 'onyx', input, stream: i % 3 !== 2 });
+            }
+            const rs = await Promise.all(jobs.map((j) =>
+                speech(s.port, { model: 'tts-1', voice: j.voice, input: j.input, response_format: 'pcm', stream: j.stream }, { timeoutMs: 60000 })));
+            const lows = [];
+            rs.forEach((r, i) => {
+                const j = jobs[i];
+                assert.equal(r.status, 200, `job ${i}: ${r.text().slice(0, 200)}`);
+                const x = s16ToFloat(r.body);
+                const { min, max } = plausibleSeconds(j.input);
+                const sec = x.length / 24000;
+                assert.ok(sec >= min && sec <= max, `job ${i} (${j.input.length} chars): ${sec.toFixed(2)} s, expected ${min.toFixed(1)}..${max.toFixed(1)}`);
+                const f0 = medianPitch(x);
+                if (j.voice === 'alloy') assert.ok(f0 > 150, `job ${i} alloy: median pitch ${f0.toFixed(0)} Hz should be high`);
+                else { assert.ok(f0 < 140, `job ${i} onyx: median pitch ${f0.toFixed(0)} Hz should be low`); lows.push(f0); }
+            });
+            // The same text at the same voice gives the same length whichever job it shared the engine with.
+            const byKey = new Map();
+            rs.forEach((r, i) => {
+                const k = jobs[i].voice + jobs[i].input.length;
+                if (byKey.has(k)) assertSimilarAudio(s16ToFloat(byKey.get(k)), s16ToFloat(r.body), `job ${i} vs its twin`);
+                else byKey.set(k, r.body);
+            });
+        } finally { await s.stop(); }
     });
 });
 
