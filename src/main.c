@@ -70,6 +70,9 @@ static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
 {
     reg_options ro = {.espeak_data = c->espeak_data, .voices_dir = c->voices_dir,
                       .cache_dir = c->cache_dir, .offline = c->offline,
+                      .language = c->language, .model_dir = c->model_dir,
+                      .allow_url_voices = c->allow_url_voices,
+                      .allow_abs_voice_paths = c->allow_abs_voice_paths, .threads = c->threads,
                       .test_engine = c->test_engine};
     char warn[1024], err[1024];
     int rc = reg_load(reg, &ro, warn, sizeof warn, err, sizeof err);
@@ -77,7 +80,11 @@ static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
         fprintf(stderr, "pockettts: %s\n", err);
         return rc;
     }
-    if (warn[0]) lg_log(lg, LG_DEBUG, "engines skipped: %s", warn);
+    /* say/voices keep stderr quiet at the default level: these are INFO only for serve */
+    int lvl = c->cmd == CFG_CMD_SERVE ? LG_INFO : LG_DEBUG;
+    engine *def = reg_default(*reg);
+    lg_log(lg, lvl, "default engine %s (%s)", def->id, reg_default_reason(*reg));
+    if (warn[0]) lg_log(lg, lvl, "engines skipped: %s", warn);
     return 0;
 }
 
@@ -251,6 +258,46 @@ static int cmd_say(const cfg *c, lg_logger *lg)
     return rc ? (rc == ERR_NOTFOUND || rc == ERR_INVAL ? 2 : 1) : 0;
 }
 
+/* ---- export-voice ------------------------------------------------------------------ */
+
+#if defined(__has_include)
+#if __has_include("engine/pocket/pocket.h")
+#include "engine/pocket/pocket.h"
+#define MAIN_HAVE_POCKET 1
+#endif
+#endif
+
+static int cmd_export_voice(const cfg *c, lg_logger *lg)
+{
+#ifdef MAIN_HAVE_POCKET
+    hf_options ho;
+    memset(&ho, 0, sizeof ho);
+    ho.cache_dir = c->cache_dir[0] ? c->cache_dir : NULL;
+    ho.offline = c->offline;
+    pke_options po;
+    memset(&po, 0, sizeof po);
+    po.model_dir = c->model_dir[0] ? c->model_dir : NULL;
+    po.language = c->language[0] ? c->language : NULL;
+    po.voices_dir = c->voices_dir[0] ? c->voices_dir : NULL;
+    po.allow_url_voices = c->allow_url_voices;
+    po.allow_abs_voice_paths = 1; /* the operator runs it */
+    po.threads = c->threads;
+    po.pipeline = -1;
+    po.hf = &ho;
+    engine *e = NULL;
+    char err[512];
+    int rc = pke_new(&e, &po, err, sizeof err);
+    if (!rc) rc = pke_export_voice(e, c->text, c->output, err, sizeof err);
+    if (rc) fprintf(stderr, "pockettts: %s\n", err);
+    else lg_log(lg, LG_DEBUG, "export-voice: %s -> %s", c->text, c->output);
+    eng_free(e);
+    return rc ? 1 : 0;
+#else
+    fprintf(stderr, "pockettts: export-voice needs the pocket-tts engine, not built in\n");
+    return 1;
+#endif
+}
+
 /* ---- voices ------------------------------------------------------------------------ */
 
 static int cmd_voices(const cfg *c, lg_logger *lg)
@@ -325,6 +372,7 @@ int main(int argc, char **argv)
     switch (c.cmd) {
     case CFG_CMD_SAY: rc = cmd_say(&c, lg); break;
     case CFG_CMD_VOICES: rc = cmd_voices(&c, lg); break;
+    case CFG_CMD_EXPORT_VOICE: rc = cmd_export_voice(&c, lg); break;
     default: rc = cmd_serve(&c, lg); break;
     }
     lg_free(lg);

@@ -130,6 +130,7 @@ int oai_health_json(const reg_registry *r, const oai_health *h, char **out, char
     }
     cJSON_AddNumberToObject(root, "voices_loaded", (double)total);
     cJSON_AddStringToObject(root, "default_model", def ? def->id : "");
+    cJSON_AddStringToObject(root, "default_reason", reg_default_reason(r));
     cJSON *q = cJSON_AddObjectToObject(root, "queue");
     cJSON_AddNumberToObject(q, "workers", h->workers);
     cJSON_AddNumberToObject(q, "running", h->running);

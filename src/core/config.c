@@ -23,7 +23,8 @@ enum { K_STR, K_INT, K_SIZE, K_BOOL, K_LEVEL, K_DOUBLE, K_BORROW, K_FLAG, K_ENUM
 #define M_SERVE (1u << CFG_CMD_SERVE)
 #define M_SAY (1u << CFG_CMD_SAY)
 #define M_VOICES (1u << CFG_CMD_VOICES)
-#define M_ALL (M_SERVE | M_SAY | M_VOICES)
+#define M_EXPORT (1u << CFG_CMD_EXPORT_VOICE)
+#define M_ALL (M_SERVE | M_SAY | M_VOICES | M_EXPORT)
 
 typedef struct opt {
     const char *flag;  /* long name without "--" */
@@ -54,6 +55,11 @@ static const opt opts[] = {
     {"espeak-data", 0, "POCKET_TTS_ESPEAK_DATA", K_STR, OFF(espeak_data), SZ(espeak_data), 0, 0, M_ALL, NULL},
     {"cache-dir", 0, "POCKET_TTS_CACHE_DIR", K_STR, OFF(cache_dir), SZ(cache_dir), 0, 0, M_ALL, NULL},
     {"offline", 0, NULL, K_BOOL, OFF(offline), 0, 0, 1, M_ALL, NULL},
+    {"language", 0, "POCKET_TTS_LANGUAGE", K_STR, OFF(language), SZ(language), 0, 0, M_ALL, NULL},
+    {"model-dir", 0, "POCKET_TTS_MODEL_DIR", K_STR, OFF(model_dir), SZ(model_dir), 0, 0, M_ALL, NULL},
+    {"allow-url-voices", 0, "POCKET_TTS_ALLOW_URL_VOICES", K_BOOL, OFF(allow_url_voices), 0, 0, 1, M_ALL, NULL},
+    {"allow-abs-voice-paths", 0, "POCKET_TTS_ALLOW_ABS_VOICE_PATHS", K_BOOL, OFF(allow_abs_voice_paths), 0, 0, 1, M_ALL, NULL},
+    {"threads", 0, "POCKET_TTS_THREADS", K_INT, OFF(threads), 0, 1, 64, M_ALL, NULL},
     {"test-engine", 0, NULL, K_FLAG, OFF(test_engine), 0, 0, 0, M_ALL, NULL},
     {"model", 'm', NULL, K_STR, OFF(model), SZ(model), 0, 0, M_SAY | M_VOICES, NULL},
     {"voice", 'v', NULL, K_STR, OFF(voice), SZ(voice), 0, 0, M_SAY, NULL},
@@ -73,6 +79,8 @@ static const char usage[] =
     "Usage: pockettts [serve] [options]        run the HTTP server (default)\n"
     "       pockettts say [options] [TEXT...]   speak TEXT (or stdin) to a file or stdout\n"
     "       pockettts voices [options]          list voices\n"
+    "       pockettts export-voice IN OUT       voice state of IN (audio file or voice id)\n"
+    "                                           to OUT (.safetensors), for pocket-tts\n"
     "       pockettts --help | --version\n"
     "\n"
     "Server options (flags win over environment):\n"
@@ -94,6 +102,17 @@ static const char usage[] =
     "  --cache-dir DIR         where downloaded model weights live\n"
     "                          [POCKET_TTS_CACHE_DIR, default ~/.cache/pockettts]\n"
     "  --offline               never download weights (also HF_HUB_OFFLINE=1)\n"
+    "\n"
+    "pocket-tts engine (default when its weights load; else espeak):\n"
+    "  --model-dir DIR         local model folder [POCKET_TTS_MODEL_DIR, default: upstream\n"
+    "                          weights from Hugging Face, cached]\n"
+    "  --language NAME         packaged config, e.g. english, french_24l\n"
+    "                          [POCKET_TTS_LANGUAGE, default english]\n"
+    "  --allow-url-voices [BOOL]      voices from http(s):// and hf:// URLs\n"
+    "                          [POCKET_TTS_ALLOW_URL_VOICES, default false]\n"
+    "  --allow-abs-voice-paths [BOOL] voices from absolute file paths\n"
+    "                          [POCKET_TTS_ALLOW_ABS_VOICE_PATHS, default false]\n"
+    "  --threads N             FlowLM threads, 1..64 [POCKET_TTS_THREADS, default 2]\n"
     "\n"
     "say options (same meaning as the API's request fields):\n"
     "  -m, --model ID          tts-1, tts-1-hd, gpt-4o-mini-tts or an engine id (espeak, ...)\n"
@@ -273,6 +292,7 @@ static int parse_cmd(const char *s, cfg_cmd *out)
     if (!strcmp(s, "serve")) *out = CFG_CMD_SERVE;
     else if (!strcmp(s, "say")) *out = CFG_CMD_SAY;
     else if (!strcmp(s, "voices")) *out = CFG_CMD_VOICES;
+    else if (!strcmp(s, "export-voice")) *out = CFG_CMD_EXPORT_VOICE;
     else if (!strcmp(s, "help")) *out = CFG_CMD_HELP;
     else if (!strcmp(s, "version")) *out = CFG_CMD_VERSION;
     else return -1;
@@ -297,6 +317,7 @@ static const char *cmd_name(cfg_cmd c)
     case CFG_CMD_SERVE: return "serve";
     case CFG_CMD_SAY: return "say";
     case CFG_CMD_VOICES: return "voices";
+    case CFG_CMD_EXPORT_VOICE: return "export-voice";
     default: return "?";
     }
 }
@@ -372,6 +393,11 @@ int cfg_parse(cfg *c, int argc, char **argv, cfg_getenv_fn getenv_fn, char *err,
                 continue;
             }
             if (c->cmd == CFG_CMD_SAY) continue; /* "-" = stdin, the default */
+            if (c->cmd == CFG_CMD_EXPORT_VOICE && (!c->text || !c->output)) {
+                if (!c->text) c->text = a;
+                else c->output = a;
+                continue;
+            }
             return err_set(err, errlen, ERR_INVAL, "unexpected argument '%s' for '%s'", a,
                            cmd_name(c->cmd));
         }
@@ -428,5 +454,8 @@ int cfg_parse(cfg *c, int argc, char **argv, cfg_getenv_fn getenv_fn, char *err,
         }
         if ((rc = apply(c, o, val, who, err, errlen))) return rc;
     }
+    if (c->cmd == CFG_CMD_EXPORT_VOICE && (!c->text || !c->output))
+        return err_set(err, errlen, ERR_INVAL,
+                       "export-voice needs IN (audio file or voice id) and OUT (.safetensors)");
     return 0;
 }

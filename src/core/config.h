@@ -21,6 +21,7 @@ typedef enum cfg_cmd {
     CFG_CMD_SERVE = 0,
     CFG_CMD_SAY,
     CFG_CMD_VOICES,
+    CFG_CMD_EXPORT_VOICE,
     CFG_CMD_HELP,
     CFG_CMD_VERSION,
 } cfg_cmd;
@@ -42,6 +43,11 @@ typedef struct cfg {
     int test_engine;         /* hidden: add the built-in "beep" test engine */
     char cache_dir[1024];    /* model downloads; "" = hf default (POCKET_TTS_CACHE_DIR, ~/.cache) */
     int offline;             /* never download weights */
+    char language[64];       /* pocket-tts packaged config, "" = english */
+    char model_dir[1024];    /* local pocket-tts model folder, "" = upstream hf:// weights */
+    int allow_url_voices;    /* http(s):// and hf:// voices */
+    int allow_abs_voice_paths; /* "/abs/file.wav" voices */
+    int threads;             /* pocket-tts FlowLM threads, 0 = engine default */
     /* say / voices */
     char model[64];          /* "" = default engine */
     char voice[128];         /* "" = engine default */
@@ -51,8 +57,9 @@ typedef struct cfg {
     char stream_format[8];   /* "audio" or "sse" */
     const char *instructions; /* borrowed from argv or NULL */
     double seed;             /* -1 = none; else an integer 0 .. 2^53 */
-    const char *output;      /* borrowed; NULL or "-" = stdout */
-    const char *text;        /* borrowed; joined positional words live in text_buf */
+    const char *output;      /* borrowed; NULL or "-" = stdout; export-voice: OUT */
+    const char *text;        /* borrowed; joined positional words live in text_buf;
+                                export-voice: IN (audio file or voice id) */
     char text_buf[8192];
     int json;                /* voices: print JSON */
 } cfg;

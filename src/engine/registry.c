@@ -20,12 +20,17 @@
 #include "engine/espeak/espeak.h"
 #define REG_HAVE_ESPEAK 1
 #endif
+#if __has_include("engine/pocket/pocket.h")
+#include "engine/pocket/pocket.h"
+#define REG_HAVE_POCKET 1
+#endif
 #endif
 
 struct reg_registry {
     engine *eng[REG_MAX_ENGINES];
     size_t n;
     size_t def;
+    char reason[256];
 };
 
 int reg_new(reg_registry **out, char *err, size_t errlen)
@@ -64,6 +69,19 @@ int reg_add(reg_registry *r, engine *e, int make_default, char *err, size_t errl
 size_t reg_count(const reg_registry *r) { return r ? r->n : 0; }
 engine *reg_get(const reg_registry *r, size_t i) { return i < r->n ? r->eng[i] : NULL; }
 engine *reg_default(const reg_registry *r) { return r && r->n ? r->eng[r->def] : NULL; }
+const char *reg_default_reason(const reg_registry *r) { return r ? r->reason : ""; }
+
+/* "pocket-tts-<config>": the config name is the word after "pocket-tts " in e->desc. */
+static int matches_config_id(const engine *e, const char *m)
+{
+    size_t idn = strlen(e->id);
+    if (strncasecmp(m, e->id, idn) || m[idn] != '-' || !m[idn + 1] || !e->desc) return 0;
+    const char *d = e->desc;
+    if (strncmp(d, e->id, idn) || d[idn] != ' ') return 0;
+    d += idn + 1;
+    size_t k = strcspn(d, " ,;:()");
+    return k > 0 && strlen(m + idn + 1) == k && !strncasecmp(m + idn + 1, d, k);
+}
 
 int reg_is_openai_model(const char *m)
 {
@@ -76,6 +94,8 @@ engine *reg_find_model(const reg_registry *r, const char *m)
     if (!m || !*m || reg_is_openai_model(m)) return reg_default(r);
     for (size_t i = 0; i < r->n; i++)
         if (!strcasecmp(r->eng[i]->id, m)) return r->eng[i];
+    for (size_t i = 0; i < r->n; i++)
+        if (matches_config_id(r->eng[i], m)) return r->eng[i];
     return NULL;
 }
 
@@ -226,6 +246,35 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
     }
 #else
     warn_add(warn, warnlen, "espeak", "not built in yet");
+#endif
+#ifdef REG_HAVE_POCKET
+    {
+        hf_options ho;
+        memset(&ho, 0, sizeof ho);
+        ho.cache_dir = o && o->cache_dir && *o->cache_dir ? o->cache_dir : NULL;
+        ho.offline = o ? o->offline : 0;
+        pke_options po;
+        memset(&po, 0, sizeof po);
+        po.model_dir = o && o->model_dir && *o->model_dir ? o->model_dir : NULL;
+        po.language = o && o->language && *o->language ? o->language : NULL;
+        po.voices_dir = o && o->voices_dir && *o->voices_dir ? o->voices_dir : NULL;
+        po.allow_url_voices = o ? o->allow_url_voices : 0;
+        po.allow_abs_voice_paths = o ? o->allow_abs_voice_paths : 0;
+        po.threads = o ? o->threads : 0;
+        po.pipeline = -1;
+        po.hf = &ho;
+        if ((rc = pke_new(&e, &po, why, sizeof why)) == 0) {
+            if ((rc = reg_add(r, e, 1, why, sizeof why)))
+                warn_add(warn, warnlen, "pocket-tts", why);
+            else
+                snprintf(r->reason, sizeof r->reason, "pocket-tts weights loaded");
+        } else {
+            warn_add(warn, warnlen, "pocket-tts", why);
+            snprintf(r->reason, sizeof r->reason, "pocket-tts unavailable: %.200s", why);
+        }
+    }
+#else
+    snprintf(r->reason, sizeof r->reason, "pocket-tts not built in");
 #endif
     if (o && o->test_engine) {
         if ((rc = reg_beep_new(&e, why, sizeof why)) == 0) rc = reg_add(r, e, 0, why, sizeof why);

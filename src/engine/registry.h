@@ -2,7 +2,9 @@
  *
  * OpenAI model ids (tts-1, tts-1-hd, gpt-4o-mini-tts, and dated variants starting with
  * "gpt-4o-mini-tts") resolve to the default engine; every engine is also reachable by
- * its own id ("espeak", "pocket-tts", "kokoro", "beep"). Lookups are read-only after
+ * its own id ("espeak", "pocket-tts", "kokoro", "beep"), and pocket-tts also by
+ * "pocket-tts-<config>" for the language config it loaded (e.g. pocket-tts-english).
+ * pocket-tts is the default whenever its weights load; otherwise espeak. Lookups are read-only after
  * loading, so the registry is shared by all threads without locking.
  *
  * Also here: "beep", a tiny deterministic engine (tones, one chunk per word) used by
@@ -28,6 +30,11 @@ typedef struct reg_options {
     const char *voices_dir;  /* NULL or "" = none (for engines that clone voices) */
     const char *cache_dir;   /* NULL or "" = hf default; for engines with downloaded weights */
     int offline;             /* never download */
+    const char *language;    /* pocket-tts packaged config; NULL or "" = english */
+    const char *model_dir;   /* pocket-tts local folder; NULL or "" = hf:// weights */
+    int allow_url_voices;    /* pocket-tts: http(s):// and hf:// voices */
+    int allow_abs_voice_paths; /* pocket-tts: absolute file path voices */
+    int threads;             /* pocket-tts FlowLM threads; 0 = engine default */
     int test_engine;         /* add "beep" */
 } reg_options;
 
@@ -47,6 +54,8 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
 size_t reg_count(const reg_registry *r);
 engine *reg_get(const reg_registry *r, size_t i); /* borrowed */
 engine *reg_default(const reg_registry *r);       /* borrowed; NULL if empty */
+/* Why the default engine is the default (e.g. "pocket-tts unavailable: ..."); "" if unset. */
+const char *reg_default_reason(const reg_registry *r);
 
 /* model id -> engine (borrowed); NULL or "" = default; NULL result = unknown model. */
 engine *reg_find_model(const reg_registry *r, const char *model);

@@ -165,7 +165,9 @@ static void t_usage_lists_flags(ut_ctx *t)
                                   "--log-level", "--max-input-chars", "--max-body-bytes",
                                   "--workers", "--queue", "--http-threads", "--model", "--voice",
                                   "--format", "--speed", "--instructions", "--stream",
-                                  "--stream-format", "--output", "--json",
+                                  "--stream-format", "--output", "--json", "--model-dir",
+                                  "--language", "--allow-url-voices", "--allow-abs-voice-paths",
+                                  "--threads", "--cache-dir", "--offline", "--seed", "export-voice",
                                   "POCKET_TTS_HOST", "POCKET_TTS_PORT", "POCKET_TTS_VOICES_DIR",
                                   "POCKET_TTS_STREAM_DEFAULT", "POCKET_TTS_LOG_LEVEL"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
@@ -173,7 +175,35 @@ static void t_usage_lists_flags(ut_ctx *t)
             ut_fail(t, __FILE__, __LINE__, "usage text lacks %s", flags[i]);
 }
 
+static void t_pocket_and_export(ut_ctx *t)
+{
+    cfg c;
+    char err[256];
+    static const char *const env[] = {"POCKET_TTS_LANGUAGE", "french_24l", "POCKET_TTS_THREADS", "3", NULL};
+    const char *a1[] = {"pockettts", "serve", "--model-dir", "/m", "--allow-url-voices",
+                        "--allow-abs-voice-paths", "true", "--threads", "4"};
+    UT_EQ_INT(t, 0, parse(&c, env, 9, a1, err, sizeof err));
+    UT_EQ_STR(t, "/m", c.model_dir);
+    UT_EQ_STR(t, "french_24l", c.language);
+    UT_EQ_INT(t, 1, c.allow_url_voices);
+    UT_EQ_INT(t, 1, c.allow_abs_voice_paths);
+    UT_EQ_INT(t, 4, c.threads);
+    const char *a2[] = {"pockettts", "export-voice", "in.wav", "out.safetensors", "--model-dir=/m"};
+    UT_EQ_INT(t, 0, parse(&c, NULL, 5, a2, err, sizeof err));
+    UT_EQ_INT(t, CFG_CMD_EXPORT_VOICE, c.cmd);
+    UT_EQ_STR(t, "in.wav", c.text);
+    UT_EQ_STR(t, "out.safetensors", c.output);
+    const char *a3[] = {"pockettts", "export-voice", "in.wav"};
+    UT_EQ_INT(t, ERR_INVAL, parse(&c, NULL, 3, a3, err, sizeof err));
+    UT_CHECK(t, strstr(err, "export-voice needs") != NULL);
+    const char *a4[] = {"pockettts", "export-voice", "a", "b", "c"};
+    UT_EQ_INT(t, ERR_INVAL, parse(&c, NULL, 5, a4, err, sizeof err));
+    const char *a5[] = {"pockettts", "--threads", "0"};
+    UT_EQ_INT(t, ERR_INVAL, parse(&c, NULL, 3, a5, err, sizeof err));
+}
+
 static const ut_case cases[] = {
+    {"pocket_and_export", t_pocket_and_export},
     {"defaults", t_defaults},   {"env_then_flags", t_env_then_flags},
     {"refused", t_refused},     {"say", t_say},
     {"help_version", t_help_version}, {"usage_lists_flags", t_usage_lists_flags},
