@@ -163,6 +163,16 @@ static void t_stream_equals_oneshot(ut_ctx *t)
         UT_CHECK(t, memcmp(a + (size_t)f * fs, b, (size_t)fs * sizeof(float)) == 0);
     }
     UT_EQ_INT(t, ERR_TOOBIG, mimi_decode_oneshot(x.m, z, MIMI_ONESHOT_MAX_FRAMES + 1, b, err, sizeof err));
+    /* batches of 3 (and a last one of 2) through one streaming decoder */
+    mimi_dec *db;
+    UT_EQ_INT(t, 0, mimi_dec_new_batch(&db, x.m, 3, err, sizeof err));
+    for (int f = 0; f < F; f += 3) {
+        int n = F - f < 3 ? F - f : 3;
+        UT_EQ_INT(t, 0, mimi_dec_frames(db, z + (size_t)f * ld, n, b + (size_t)f * fs, err, sizeof err));
+    }
+    expect_close(t, "streamed in batches of 3 vs frame by frame", a, b, (size_t)F * fs, 1e-5);
+    UT_EQ_INT(t, ERR_INVAL, mimi_dec_frames(db, z, 4, b, err, sizeof err));
+    mimi_dec_free(db);
     free(a);
     free(b);
     free(z);

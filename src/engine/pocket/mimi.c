@@ -837,31 +837,36 @@ static void transpose(const float *x, int rows, int cols, float *y)
 
 struct mimi_dec {
     const mimi *m;
+    int maxf;        /* max frames per mimi_dec_frames call */
     mimi_tap_fn tap;
     void *user;
     float *up_tail;  /* [dimension, steps] upsample tail */
     mm_tfs tfs;
     mm_sns sns;
-    float *q;        /* [outer] */
-    float *u;        /* [dimension, steps] */
-    float *x;        /* [steps, d] */
+    float *q;        /* [outer, maxf] */
+    float *u;        /* [dimension, steps*maxf] */
+    float *x;        /* [steps*maxf, d] */
     float *work;     /* upsample work */
 };
 
-int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen)
+int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err, size_t errlen)
 {
     *out = NULL;
     if (!(m->parts & MIMI_DECODER))
         return err_set(err, errlen, ERR_INVAL, "mimi: decoder not loaded");
+    if (max_frames < 1 || max_frames > MIMI_ONESHOT_MAX_FRAMES)
+        return err_set(err, errlen, ERR_TOOBIG, "mimi: %d frames per call (1..%d)", max_frames,
+                       MIMI_ONESHOT_MAX_FRAMES);
     mimi_dec *d = calloc(1, sizeof *d);
     if (!d) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     d->m = m;
-    int S = m->steps, D = m->cfg.dimension;
+    d->maxf = max_frames;
+    int S = m->steps * max_frames, D = m->cfg.dimension;
     d->up_tail = calloc((size_t)D * convtr1d_hist(&m->up) + 1, sizeof(float));
-    d->q = malloc((size_t)m->cfg.outer_dim * sizeof(float));
+    d->q = malloc((size_t)m->cfg.outer_dim * max_frames * sizeof(float));
     d->u = malloc((size_t)D * S * sizeof(float));
     d->x = malloc((size_t)D * S * sizeof(float));
-    d->work = malloc(convtr1d_work(&m->up, 1) * sizeof(float));
+    d->work = malloc(convtr1d_work(&m->up, max_frames) * sizeof(float));
     int rc = (!d->up_tail || !d->q || !d->u || !d->x || !d->work) ? ERR_NOMEM : 0;
     if (!rc) rc = tfs_init(&m->dtf, &d->tfs, S);
     if (!rc) rc = sns_init(&m->dec, &d->sns, S);
@@ -871,6 +876,11 @@ int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen)
     }
     *out = d;
     return 0;
+}
+
+int mimi_dec_new(mimi_dec **out, const mimi *m, char *err, size_t errlen)
+{
+    return mimi_dec_new_batch(out, m, 1, err, errlen);
 }
 
 void mimi_dec_free(mimi_dec *d)
@@ -900,28 +910,36 @@ void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user)
     d->user = user;
 }
 
-int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen)
+int mimi_dec_frames(mimi_dec *d, const float *z, int n, float *pcm, char *err, size_t errlen)
 {
     const mimi *m = d->m;
-    int S = m->steps, D = m->cfg.dimension, T;
-    for (int i = 0; i < m->ldim; i++)
+    int D = m->cfg.dimension, O = m->cfg.outer_dim, S = m->steps * n, T;
+    if (n < 1 || n > d->maxf)
+        return err_set(err, errlen, ERR_INVAL, "mimi: %d frames in one call (decoder sized for %d)",
+                       n, d->maxf);
+    for (size_t i = 0; i < (size_t)n * m->ldim; i++)
         if (!isfinite(z[i])) return err_set(err, errlen, ERR_INVAL, "mimi: non-finite latent");
-    if (d->tap) d->tap(d->user, "quantizer.in", z, m->ldim, 1, 0, 0);
-    /* quantizer.output_proj: [outer, ldim] x z */
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, m->cfg.outer_dim, m->ldim, 1.0f, m->q_proj, m->ldim,
-                z, 1, 0.0f, d->q, 1);
-    if (d->tap) d->tap(d->user, "quantizer.out", d->q, m->cfg.outer_dim, 1, 0, 0);
-    convtr1d_run(&m->up, d->q, 1, d->up_tail, d->u, d->work);
+    if (d->tap && n == 1) d->tap(d->user, "quantizer.in", z, m->ldim, 1, 0, 0);
+    /* quantizer.output_proj: q [outer, n] = Wq [outer, ldim] x z^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, n, m->ldim, 1.0f, m->q_proj, m->ldim, z,
+                m->ldim, 0.0f, d->q, n);
+    if (d->tap) d->tap(d->user, "quantizer.out", d->q, O, n, 0, 0);
+    convtr1d_run(&m->up, d->q, n, d->up_tail, d->u, d->work);
     if (d->tap) d->tap(d->user, "upsample.out", d->u, D, S, 0, 0);
     transpose(d->u, D, S, d->x);
     tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
     transpose(d->x, S, D, d->u);
     if (d->tap) d->tap(d->user, "decoder_transformer.out", d->u, D, S, 0, 0);
     const float *y = sns_run(&m->dec, &d->sns, d->u, S, &T, d->tap, d->user, 0);
-    CORE_ASSERT(T * m->dec.cout == m->frame);
+    CORE_ASSERT((size_t)T * m->dec.cout == (size_t)n * m->frame);
     if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
-    memcpy(pcm, y, (size_t)m->frame * sizeof(float));
+    memcpy(pcm, y, (size_t)n * m->frame * sizeof(float));
     return 0;
+}
+
+int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen)
+{
+    return mimi_dec_frames(d, z, 1, pcm, err, errlen);
 }
 
 void mimi_dec_dump_state(const mimi_dec *d)
@@ -966,43 +984,11 @@ void mimi_dec_dump_state(const mimi_dec *d)
 
 int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen)
 {
-    if (!(m->parts & MIMI_DECODER)) return err_set(err, errlen, ERR_INVAL, "mimi: decoder not loaded");
-    if (F < 1 || F > MIMI_ONESHOT_MAX_FRAMES)
-        return err_set(err, errlen, ERR_TOOBIG, "mimi: one-shot decode of %d frames (1..%d)", F,
-                       MIMI_ONESHOT_MAX_FRAMES);
-    int S = m->steps, D = m->cfg.dimension, O = m->cfg.outer_dim, T = S * F, To;
-    mm_sns sns;
-    mm_tfs tfs;
-    float *q = malloc((size_t)O * F * sizeof(float));
-    float *tail = calloc((size_t)D * convtr1d_hist(&m->up) + 1, sizeof(float));
-    float *u = malloc((size_t)D * T * sizeof(float));
-    float *x = malloc((size_t)D * T * sizeof(float));
-    float *work = malloc(convtr1d_work(&m->up, F) * sizeof(float));
-    int rc = sns_init(&m->dec, &sns, T);
-    int rc2 = tfs_init(&m->dtf, &tfs, T);
-    if (rc || rc2 || !q || !tail || !u || !x || !work) {
-        rc = err_set(err, errlen, ERR_NOMEM, "out of memory for a one-shot Mimi decode");
-        goto done;
-    }
-    /* q [O, F] = Wq [O, ldim] x z^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, F, m->ldim, 1.0f, m->q_proj, m->ldim, z,
-                m->ldim, 0.0f, q, F);
-    convtr1d_run(&m->up, q, F, tail, u, work);
-    transpose(u, D, T, x);
-    tf_run(&m->dtf, &tfs, x, T, NULL, NULL, 0);
-    transpose(x, T, D, u);
-    const float *y = sns_run(&m->dec, &sns, u, T, &To, NULL, NULL, 0);
-    CORE_ASSERT((size_t)To * m->dec.cout == (size_t)F * m->frame);
-    memcpy(pcm, y, (size_t)F * m->frame * sizeof(float));
-    rc = 0;
-done:
-    sns_free(&sns);
-    tfs_free(&tfs);
-    free(q);
-    free(tail);
-    free(u);
-    free(x);
-    free(work);
+    mimi_dec *d;
+    int rc = mimi_dec_new_batch(&d, m, F, err, errlen);
+    if (rc) return rc;
+    rc = mimi_dec_frames(d, z, F, pcm, err, errlen);
+    mimi_dec_free(d);
     return rc;
 }
 

@@ -21,7 +21,7 @@
  * names the tensor. Weights are borrowed from the st_file when they are aligned F32,
  * otherwise converted (BF16/F16/F64) into memory owned by the mimi.
  *
- * Memory: a mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512 floats,
+ * Memory: a (one-frame) mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512 floats,
  * four SEANet buffers of 64 x 1920 floats, ~2 MB im2col work), allocated once in
  * mimi_dec_new; decoding allocates nothing.
  *
@@ -115,17 +115,25 @@ void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user); /* NULL to clea
 /* Decodes one frame: z [ldim] de-normalised latent -> pcm [mimi_frame_samples()]. */
 int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen);
 
+/* A decoder that accepts up to max_frames frames per mimi_dec_frames call (scratch grows
+ * linearly; 1..MIMI_ONESHOT_MAX_FRAMES). Decoding n queued frames in one call gives the
+ * same audio as n mimi_dec_frame calls (up to float summation order) with bigger, more
+ * efficient GEMMs: useful when the decoder runs behind the FlowLM. */
+int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err, size_t errlen);
+/* z [n, ldim] -> pcm [n * frame_samples]; 1 <= n <= max_frames of the decoder. */
+int mimi_dec_frames(mimi_dec *d, const float *z, int n, float *pcm, char *err, size_t errlen);
+
 /* Reports the whole streaming state through the tap, named like upstream's
  * init_states() entries ("decoder.model.0.previous", "upsample.convtr.partial",
  * "decoder_transformer.transformer.layers.0.self_attn.cache" as [2*T, d] = K rows then
  * V rows over the T cached positions in order, ...). */
 void mimi_dec_dump_state(const mimi_dec *d);
 
-/* Reference one-shot decode of F frames with a fresh state: every stage runs once over
- * the whole utterance (16*F steps, one attention call with the context mask) instead
- * of frame by frame. Used by tests to prove streaming == whole-utterance decoding, and
- * usable offline. z [F, ldim] de-normalised; pcm [F * frame_samples]. Allocates
- * O(F) scratch, so F is capped at MIMI_ONESHOT_MAX_FRAMES (ERR_TOOBIG). */
+/* One-shot decode of F frames with a fresh state: every stage runs once over the whole
+ * utterance (16*F steps, one attention call with the context mask) instead of frame by
+ * frame. Used by tests to prove streaming == whole-utterance decoding, and usable
+ * offline. z [F, ldim] de-normalised; pcm [F * frame_samples]. Allocates O(F) scratch,
+ * so F is capped at MIMI_ONESHOT_MAX_FRAMES (ERR_TOOBIG). */
 #define MIMI_ONESHOT_MAX_FRAMES 64
 int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen);
 
