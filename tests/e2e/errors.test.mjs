@@ -105,11 +105,18 @@ describe('405', () => {
 });
 
 describe('415', () => {
-    for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml']) {
+    for (const ct of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
         test(`Content-Type ${ct} → 415`, async () => {
             expectError(await raw(JSON.stringify(OK), ct), { status: 415 });
         });
     }
+    test('a real form body (application/x-www-form-urlencoded, not JSON) → 415', async () => {
+        expectError(await raw('input=abc&voice=alloy', 'application/x-www-form-urlencoded'), { status: 415 });
+    });
+    test('JSON sent as application/x-www-form-urlencoded (curl -d without -H) is accepted', async () => {
+        const r = await raw(JSON.stringify(OK), 'application/x-www-form-urlencoded');
+        assert.equal(r.status, 200, r.text().slice(0, 300));
+    });
 });
 
 describe('413 with default limits', () => {
