@@ -217,6 +217,9 @@ static int cmd_say(const cfg *c, lg_logger *lg)
     }
 
     oai_limits lim = {.max_input_chars = c->max_input_chars, .stream_default = c->stream_default};
+    lim.kbps[AENC_MP3] = c->mp3_kbps;
+    lim.kbps[AENC_OPUS] = c->opus_kbps;
+    lim.kbps[AENC_AAC] = c->aac_kbps;
     oai_speech sp;
     oai_error e;
     int rc = oai_speech_parse(body, strlen(body), reg, &lim, &sp, &e);

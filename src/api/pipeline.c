@@ -154,7 +154,8 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_t
     double t0 = now_ms();
     int rc;
 
-    aenc_opts eo = {.sample_rate = ENG_SAMPLE_RATE, .streaming = s->stream, .bitrate_kbps = 0};
+    aenc_opts eo = {.sample_rate = ENG_SAMPLE_RATE, .streaming = s->stream,
+                    .bitrate_kbps = s->bitrate_kbps};
     if ((rc = aenc_open(&r.enc, s->format, &eo, on_encoded, &r, err, errlen))) goto done;
     int need_speed = !(s->eng->caps & ENG_CAP_SPEED) && s->speed != 1.0f;
     if (need_speed &&

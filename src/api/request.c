@@ -182,6 +182,7 @@ static int parse_fields(const cJSON *root, const reg_registry *reg, const oai_li
                                  it->valuestring);
         s->format = (aenc_format)f;
     }
+    s->bitrate_kbps = lim->kbps[s->format];
     if (!aenc_available(s->format))
         return oai_error_set(e, 400, T_INVALID, "unsupported_format", "response_format",
                              "response_format '%s' is not available in this build yet; use "

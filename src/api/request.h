@@ -50,6 +50,7 @@ char *oai_error_json(const oai_error *e);
 typedef struct oai_limits {
     size_t max_input_chars; /* code points */
     int stream_default;     /* value of `stream` when the body has none */
+    int kbps[AENC_NFORMATS]; /* encoder bit rate per format, 0 = format default */
 } oai_limits;
 
 typedef struct oai_speech {
@@ -63,6 +64,7 @@ typedef struct oai_speech {
     float speed;
     int stream;            /* chunked response, streaming encoder */
     int sse;               /* stream_format "sse" (implies stream) */
+    int bitrate_kbps;      /* from oai_limits.kbps[format]; 0 = format default */
     uint64_t seed;         /* extension: reproducible output for engines with ENG_CAP_SEED */
     int has_seed;
 } oai_speech;

@@ -60,6 +60,9 @@ static const opt opts[] = {
     {"allow-url-voices", 0, "POCKET_TTS_ALLOW_URL_VOICES", K_BOOL, OFF(allow_url_voices), 0, 0, 1, M_ALL, NULL},
     {"allow-abs-voice-paths", 0, "POCKET_TTS_ALLOW_ABS_VOICE_PATHS", K_BOOL, OFF(allow_abs_voice_paths), 0, 0, 1, M_ALL, NULL},
     {"threads", 0, "POCKET_TTS_THREADS", K_INT, OFF(threads), 0, 1, 64, M_ALL, NULL},
+    {"mp3-kbps", 0, "POCKET_TTS_MP3_KBPS", K_INT, OFF(mp3_kbps), 0, 0, 320, M_SERVE | M_SAY, NULL},
+    {"opus-kbps", 0, "POCKET_TTS_OPUS_KBPS", K_INT, OFF(opus_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
+    {"aac-kbps", 0, "POCKET_TTS_AAC_KBPS", K_INT, OFF(aac_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
     {"test-engine", 0, NULL, K_FLAG, OFF(test_engine), 0, 0, 0, M_ALL, NULL},
     {"model", 'm', NULL, K_STR, OFF(model), SZ(model), 0, 0, M_SAY | M_VOICES, NULL},
     {"voice", 'v', NULL, K_STR, OFF(voice), SZ(voice), 0, 0, M_SAY, NULL},
@@ -99,6 +102,9 @@ static const char usage[] =
     "                          [POCKET_TTS_QUEUE, default 16]\n"
     "  --http-threads N        HTTP thread pool size, 1..64 [POCKET_TTS_HTTP_THREADS, default 2]\n"
     "  --espeak-data DIR       espeak-ng data directory [POCKET_TTS_ESPEAK_DATA]\n"
+    "  --mp3-kbps N            mp3 bit rate, 0 = default (160) [POCKET_TTS_MP3_KBPS]\n"
+    "  --opus-kbps N           opus bit rate, 0 = default (48) [POCKET_TTS_OPUS_KBPS]\n"
+    "  --aac-kbps N            aac bit rate, 0 = default (64) [POCKET_TTS_AAC_KBPS]\n"
     "  --cache-dir DIR         where downloaded model weights live\n"
     "                          [POCKET_TTS_CACHE_DIR, default ~/.cache/pockettts]\n"
     "  --offline               never download weights (also HF_HUB_OFFLINE=1)\n"

@@ -573,6 +573,9 @@ static enum MHD_Result start_speech(conn_ctx *x, struct MHD_Connection *c)
                         "The server is shutting down.");
     oai_limits lim = {.max_input_chars = s->c->max_input_chars,
                       .stream_default = s->c->stream_default};
+    lim.kbps[AENC_MP3] = s->c->mp3_kbps;
+    lim.kbps[AENC_OPUS] = s->c->opus_kbps;
+    lim.kbps[AENC_AAC] = s->c->aac_kbps;
     oai_error e;
     job *j = calloc(1, sizeof *j);
     if (!j) return send_err(x, c, 500, "server_error", NULL, NULL, "out of memory");
