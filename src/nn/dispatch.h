@@ -9,6 +9,7 @@
 #ifndef NN_DISPATCH_H
 #define NN_DISPATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef void (*nn_gemv_f32_fn)(float *y, const float *x, const float *W, int rows, int cols);
@@ -24,6 +25,7 @@ void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int co
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 float nn_avx2_dot(const float *a, const float *b, int n);
 void nn_avx2_axpy(float *y, float a, const float *x, int n);
+void nn_avx2_gelu(float *x, size_t n); /* |err| vs erff-based reference <= ~3e-7 * |x| */
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 

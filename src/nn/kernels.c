@@ -493,9 +493,15 @@ void nn_rmsnorm_var(float *y, const float *x, int M, int D, const float *alpha, 
     }
 }
 
-void nn_gelu_erf(float *x, size_t n)
+void nn_ref_gelu_erf(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void nn_gelu_erf(float *x, size_t n)
+{
+    if (nn_cpu_avx2()) nn_avx2_gelu(x, n);
+    else nn_ref_gelu_erf(x, n);
 }
 
 void nn_silu(float *x, size_t n)

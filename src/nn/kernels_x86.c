@@ -10,6 +10,8 @@
 #include "nn/dispatch.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -48,6 +50,50 @@ T2 void nn_avx2_axpy(float *y, float a, const float *x, int n)
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* exp(x) for x <= 0 (Cephes-style: 2^n * p(r), |rel err| < 2e-7; x below -87 gives 0) */
+T2 static inline __m256 exp_neg256(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+
+/* exact-GELU 0.5 x (1 + erf(x / sqrt 2)) with erf from Abramowitz & Stegun 7.1.26
+ * (|abs err| <= 1.5e-7, i.e. float rounding level); odd symmetry for x < 0 */
+T2 void nn_avx2_gelu(float *x, size_t n)
+{
+    const __m256 sgn = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
+        __m256 az = _mm256_andnot_ps(sgn, z);
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), az, one));
+        __m256 p = _mm256_set1_ps(1.061405429f);
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+        p = _mm256_mul_ps(p, t);
+        __m256 e = exp_neg256(_mm256_mul_ps(_mm256_xor_ps(az, sgn), az)); /* exp(-z^2) */
+        __m256 erf_abs = _mm256_fnmadd_ps(p, e, one);
+        __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(z, sgn));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, erf)));
+    }
+    for (; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 T2 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols)
@@ -413,6 +459,7 @@ void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int co
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 float nn_avx2_dot(const float *a, const float *b, int n) { (void)a, (void)b, (void)n; return 0; }
 void nn_avx2_axpy(float *y, float a, const float *x, int n) { (void)y, (void)a, (void)x, (void)n; }
+void nn_avx2_gelu(float *x, size_t n) { (void)x, (void)n; }
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }

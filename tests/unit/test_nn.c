@@ -119,6 +119,28 @@ static void t_dot_axpy(ut_ctx *t)
     }
 }
 
+static void t_gelu(ut_ctx *t)
+{
+    enum { N = 4003 };
+    static float a[N], b[N];
+    for (int i = 0; i < N; i++) a[i] = b[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    a[0] = b[0] = -100.0f, a[1] = b[1] = 100.0f, a[2] = b[2] = 0.0f;
+    nn_ref_gelu_erf(a, N);
+    nn_gelu_erf(b, N);
+    for (int i = 0; i < N; i++) {
+        double tol = 4e-7 * (1.0 + fabs((double)a[i]));
+        if (fabs((double)a[i] - b[i]) > tol)
+            ut_fail(t, __FILE__, __LINE__, "gelu at %d: ref %.9g, fast %.9g", i, a[i], b[i]);
+    }
+    if (nn_cpu_avx2()) {
+        float c[N];
+        for (int i = 0; i < N; i++) c[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        c[0] = -100.0f, c[1] = 100.0f, c[2] = 0.0f;
+        nn_avx2_gelu(c, N);
+        UT_CHECK(t, maxdiff(b, c, N) == 0);
+    }
+}
+
 static void t_bf16_round(ut_ctx *t)
 {
     UT_EQ_INT(t, 0x3f80, nn_f32_to_bf16(1.0f));
@@ -354,7 +376,7 @@ static void t_mat_from_st(ut_ctx *t)
 }
 
 static const ut_case cases[] = {
-    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gemm", t_gemm}, {"linear", t_linear},
+    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gelu", t_gelu}, {"gemm", t_gemm}, {"linear", t_linear},
     {"norms", t_norms},       {"rope", t_rope},           {"attention", t_attention},   {"time_embed", t_time_embed},
     {"pool", t_pool},         {"mat_from_st", t_mat_from_st},
 };
