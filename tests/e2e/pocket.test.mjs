@@ -85,7 +85,9 @@ describe('pocket-tts engine (tiny reference model)', { skip }, () => {
     });
 
     test('streams one chunk per 80 ms frame', async () => {
-        const r = await say({ voice: 'a', input: 'One two three. Four five six seven eight.', stream: true, seed: 1 });
+        // > 50 tokens of the tiny tokenizer: several upstream chunks of >= 3 frames each
+        const input = Array.from({ length: 3 }, () => 'The quick brown fox jumps over the lazy dog near the river bank.').join(' ');
+        const r = await say({ voice: 'a', input, stream: true, seed: 1 });
         assert.equal(r.status, 200, r.text().slice(0, 300));
         assert.equal(r.body.length % FRAME_BYTES, 0, `pcm bytes ${r.body.length} not whole 1920-sample frames`);
         const frames = r.body.length / FRAME_BYTES;
