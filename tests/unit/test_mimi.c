@@ -256,6 +256,8 @@ static void t_encoder_golden(ut_ctx *t)
     UT_EQ_INT(t, 0, mimi_encode(x.m, pcm, 1, &lat, &F, NULL, NULL, err, sizeof err));
     UT_EQ_INT(t, 1, F);
     free(lat);
+    pcm[100] = INFINITY;
+    UT_EQ_INT(t, ERR_INVAL, mimi_encode(x.m, pcm, n, &lat, &F, NULL, NULL, err, sizeof err));
     mimi_dec *d;
     UT_EQ_INT(t, ERR_INVAL, mimi_dec_new(&d, x.m, err, sizeof err));
     free(pcm);

@@ -1006,6 +1006,9 @@ int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nfr
         return err_set(err, errlen, ERR_TOOBIG, "mimi: audio prompt of %zu samples is over the cap", n);
     int S = m->steps, D = m->cfg.dimension, FS = m->frame, C = m->enc.cin, L = m->ldim;
     if (C != 1) return err_set(err, errlen, ERR_INVAL, "mimi: encoder expects mono (channels=%d)", C);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(pcm[i]))
+            return err_set(err, errlen, ERR_INVAL, "mimi: audio prompt sample %zu is not finite", i);
     int F = (int)((n + (size_t)FS - 1) / (size_t)FS);
     int EC = F < MM_ENC_CHUNK ? F : MM_ENC_CHUNK; /* frames per internal step */
     mm_sns sns;

@@ -137,7 +137,8 @@ void mimi_dec_dump_state(const mimi_dec *d);
 #define MIMI_ONESHOT_MAX_FRAMES 64
 int mimi_decode_oneshot(const mimi *m, const float *z, int F, float *pcm, char *err, size_t errlen);
 
-/* Encodes PCM at mimi_sample_rate(), mono, n > 0 samples. *out: malloc'd [F, ldim]
+/* Encodes PCM at mimi_sample_rate(), mono, n > 0 finite samples (ERR_INVAL otherwise;
+ * ERR_TOOBIG past 10 minutes). *out: malloc'd [F, ldim]
  * (time-major; caller frees), F = ceil(n / frame_samples). tap may be NULL. */
 int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nframes,
                 mimi_tap_fn tap, void *user, char *err, size_t errlen);
