@@ -21,8 +21,8 @@
  * names the tensor. Weights are borrowed from the st_file when they are aligned F32,
  * otherwise converted (BF16/F16/F64) into memory owned by the mimi.
  *
- * Memory: a (one-frame) mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512 floats,
- * four SEANet buffers of 64 x 1920 floats, ~2 MB im2col work), allocated once in
+ * Memory: a one-frame mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512
+ * floats, four SEANet buffers of 64 x 1920 floats, ~2 MB im2col work), allocated once in
  * mimi_dec_new; decoding allocates nothing.
  *
  * Ownership: mimi_open() -> mimi_free() (NULL-safe); the st_file must outlive the mimi.
