@@ -62,7 +62,23 @@ static char *read_text(const char *path)
  * loose bound that only catches gross errors (different filters cannot agree to 1e-4). */
 #define TOL_RESAMPLE 5e-2
 
-static void resample_rows(pkp_report *rep, const char *dir)
+/* How much the resampler choice moves the voice latents: encode the scipy output and ours. */
+static void resample_latent_note(pkp_report *rep, const mimi *m, const float *ref, const float *out, size_t n)
+{
+    char err[256];
+    float *la = NULL, *lb = NULL;
+    int fa, fb;
+    if (!mimi_encode(m, ref, n, &la, &fa, NULL, NULL, err, sizeof err) &&
+        !mimi_encode(m, out, n, &lb, &fb, NULL, NULL, err, sizeof err) && fa == fb) {
+        pkp_err e = pkp_diff(la, lb, (size_t)fa * mimi_ldim(m));
+        pkp_note(rep, "voice latents of the 1 s clip, soxr- vs scipy-resampled: abs %.3e rel %.3e (info)",
+                 e.max_abs, e.rel);
+    }
+    free(la);
+    free(lb);
+}
+
+static void resample_rows(pkp_report *rep, const char *dir, const mimi *enc)
 {
     char path[1024], err[256];
     st_file *g;
@@ -96,6 +112,7 @@ static void resample_rows(pkp_report *rep, const char *dir)
                      edge, e.max_abs, e.rel, sqrt(se / (double)(m - 2 * edge)),
                      10.0 * log10(sr / (se > 0 ? se : 1e-300)));
         }
+        if (enc) resample_latent_note(rep, enc, ref, out, m);
     }
     free(in);
     free(ref);
@@ -346,7 +363,10 @@ int main(int argc, char **argv)
         }
         st_close(g);
     }
-    resample_rows(&rep, dir);
+    mimi *enc = NULL;
+    if (mimi_open(&enc, w, "mimi.", NULL, &cfg, MIMI_ENCODER, err, sizeof err)) enc = NULL;
+    resample_rows(&rep, dir, enc);
+    mimi_free(enc);
     int rc = pkp_summary(&rep);
     st_close(w);
     return bad ? 2 : rc;
