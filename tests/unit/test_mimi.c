@@ -11,6 +11,7 @@
 #include "engine/pocket/pkparity.h"
 #include "model/safetensors.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 static char *slurp(const char *path)
@@ -458,7 +459,55 @@ static void t_bf16_checkpoint(ut_ctx *t)
     fx_close(&x);
 }
 
+typedef struct thr_job {
+    const mimi *m;
+    const float *z;
+    int F;
+    float *pcm;
+    int rc;
+} thr_job;
+
+static void *thr_decode(void *arg)
+{
+    thr_job *j = arg;
+    char err[256];
+    mimi_dec *d;
+    j->rc = mimi_dec_new(&d, j->m, err, sizeof err);
+    for (int f = 0; f < j->F && !j->rc; f++)
+        j->rc = mimi_dec_frame(d, j->z + (size_t)f * mimi_ldim(j->m),
+                               j->pcm + (size_t)f * mimi_frame_samples(j->m), err, sizeof err);
+    mimi_dec_free(d);
+    return NULL;
+}
+
+/* Three decoders on three threads share one mimi; each reproduces the golden audio. */
+static void t_concurrent_decoders(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    int F, fs = mimi_frame_samples(x.m);
+    float *z = golden_z(t, &x, &F);
+    size_t n;
+    float *ref = golden(t, x.g, "final/audio", &n);
+    thr_job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (thr_job){.m = x.m, .z = z, .F = F, .pcm = malloc((size_t)F * fs * sizeof(float))};
+        UT_EQ_INT(t, 0, pthread_create(&th[i], NULL, thr_decode, &jobs[i]));
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        UT_EQ_INT(t, 0, jobs[i].rc);
+        expect_close(t, "final/audio from a concurrent decoder", ref, jobs[i].pcm, n, 1e-4);
+        free(jobs[i].pcm);
+    }
+    free(ref);
+    free(z);
+    fx_close(&x);
+}
+
 static const ut_case cases[] = {
+    {"concurrent_decoders", t_concurrent_decoders},
     {"bf16_checkpoint", t_bf16_checkpoint},
     {"english_layout_loads", t_english_layout_loads},
     {"prompt_pcm", t_prompt_pcm},
