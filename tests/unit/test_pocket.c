@@ -324,6 +324,30 @@ static void t_chunks(ut_ctx *t)
     fx_close(&f);
 }
 
+static void t_first_chunk(ut_ctx *t)
+{
+    /* two 6-word sentences (> 16 tiny tokens, < 50): upstream makes one chunk (3 frames on
+     * the tiny model); the latency split makes two (3 + 3) */
+    const char *text = "The fox jumps over the dog. The cat sleeps in the sun.";
+    char model[512], err[256];
+    ut_path(model, sizeof model, "reference/pocket-tts");
+    int want[2] = {6, 3};
+    for (int k = 0; k < 2; k++) {
+        pke_options o = {0};
+        o.model_dir = model;
+        o.state_cache_dir = "";
+        o.first_chunk_tokens = k ? -1 : 0;
+        engine *e = NULL;
+        UT_EQ_INT(t, 0, pke_new(&e, &o, err, sizeof err));
+        if (!e) return;
+        cap c = {0};
+        UT_EQ_INT(t, 0, say(e, text, "none", 1, 1, &c, err, sizeof err));
+        UT_EQ_INT(t, want[k], c.calls);
+        free(c.v);
+        eng_free(e);
+    }
+}
+
 /* ---- voices.c alone ---------------------------------------------------------------------- */
 
 static void t_lru(ut_ctx *t)
@@ -440,6 +464,6 @@ static void t_builtin_uri(ut_ctx *t)
 static const ut_case cases[] = {
     {"load", t_load},         {"stream_frames", t_stream_frames}, {"seed", t_seed},     {"clone", t_clone},
     {"refusals", t_refusals}, {"cancel", t_cancel},               {"chunks", t_chunks}, {"lru", t_lru},
-    {"wav", t_wav},           {"builtin_uri", t_builtin_uri},
+    {"wav", t_wav},           {"builtin_uri", t_builtin_uri},     {"first_chunk", t_first_chunk},
 };
 UT_SUITE(pocket, cases)

@@ -62,6 +62,7 @@ typedef struct pke {
     int can_clone;
     int pipeline;
     int frames_after_eos;
+    int first_chunk_tokens; /* 0 = upstream chunking only */
     pk_gen_params gp;
     tp_opts tpo;
     char model_key[33];
@@ -450,6 +451,36 @@ static int gen_chunk(gen *g, const pk_fstate *voice, const tp_chunk *c, char *er
     return rc;
 }
 
+/* Latency: the text prompt of the first chunk is what the listener waits for (its cost
+ * grows with its token count), so a first chunk longer than first_chunk_tokens is split
+ * again by upstream's own rule (sentences, then ",;:") under that smaller budget. Only the
+ * first chunk changes; a single long clause stays whole. */
+static int split_first(const pke *e, tp_chunks *ch, char *err, size_t errlen)
+{
+    if (e->first_chunk_tokens <= 0 || ch->n == 0 || ch->v[0].n_ids <= (size_t)e->first_chunk_tokens) return 0;
+    tp_chunks sub = {0};
+    char e2[128];
+    if (tp_split(e->sp, ch->v[0].text, ch->v[0].len, e->first_chunk_tokens, &e->tpo, &sub, e2, sizeof e2) ||
+        sub.n < 2) {
+        tp_chunks_free(&sub);
+        return 0; /* keep upstream's chunk */
+    }
+    tp_chunk *v = malloc((sub.n + ch->n - 1) * sizeof *v);
+    if (!v) {
+        tp_chunks_free(&sub);
+        return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    }
+    memcpy(v, sub.v, sub.n * sizeof *v);
+    memcpy(v + sub.n, ch->v + 1, (ch->n - 1) * sizeof *v);
+    free(ch->v[0].text);
+    free(ch->v[0].ids);
+    free(ch->v);
+    free(sub.v);
+    ch->v = v;
+    ch->n = sub.n + ch->n - 1;
+    return 0;
+}
+
 static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen)
 {
     pke *e = (pke *)base;
@@ -465,6 +496,7 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     tp_chunks ch = {0};
     rc = tp_split(e->sp, req->text, strlen(req->text), TP_MAX_TOKENS_PER_CHUNK, &e->tpo, &ch, err, errlen);
     if (!rc && ch.n == 0) rc = err_set(err, errlen, ERR_INVAL, "input has nothing to speak");
+    if (!rc) rc = split_first(e, &ch, err, errlen);
     int need = 0;
     for (size_t i = 0; !rc && i < ch.n; i++) {
         int n = (int)ch.v[i].n_ids + ch.v[i].max_gen_len + 1;
@@ -672,6 +704,7 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
         if (opt->temp > 0) e->gp.temp = opt->temp;
         if (opt->lsd_steps > 0) e->gp.lsd_steps = opt->lsd_steps;
         e->frames_after_eos = opt->frames_after_eos;
+        e->first_chunk_tokens = opt->first_chunk_tokens < 0 ? 0 : opt->first_chunk_tokens ? opt->first_chunk_tokens : 16;
         e->pipeline = opt->pipeline != 0;
         e->tpo.pad_with_spaces_for_short_inputs = e->cfg.pad_with_spaces_for_short_inputs;
         e->tpo.remove_semicolons = e->cfg.remove_semicolons;

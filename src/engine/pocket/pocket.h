@@ -11,7 +11,8 @@
  * Per request: voice -> voice state (voices.h resolution; states cached in memory by
  * voices.h's LRU and, for audio prompts, on disk keyed by the file's content hash and the
  * model, so a cloned voice costs one encoding); text -> upstream chunks (textprep.h); per
- * chunk: copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
+ * chunk (the first one re-split under a smaller token budget, so the first audio waits
+ * for a short text prompt; opt.first_chunk_tokens): copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
  * decode per frame (fresh decoder per chunk, as upstream), one sink call per 1920-sample
  * frame. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
  * request's seed when it has one (same seed + text + voice = same samples), else a fresh
@@ -49,6 +50,7 @@ typedef struct pke_options {
     int pipeline;                /* 1 = Mimi on a second thread; 0 = sequential; -1 = default (on) */
     int bf16;                    /* FlowLM matrices as BF16 (half the bandwidth) */
     int frames_after_eos;        /* > 0 overrides config and per-chunk defaults; 0 = upstream rule */
+    int first_chunk_tokens;      /* first chunk re-split under this budget (TTFA); 0 = 16, -1 = off */
     int hugepages;               /* see pk_flowlm_opts.hugepages */
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
