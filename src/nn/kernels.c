@@ -377,18 +377,14 @@ typedef struct gemv_job {
     const float *x;
     int M;
     const nn_mat *W;
+    int chunk_rows; /* rows per chunk, multiple of 16 (parts never share a cache line of y) */
+    int nchunks;
+    int next;       /* next chunk to take (atomic) */
 } gemv_job;
 
-/* rows of W split across parts on multiples of 16 rows (parts never share a cache line
- * of y); M == 1 runs the GEMV kernel, M > 1 the GEMM kernel */
-static void gemv_part(void *arg, int part, int nparts)
+static void gemv_rows(const gemv_job *j, int r0, int r1)
 {
-    gemv_job *j = arg;
     int rows = j->W->rows, cols = j->W->cols;
-    int blocks = (rows + 15) / 16;
-    int b0 = (int)((long)blocks * part / nparts), b1 = (int)((long)blocks * (part + 1) / nparts);
-    int r0 = b0 * 16, r1 = b1 * 16 < rows ? b1 * 16 : rows;
-    if (r1 <= r0) return;
     if (j->W->dtype == NN_F32) {
         const float *w = (const float *)j->W->w + (size_t)r0 * cols;
         if (j->M == 1) nn_pick_gemv_f32()(j->y + r0, j->x, w, r1 - r0, cols);
@@ -400,17 +396,33 @@ static void gemv_part(void *arg, int part, int nparts)
     }
 }
 
-/* OpenBLAS's run-time core for this CPU is its generic SSE3 one */
-static int blas_is_generic(void)
+/* Every participant takes chunks from a shared counter until none are left, so a thread
+ * that starts late (busy machine, descheduled worker) simply does fewer chunks instead of
+ * making the others wait for its fixed share. M == 1 runs the GEMV kernel, M > 1 GEMM. */
+static void gemv_part(void *arg, int part, int nparts)
 {
-    const char *c = openblas_get_corename();
-    return !c || !strcasecmp(c, "prescott") || !strcasecmp(c, "core2") || !strcasecmp(c, "katmai");
+    gemv_job *j = arg;
+    (void)part, (void)nparts;
+    for (;;) {
+        int c = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (c >= j->nchunks) return;
+        int r0 = c * j->chunk_rows, r1 = r0 + j->chunk_rows;
+        if (r1 > j->W->rows) r1 = j->W->rows;
+        gemv_rows(j, r0, r1);
+    }
 }
 
 void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols)
 {
     for (int m = 0; m < M; m++)
         for (int r = 0; r < rows; r++) y[(size_t)m * ldy + r] = nn_ref_dot(W + (size_t)r * cols, x + (size_t)m * cols, cols);
+}
+
+/* OpenBLAS's run-time core for this CPU is its generic SSE3 one */
+static int blas_is_generic(void)
+{
+    const char *c = openblas_get_corename();
+    return !c || !strcasecmp(c, "prescott") || !strcasecmp(c, "core2") || !strcasecmp(c, "katmai");
 }
 
 void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b)
@@ -424,9 +436,12 @@ void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, 
     int own = M == 1 || (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL);
     if (own && M >= 16 && W->dtype == NN_F32 && !blas_is_generic()) own = 0;
     if (own) {
-        gemv_job j = {y, x, M, W};
         /* small matrices are not worth waking threads for */
-        if ((size_t)rows * cols * M < 65536) gemv_part(&j, 0, 1);
+        int n = (size_t)rows * cols * M < 65536 ? 1 : nn_pool_threads(pool);
+        int cr = n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + 15) / 16 * 16; /* ~8 chunks per thread */
+        if (cr < 16) cr = 16;
+        gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0};
+        if (n == 1) gemv_rows(&j, 0, rows);
         else nn_pool_run(pool, gemv_part, &j);
     } else if (W->dtype == NN_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, rows, cols, 1.0f, x, cols, (const float *)W->w, cols,
