@@ -463,7 +463,45 @@ static void t_generate(ut_ctx *t)
     tiny_close(&ty);
 }
 
+/* Same seed → bit-identical latents, whatever the thread count (rows are split, never sums). */
+static void t_reproducible(ut_ctx *t)
+{
+    char p[512], err[256];
+    pk_config cfg;
+    st_file *w = NULL;
+    if (pk_config_load_json(&cfg, ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"), err, sizeof err) ||
+        st_open(&w, ut_path(p, sizeof p, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    float out[2][8][16];
+    for (int run = 0; run < 2; run++) {
+        nn_pool *pool = NULL;
+        UT_EQ_INT(t, 0, nn_pool_new(&pool, run ? 3 : 1, err, sizeof err));
+        pk_flowlm_opts o = {NN_F32, pool, NULL, 0};
+        pk_flowlm *m = NULL;
+        pk_fstate *s = NULL;
+        UT_EQ_INT(t, 0, pk_flowlm_load(&m, &cfg, w, &o, err, sizeof err));
+        UT_EQ_INT(t, 0, pk_fstate_new(&s, m, 64, err, sizeof err));
+        pk_gen_params gp;
+        pk_gen_params_default(&gp);
+        pk_gauss g;
+        pk_gauss_seed(&g, 12345);
+        pk_noise nz = {pk_gauss_fill, &g};
+        int ids[20];
+        for (int i = 0; i < 20; i++) ids[i] = 7 * i + 1;
+        float logit;
+        UT_EQ_INT(t, 0, pk_flowlm_prompt_text(m, s, ids, 20, &gp, NULL, err, sizeof err));
+        for (int k = 0; k < 8; k++)
+            UT_EQ_INT(t, 0, pk_flowlm_step(m, s, k ? out[run][k - 1] : NULL, &gp, &nz, out[run][k], &logit, err, sizeof err));
+        pk_fstate_free(s);
+        pk_flowlm_free(m);
+        nn_pool_free(pool);
+    }
+    st_close(w);
+    UT_CHECK(t, !memcmp(out[0], out[1], sizeof out[0]));
+}
+
 static const ut_case cases[] = {
+    {"reproducible", t_reproducible},
     {"generate", t_generate},
     {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
