@@ -16,6 +16,9 @@ typedef void (*nn_gemv_f32_fn)(float *y, const float *x, const float *W, int row
 typedef void (*nn_gemv_bf16_fn)(float *y, const float *x, const uint16_t *W, int rows, int cols);
 typedef float (*nn_dot_fn)(const float *a, const float *b, int n);
 typedef void (*nn_axpy_fn)(float *y, float a, const float *x, int n); /* y += a x */
+/* attention blocks of 4 queries: out[i] = q[i] . k ; o[i] += w[i] v (n values each) */
+typedef void (*nn_dot4_fn)(const float *const q[4], const float *k, int n, float out[4]);
+typedef void (*nn_axpy4_fn)(float *const o[4], const float w[4], const float *v, int n);
 /* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
 typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
@@ -25,6 +28,8 @@ void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int co
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 float nn_avx2_dot(const float *a, const float *b, int n);
 void nn_avx2_axpy(float *y, float a, const float *x, int n);
+void nn_avx2_dot4(const float *const q[4], const float *k, int n, float out[4]);
+void nn_avx2_axpy4(float *const o[4], const float w[4], const float *v, int n);
 void nn_avx2_gelu(float *x, size_t n); /* |err| vs erff-based reference <= ~3e-7 * |x| */
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
@@ -41,6 +46,8 @@ nn_gemv_f32_fn nn_pick_gemv_f32(void);
 nn_gemv_bf16_fn nn_pick_gemv_bf16(void);
 nn_dot_fn nn_pick_dot(void);
 nn_axpy_fn nn_pick_axpy(void);
+nn_dot4_fn nn_pick_dot4(void);
+nn_axpy4_fn nn_pick_axpy4(void);
 /* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void);

@@ -101,6 +101,19 @@ void nn_ref_axpy(float *y, float a, const float *x, int n)
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void nn_ref_dot4(const float *const q[4], const float *k, int n, float out[4])
+{
+    for (int i = 0; i < 4; i++) out[i] = nn_ref_dot(q[i], k, n);
+}
+
+void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n)
+{
+    for (int i = 0; i < 4; i++) nn_ref_axpy(o[i], w[i], v, n);
+}
+
+nn_dot4_fn nn_pick_dot4(void) { return nn_cpu_avx2() ? nn_avx2_dot4 : nn_ref_dot4; }
+nn_axpy4_fn nn_pick_axpy4(void) { return nn_cpu_avx2() ? nn_avx2_axpy4 : nn_ref_axpy4; }
+
 nn_axpy_fn nn_pick_axpy(void)
 {
     if (nn_cpu_avx2()) return nn_avx2_axpy;
@@ -590,6 +603,63 @@ void nn_kv_free(nn_kv *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Queries in blocks of 4 (prompt passes, Mimi's 16-step frames): every cached key and
+ * value row is loaded once per block instead of once per query. Scores of the block live
+ * on the stack (4 x the union of the 4 windows, capped); returns how many queries it
+ * handled (a multiple of 4; the caller does the rest one by one). Per query the window,
+ * mask and arithmetic are exactly those of the one-by-one path. */
+enum { NN_QB = 4, NN_QB_SCR = 4096 };
+
+static int attend_blocks(const nn_kv *c, float *out, const float *q, int L, int64_t p0, float scale)
+{
+    int H = c->heads, hd = c->hd;
+    size_t row = (size_t)H * hd;
+    nn_dot4_fn dot4 = nn_pick_dot4();
+    nn_axpy4_fn axpy4 = nn_pick_axpy4();
+    float sbuf[NN_QB_SCR];
+    int t = 0;
+    for (; t + NN_QB <= L; t += NN_QB) {
+        int64_t pf = p0 + t, pl = pf + NN_QB - 1;
+        int64_t lo_u = c->context ? pf - c->context + 1 : 0;
+        if (lo_u < 0) lo_u = 0;
+        int nu = (int)(pl - lo_u + 1);
+        if ((size_t)nu * NN_QB > NN_QB_SCR) break;
+        for (int h = 0; h < H; h++) {
+            const float *qs[NN_QB];
+            float *sc[NN_QB], *os[NN_QB], d4[NN_QB], w4[NN_QB];
+            for (int i = 0; i < NN_QB; i++) {
+                qs[i] = q + (size_t)(t + i) * row + (size_t)h * hd;
+                os[i] = out + (size_t)(t + i) * row + (size_t)h * hd;
+                sc[i] = sbuf + (size_t)i * nu;
+                memset(os[i], 0, (size_t)hd * sizeof(float));
+            }
+            for (int j = 0; j < nu; j++) {
+                dot4(qs, c->k + (size_t)((lo_u + j) % c->cap) * row + (size_t)h * hd, hd, d4);
+                for (int i = 0; i < NN_QB; i++) sc[i][j] = d4[i] * scale;
+            }
+            for (int i = 0; i < NN_QB; i++) {
+                int64_t p = pf + i, lo = c->context ? p - c->context + 1 : 0;
+                if (lo < 0) lo = 0;
+                int a = (int)(lo - lo_u), b = (int)(p - lo_u); /* valid j in [a, b] */
+                float mx = -INFINITY, sum = 0;
+                for (int j = a; j <= b; j++)
+                    if (sc[i][j] > mx) mx = sc[i][j];
+                for (int j = 0; j < nu; j++) {
+                    sc[i][j] = j < a || j > b ? 0.0f : expf(sc[i][j] - mx);
+                    sum += sc[i][j];
+                }
+                float inv = 1.0f / sum;
+                for (int j = a; j <= b; j++) sc[i][j] *= inv;
+            }
+            for (int j = 0; j < nu; j++) {
+                for (int i = 0; i < NN_QB; i++) w4[i] = sc[i][j];
+                axpy4(os, w4, c->v + (size_t)((lo_u + j) % c->cap) * row + (size_t)h * hd, hd);
+            }
+        }
+    }
+    return t;
+}
+
 int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int L, float *scratch)
 {
     int H = c->heads, hd = c->hd;
@@ -610,7 +680,8 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
     nn_dot_fn dot = nn_pick_dot();
     nn_axpy_fn axpy = nn_pick_axpy();
     float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t < L; t++) {
+    int t = attend_blocks(c, out, q, L, p0, scale);
+    for (; t < L; t++) {
         int64_t p = p0 + t;
         int64_t lo = c->context ? p - c->context + 1 : 0;
         if (lo < 0) lo = 0;

@@ -52,6 +52,36 @@ T2 void nn_avx2_axpy(float *y, float a, const float *x, int n)
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+T2 void nn_avx2_dot4(const float *const q[4], const float *k, int n, float out[4])
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 kv = _mm256_loadu_ps(k + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q[0] + i), kv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q[1] + i), kv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q[2] + i), kv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q[3] + i), kv, a3);
+    }
+    float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
+    for (; i < n; i++) s0 += q[0][i] * k[i], s1 += q[1][i] * k[i], s2 += q[2][i] * k[i], s3 += q[3][i] * k[i];
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+T2 void nn_avx2_axpy4(float *const o[4], const float w[4], const float *v, int n)
+{
+    __m256 w0 = _mm256_set1_ps(w[0]), w1 = _mm256_set1_ps(w[1]), w2 = _mm256_set1_ps(w[2]), w3 = _mm256_set1_ps(w[3]);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vv = _mm256_loadu_ps(v + i);
+        _mm256_storeu_ps(o[0] + i, _mm256_fmadd_ps(w0, vv, _mm256_loadu_ps(o[0] + i)));
+        _mm256_storeu_ps(o[1] + i, _mm256_fmadd_ps(w1, vv, _mm256_loadu_ps(o[1] + i)));
+        _mm256_storeu_ps(o[2] + i, _mm256_fmadd_ps(w2, vv, _mm256_loadu_ps(o[2] + i)));
+        _mm256_storeu_ps(o[3] + i, _mm256_fmadd_ps(w3, vv, _mm256_loadu_ps(o[3] + i)));
+    }
+    for (; i < n; i++) o[0][i] += w[0] * v[i], o[1][i] += w[1] * v[i], o[2][i] += w[2] * v[i], o[3][i] += w[3] * v[i];
+}
+
 /* exp(x) for x <= 0 (Cephes-style: 2^n * p(r), |rel err| < 2e-7; x below -87 gives 0) */
 T2 static inline __m256 exp_neg256(__m256 x)
 {
@@ -460,6 +490,8 @@ void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, in
 float nn_avx2_dot(const float *a, const float *b, int n) { (void)a, (void)b, (void)n; return 0; }
 void nn_avx2_axpy(float *y, float a, const float *x, int n) { (void)y, (void)a, (void)x, (void)n; }
 void nn_avx2_gelu(float *x, size_t n) { (void)x, (void)n; }
+void nn_avx2_dot4(const float *const q[4], const float *k, int n, float out[4]) { (void)q, (void)k, (void)n, (void)out; }
+void nn_avx2_axpy4(float *const o[4], const float w[4], const float *v, int n) { (void)o, (void)w, (void)v, (void)n; }
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols; }
