@@ -5,7 +5,7 @@
  *       DIR      reference folder (default ../shared/reference/pocket-tts)
  *       RUNS     TTFA repetitions per configuration (default 5)
  *       CONFIGS  comma list of THREADSxPIPE, e.g. "1p,2p,2s" (default): p = Mimi on its
- *                own thread, s = sequential
+ *                own thread, s = sequential; b = FlowLM as BF16; t = TTFA only ("1pt")
  *
  * Setup: a random F32 checkpoint from DIR/layout-english_2026-04.json is written into a
  * temp folder as model.safetensors (the english_2026-04 built-in config is used; the tiny
@@ -149,7 +149,7 @@ static int write_voice(const char *path)
 
 static const char *TEXT = "Hello world. I am Kyutai's Pocket TTS. I'm fast enough to run on small CPUs.";
 
-static int bench_one(const char *tmp, int threads, int pipe, int runs)
+static int bench_one(const char *tmp, int threads, int pipe, int bf16, int runs, int ttfa_only)
 {
     char model[600], voices[600], states[600], err[512];
     snprintf(model, sizeof model, "%s", tmp);
@@ -162,6 +162,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int runs)
     o.state_cache_dir = states;
     o.threads = threads;
     o.pipeline = pipe;
+    o.bf16 = bf16;
     reset_peak();
     engine *e = NULL;
     double t0 = now_ms();
@@ -202,6 +203,12 @@ static int bench_one(const char *tmp, int threads, int pipe, int runs)
     /* full request, forced to upstream's maximum length */
     o.frames_after_eos = 100000;
     clock_sink f = {0};
+    if (ttfa_only) {
+        printf("  %7d %-6s %10.0f %9.0f %9.1f %9.1f   (TTFA only)\n", threads,
+               pipe ? (bf16 ? "pipe16" : "pipe") : (bf16 ? "seq16" : "seq"), startup, clone_ms,
+               ttfa, ttfa_cpu);
+        return rc;
+    }
     if (!rc && pke_new(&e, &o, err, sizeof err) == 0) {
         f.c0 = cpu_ms();
         f.t0 = now_ms();
@@ -217,8 +224,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int runs)
     }
     double total_s = (f.last - f.t0) / 1e3, fps = f.frames / total_s;
     double steady = f.frames > 2 ? (f.frames - 2) / ((f.last - f.second) / 1e3) : fps;
-    printf("  %7d %-5s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %8ld  %s\n", threads,
-           pipe ? "pipe" : "seq", startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
+    printf("  %7d %-6s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %8ld  %s\n", threads,
+           pipe ? (bf16 ? "pipe16" : "pipe") : (bf16 ? "seq16" : "seq"), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
            f.c0 / f.frames, rss_ready / 1024, status_kb("VmHWM:") / 1024, loadavg());
     fflush(stdout);
     return 0;
@@ -228,7 +235,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
     int runs = argc > 2 ? atoi(argv[2]) : 5;
-    const char *configs = argc > 3 ? argv[3] : "1p,2p,2s";
+    const char *configs = argc > 3 ? argv[3] : "1p,2p,2s,1pb,2pb";
     if (runs < 1) runs = 1;
     char tmp[64] = "/tmp/pocket-engine-bench-XXXXXX", p[700], q[700], err[512];
     if (!mkdtemp(tmp)) {
@@ -260,7 +267,7 @@ int main(int argc, char **argv)
         printf("pocket-engine-bench: random F32 english_2026-04 checkpoint written in %.0f ms; 10 s voice; "
                "TTFA median of %d; text: \"%s\"\n",
                wr, runs, TEXT);
-        printf("  %7s %-5s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %8s  %s\n", "threads", "mimi", "startup ms",
+        printf("  %7s %-6s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %8s  %s\n", "threads", "mimi", "startup ms",
                "clone ms", "TTFA ms", "TTFA cpu", "frames", "frames/s", "steady/s", "realtime", "cpu ms/frame",
                "RSS MB", "peak MB", "loadavg");
         const char *c = configs;
@@ -268,8 +275,9 @@ int main(int argc, char **argv)
             int th = atoi(c);
             const char *x = c;
             while (*x >= '0' && *x <= '9') x++;
-            int pipe = *x != 's';
-            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, runs);
+            int pipe = *x != 's', bf = 0, only = 0;
+            for (const char *y = x; *y && *y != ','; y++) bf |= *y == 'b', only |= *y == 't';
+            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, runs, only);
             c = strchr(c, ',');
             if (!c) break;
             c++;

@@ -348,6 +348,31 @@ static void t_first_chunk(ut_ctx *t)
     }
 }
 
+static void t_offline(ut_ctx *t)
+{
+    /* no local folder, offline, empty caches: fails at once, saying why (the registry then
+     * falls back to espeak and reports the reason) */
+    char dir[] = "/tmp/ut-pocket-off-XXXXXX", err[1024];
+    if (!mkdtemp(dir)) return;
+    hf_options ho = {0};
+    ho.cache_dir = dir;
+    ho.offline = 1;
+    ho.hub_cache = "";
+    ho.no_env = 1;
+    pke_options o = {0};
+    o.language = "english_2026-04";
+    o.hf = &ho;
+    engine *e = NULL;
+    int rc = pke_new(&e, &o, err, sizeof err);
+    UT_EQ_INT(t, ERR_NOTFOUND, rc);
+    UT_CHECK(t, e == NULL);
+    UT_CHECK(t, strstr(err, "weights") != NULL);
+    o.language = "klingon";
+    UT_EQ_INT(t, ERR_NOTFOUND, pke_new(&e, &o, err, sizeof err));
+    UT_CHECK(t, strstr(err, "klingon") != NULL);
+    rm_rf(dir);
+}
+
 /* ---- voices.c alone ---------------------------------------------------------------------- */
 
 static void t_lru(ut_ctx *t)
@@ -465,5 +490,6 @@ static const ut_case cases[] = {
     {"load", t_load},         {"stream_frames", t_stream_frames}, {"seed", t_seed},     {"clone", t_clone},
     {"refusals", t_refusals}, {"cancel", t_cancel},               {"chunks", t_chunks}, {"lru", t_lru},
     {"wav", t_wav},           {"builtin_uri", t_builtin_uri},     {"first_chunk", t_first_chunk},
+    {"offline", t_offline},
 };
 UT_SUITE(pocket, cases)
