@@ -121,6 +121,8 @@ void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int
 float nn_ref_dot(const float *a, const float *b, int n);
 void nn_ref_axpy(float *y, float a, const float *x, int n); /* y += a x */
 void nn_ref_gelu_erf(float *x, size_t n);                   /* with libm erff */
+void nn_ref_dot4(const float *const q[4], const float *k, int n, float out[4]);
+void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n);
 /* y[m * ldy + r] = x[m, :] . W[r, :]; x [M, cols], W [rows, cols] */
 void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 

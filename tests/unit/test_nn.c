@@ -117,6 +117,19 @@ static void t_dot_axpy(ut_ctx *t)
         nn_pick_axpy()(y1, 0.37f, a, n);
         UT_CHECK(t, maxdiff(y0, y1, 70) < 1e-6);
     }
+    for (int n = 0; n < 70; n += 5) {
+        float qv[4][70], k[70], r0[4], r1[4], o0[4][70], o1[4][70], w[4] = {0.5f, -1.25f, 2.0f, 0.1f};
+        for (int i = 0; i < 4; i++) fill(qv[i], 70), fill(o0[i], 70), memcpy(o1[i], o0[i], sizeof o0[i]);
+        fill(k, 70);
+        const float *qs[4] = {qv[0], qv[1], qv[2], qv[3]};
+        float *p0[4] = {o0[0], o0[1], o0[2], o0[3]}, *p1[4] = {o1[0], o1[1], o1[2], o1[3]};
+        nn_ref_dot4(qs, k, n, r0);
+        nn_pick_dot4()(qs, k, n, r1);
+        UT_CHECK(t, maxdiff(r0, r1, 4) < 1e-5);
+        nn_ref_axpy4(p0, w, k, n);
+        nn_pick_axpy4()(p1, w, k, n);
+        for (int i = 0; i < 4; i++) UT_CHECK(t, maxdiff(o0[i], o1[i], 70) < 1e-6);
+    }
 }
 
 static void t_gelu(ut_ctx *t)
