@@ -2,9 +2,9 @@
  *
  * Each hot kernel has a plain C reference (nn_ref_*) and optional x86 versions compiled
  * with __attribute__((target(...))) in kernels_x86.c (no -march flags in the Makefile).
- * nn_pick_*() ask __builtin_cpu_supports each time (a load and a bit test), so there is
- * no mutable dispatch table; NN_FORCE_GENERIC=1 in the environment is read by the tests
- * and bench only, never here.
+ * nn_pick_*() (in kernels.c) ask __builtin_cpu_supports each time (a load and a bit
+ * test), so there is no mutable dispatch table. Tests call the references and every x86
+ * variant the CPU supports directly and compare them.
  */
 #ifndef NN_DISPATCH_H
 #define NN_DISPATCH_H
@@ -19,6 +19,7 @@ typedef void (*nn_axpy_fn)(float *y, float a, const float *x, int n); /* y += a 
 /* attention blocks of 4 queries: out[i] = q[i] . k ; o[i] += w[i] v (n values each) */
 typedef void (*nn_dot4_fn)(const float *const q[4], const float *k, int n, float out[4]);
 typedef void (*nn_axpy4_fn)(float *const o[4], const float w[4], const float *v, int n);
+typedef void (*nn_gelu_fn)(float *x, size_t n);
 /* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
 typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
@@ -47,6 +48,7 @@ nn_gemv_bf16_fn nn_pick_gemv_bf16(void);
 nn_dot_fn nn_pick_dot(void);
 nn_axpy_fn nn_pick_axpy(void);
 nn_dot4_fn nn_pick_dot4(void);
+nn_gelu_fn nn_pick_gelu(void);
 nn_axpy4_fn nn_pick_axpy4(void);
 /* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);

@@ -55,14 +55,8 @@ uint16_t nn_f32_to_bf16(float f)
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 
-static int force_generic(void)
-{
-    return 0; /* the tests call nn_ref_* directly; production always dispatches */
-}
-
 nn_gemv_f32_fn nn_pick_gemv_f32(void)
 {
-    if (force_generic()) return nn_ref_gemv_f32;
     if (nn_cpu_avx512()) return nn_avx512_gemv_f32;
     if (nn_cpu_avx2()) return nn_avx2_gemv_f32;
     return nn_ref_gemv_f32;
@@ -70,7 +64,6 @@ nn_gemv_f32_fn nn_pick_gemv_f32(void)
 
 nn_gemv_bf16_fn nn_pick_gemv_bf16(void)
 {
-    if (force_generic()) return nn_ref_gemv_bf16;
     if (nn_cpu_avx512()) return nn_avx512_gemv_bf16;
     if (nn_cpu_avx2()) return nn_avx2_gemv_bf16;
     return nn_ref_gemv_bf16;
@@ -110,6 +103,8 @@ void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n)
 {
     for (int i = 0; i < 4; i++) nn_ref_axpy(o[i], w[i], v, n);
 }
+
+nn_gelu_fn nn_pick_gelu(void) { return nn_cpu_avx2() ? nn_avx2_gelu : nn_ref_gelu_erf; }
 
 nn_dot4_fn nn_pick_dot4(void) { return nn_cpu_avx2() ? nn_avx2_dot4 : nn_ref_dot4; }
 nn_axpy4_fn nn_pick_axpy4(void) { return nn_cpu_avx2() ? nn_avx2_axpy4 : nn_ref_axpy4; }
@@ -526,11 +521,7 @@ void nn_ref_gelu_erf(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
-void nn_gelu_erf(float *x, size_t n)
-{
-    if (nn_cpu_avx2()) nn_avx2_gelu(x, n);
-    else nn_ref_gelu_erf(x, n);
-}
+void nn_gelu_erf(float *x, size_t n) { nn_pick_gelu()(x, n); }
 
 void nn_silu(float *x, size_t n)
 {
