@@ -27,6 +27,7 @@ const char *err_name(int code)
     case ERR_BUSY: return "busy";
     case ERR_FORMAT: return "bad format";
     case ERR_INTERNAL: return "internal error";
+    case ERR_DENIED: return "access denied";
     default: return "unknown error";
     }
 }

@@ -23,6 +23,7 @@ enum {
     ERR_BUSY = -7,     /* overloaded: try again later */
     ERR_FORMAT = -8,   /* malformed data (file or stream) */
     ERR_INTERNAL = -9, /* a bug */
+    ERR_DENIED = -10,  /* access refused (HTTP 401/403): credentials missing or not accepted */
 };
 
 /* Writes a printf-formatted message into err (if err && errlen) and returns code.

@@ -77,7 +77,7 @@
 
 /* Access denied (HTTP 401/403): gated or private repo, missing or wrong token. Distinct from
  * every ERR_* in core/err.h so callers can fall back to ungated weights. */
-#define HF_ERR_GATED (-20)
+#define HF_ERR_GATED ERR_DENIED
 
 #define HF_REPO_MAX 200   /* "owner/name"; each part <= 96 chars on huggingface.co */
 #define HF_RPATH_MAX 1024 /* path inside the repo */
