@@ -15,7 +15,7 @@
 // set of sentences (tests/e2e/lib/asr.mjs by "esp"), at most one miss over all formats.
 // With stream_format "sse" the base64 deltas of every format concatenate to a valid file.
 // The official openai SDK fetches every format. speed 0.25..4 scales duration as 1/speed
-// within 5 %.
+// within 5 %. The --mp3-kbps/--opus-kbps/--aac-kbps flags change the encoded bit rate.
 //
 // Run: cd tests && POCKETTTS_BIN=/work/main/build-aud/asan/pockettts node --test e2e/formats.test.mjs
 
@@ -25,7 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { useServer, speech, parseSse } from './lib/server.mjs';
+import { useServer, startServer, speech, parseSse } from './lib/server.mjs';
 import { ffprobe, ffmpegDecode, rms, RATE } from './lib/audio.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -198,4 +198,22 @@ describe('response formats', () => {
             await checkBody(f, body, ref[1], { streamed });
         }
     });
+});
+
+describe('bit rate flags reach the encoders', () => {
+    // --mp3-kbps / --opus-kbps / --aac-kbps (srv's flags) -> aenc_opts.bitrate_kbps.
+    const want = { mp3: 64, opus: 24, aac: 32 };
+    const srv = useServer({ args: ['--mp3-kbps', '64', '--opus-kbps', '24', '--aac-kbps', '32'] });
+    for (const [f, kbps] of Object.entries(want)) {
+        test(`${f} at ${kbps} kbps`, async () => {
+            const input = CANDIDATES[0] + '. ' + CANDIDATES[1] + '. ' + CANDIDATES[2] + '.';
+            const r = await speech(srv.port, { ...base, input, response_format: f, stream: false }, { timeoutMs: 60000 });
+            assert.equal(r.status, 200, r.text().slice(0, 300));
+            const x = await decode(f, r.body);
+            const got = (r.body.length * 8) / (x.length / RATE) / 1000;
+            // mp3 is CBR (one extra tag frame); opus/aac are VBR-ish around the target.
+            const tol = f === 'mp3' ? 0.08 : 0.35;
+            assert.ok(Math.abs(got - kbps) <= tol * kbps, `${f}: ${got.toFixed(1)} kbit/s, expected ${kbps} +-${tol * 100} %`);
+        });
+    }
 });
