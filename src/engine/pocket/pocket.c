@@ -326,6 +326,7 @@ typedef struct gen {
     int cmd_q[PKE_QUEUE]; /* 0 = frame, 1 = reset, 2 = stop */
     int head, tail_dec, tail_out; /* produced, decoded, delivered */
     int abort;                    /* stop delivering: the request failed or was cancelled */
+    int emitted;                  /* frames handed to the decoder so far */
     int dec_rc;
     char dec_err[256];
 } gen;
@@ -412,7 +413,10 @@ static int emit_frame(gen *g, const float *lat, char *err, size_t errlen)
 {
     if (g->piped) {
         int rc = push(g, 0, lat, err, errlen);
-        return rc ? rc : drain(g, 0, err, errlen);
+        /* the first frame is waited for: it is what the listener is waiting for, and the
+         * overlap with the next FlowLM step only pays off from the second frame on */
+        int first = !g->emitted++;
+        return rc ? rc : drain(g, first, err, errlen);
     }
     float z[1024];
     mimi_denorm(g->e->mm, lat, z);
@@ -661,7 +665,13 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     if (!rc) rc = st_open(&e->wf, wpath, err, errlen);
     if (!rc) rc = model_key(wpath, e->model_key, err, errlen);
     double t2 = now_ms();
-    int threads = opt->threads > 0 ? opt->threads : 2;
+    /* default threads: with Mimi on its own thread, FlowLM gets the other cores (upstream
+     * runs one thread each); the pool spins briefly, so oversubscribing costs */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1) ncpu = 1;
+    int piped = opt->pipeline != 0;
+    int threads = opt->threads > 0 ? opt->threads : (int)(piped ? (ncpu > 2 ? ncpu - 1 : 1) : ncpu);
+    if (threads > 8 && opt->threads <= 0) threads = 8;
     if (!rc) rc = nn_pool_new(&e->pool, threads, err, errlen);
     if (!rc) {
         pk_flowlm_opts fo = {opt->bf16 ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL), e->pool, NULL, opt->hugepages};
@@ -705,7 +715,11 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
         if (opt->lsd_steps > 0) e->gp.lsd_steps = opt->lsd_steps;
         e->frames_after_eos = opt->frames_after_eos;
         e->first_chunk_tokens = opt->first_chunk_tokens < 0 ? 0 : opt->first_chunk_tokens ? opt->first_chunk_tokens : 16;
-        e->pipeline = opt->pipeline != 0;
+        e->pipeline = piped;
+        /* OpenBLAS (Mimi's convolutions) at one thread when Mimi has its own thread: two
+         * BLAS threads on top of the FlowLM pool doubled Mimi's wall time on 2 cores. This is
+         * OpenBLAS's process-wide setting (nn.h); only this engine uses BLAS at run time. */
+        if (piped) nn_set_threads(1);
         e->tpo.pad_with_spaces_for_short_inputs = e->cfg.pad_with_spaces_for_short_inputs;
         e->tpo.remove_semicolons = e->cfg.remove_semicolons;
         e->kv_bytes_per_pos = (size_t)e->cfg.num_layers * 2 * (size_t)e->cfg.d_model * sizeof(float);

@@ -20,7 +20,9 @@
  *
  * With opt.pipeline the Mimi decoder runs on a second thread fed through a small queue of
  * latents, so FlowLM step k+1 overlaps Mimi frame k (upstream does the same with two
- * Python threads); the sink is still called from the synth() caller's thread.
+ * Python threads); the sink is still called from the synth() caller's thread. The first
+ * frame of a request is waited for (it is the latency the listener hears). Pipelining sets
+ * OpenBLAS to one thread (nn_set_threads(1), process-wide).
  *
  * Thread safety: the model is read-only after load; synth() may run on several threads
  * (each request has its own KV state and decoder); max_parallel = opt.max_parallel.
@@ -45,7 +47,8 @@ typedef struct pke_options {
     const char *state_cache_dir; /* encoded voice states on disk; NULL: <hf cache root>/voices; "" = off */
     int allow_url_voices;        /* http(s):// and hf:// voices */
     int allow_abs_voice_paths;   /* "/abs/file.wav" voices */
-    int threads;                 /* FlowLM worker pool size incl. caller; 0 = 2 */
+    int threads;                 /* FlowLM pool size incl. caller; 0 = cores - 1 when pipelined
+                                  * (at least 1), else cores (at most 8) */
     int max_parallel;            /* concurrent synth() calls; 0 = 2 */
     int pipeline;                /* 1 = Mimi on a second thread; 0 = sequential; -1 = default (on) */
     int bf16;                    /* FlowLM matrices as BF16 (half the bandwidth) */
