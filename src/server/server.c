@@ -376,14 +376,39 @@ static enum MHD_Result send_err(conn_ctx *x, struct MHD_Connection *c, int statu
 
 /* ---- routes ------------------------------------------------------------------------- */
 
+/* A minimal page: try a voice in the browser. Plain HTML + a few lines of JS; no assets. */
 static const char index_html[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-    "<title>pockettts</title></head><body>\n"
+    "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+    "<title>pockettts</title><style>body{font:16px system-ui,sans-serif;max-width:42em;"
+    "margin:2em auto;padding:0 1em}textarea{width:100%;height:6em}select,button{margin:.3em "
+    ".3em .3em 0}</style></head><body>\n"
     "<h1>pockettts " PT_VERSION "</h1>\n"
-    "<p>A local text-to-speech server speaking OpenAI's API.</p>\n"
-    "<ul><li>POST <code>/v1/audio/speech</code></li><li>GET <a href=\"/v1/voices\">/v1/voices</a>"
-    "</li><li>GET <a href=\"/v1/models\">/v1/models</a></li><li>GET <a href=\"/health\">/health"
-    "</a></li></ul>\n</body></html>\n";
+    "<p>A local text-to-speech server speaking OpenAI's API: POST <code>/v1/audio/speech</code>, "
+    "GET <a href=\"/v1/voices\">/v1/voices</a>, <a href=\"/v1/models\">/v1/models</a>, "
+    "<a href=\"/health\">/health</a>.</p>\n"
+    "<textarea id=\"t\">Hello! This is pockettts speaking.</textarea><br>\n"
+    "<select id=\"m\"></select><select id=\"v\"></select><select id=\"f\">"
+    "<option>mp3</option><option>wav</option><option>opus</option><option>aac</option>"
+    "<option>flac</option></select><button id=\"b\">Speak</button>\n"
+    "<p id=\"s\"></p><audio id=\"a\" controls></audio>\n<script>\n"
+    "const $=i=>document.getElementById(i);\n"
+    "async function voices(){const r=await fetch('/v1/voices?model='+encodeURIComponent($('m')."
+    "value));const j=await r.json();$('v').innerHTML='';for(const x of j.data||[]){const o="
+    "document.createElement('option');o.value=x.id;o.textContent=x.id+(x.name&&x.name!==x.id?"
+    "' \\u2014 '+x.name:'');$('v').appendChild(o);}}\n"
+    "fetch('/v1/models').then(r=>r.json()).then(j=>{for(const x of j.data||[]){if(x.id.startsWith"
+    "('tts-')||x.id.startsWith('gpt-'))continue;const o=document.createElement('option');o.value="
+    "o.textContent=x.id;$('m').appendChild(o);}voices();});\n"
+    "$('m').onchange=voices;\n"
+    "$('b').onclick=async()=>{$('s').textContent='\\u2026';const t0=performance.now();"
+    "const r=await fetch('/v1/audio/speech',{method:'POST',headers:{'Content-Type':"
+    "'application/json'},body:JSON.stringify({model:$('m').value,voice:$('v').value,input:"
+    "$('t').value,response_format:$('f').value,stream:false})});if(!r.ok){const e=await r.json()"
+    ".catch(()=>({}));$('s').textContent='Error '+r.status+': '+((e.error||{}).message||'');"
+    "return;}const b=await r.blob();$('s').textContent='Done in '+Math.round(performance.now()-t0)"
+    "+' ms, '+b.size+' bytes';$('a').src=URL.createObjectURL(b);$('a').play();};\n"
+    "</script></body></html>\n";
 
 enum { R_NONE, R_INDEX, R_HEALTH, R_MODELS, R_MODEL_ONE, R_AUDIO_MODELS, R_VOICES,
        R_AUDIO_VOICES, R_SPEECH };
