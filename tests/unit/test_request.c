@@ -276,6 +276,14 @@ static void t_catalog(ut_ctx *t)
     UT_EQ_STR(t, "{\"id\":\"tts-1\",\"object\":\"model\",\"created\":1700000000,\"owned_by\":\"pockettts\"}", s);
     free(s);
     UT_EQ_INT(t, ERR_NOTFOUND, oai_model_json(r, "whisper-1", &s, err, sizeof err));
+    /* "<id>-<config>" names the config an engine loaded (pocket-tts-english_2026-04) */
+    engine *e = reg_default(r);
+    e->desc = "beep tiny_config (local folder)";
+    UT_CHECK(t, reg_find_model(r, "beep-tiny_config") == e);
+    UT_CHECK(t, reg_find_model(r, "beep-tiny") == NULL);
+    UT_CHECK(t, reg_find_model(r, "beep-") == NULL);
+    UT_CHECK(t, reg_find_model(r, "gpt-4o-mini-tts-2025-12-15") == e);
+    UT_CHECK(t, reg_find_model(r, "tts-2") == NULL);
     reg_free(r);
 }
 
