@@ -155,3 +155,61 @@ describe('pocket-tts engine (tiny reference model)', { skip }, () => {
         assert.ok(performance.now() - t0 < 15000, 'server slow after a cancelled request');
     });
 });
+
+describe('pocket-tts: URL and absolute-path voices when allowed', { skip }, () => {
+    let srv = null;
+    let dir = null;
+    let http = null;
+    let base = null;
+    const hits = {};
+    const say = (body) => speech(srv.port, { model: 'pocket-tts', response_format: 'pcm', input: 'A cloned voice.', seed: 5, ...body });
+
+    before(async () => {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-pocket-url-'));
+        const { createServer } = await import('node:http');
+        const files = { '/v/state.safetensors': 'voice_state_A.safetensors', '/v/prompt.wav': 'voice_prompt_24k.wav' };
+        http = createServer((req, res) => {
+            const f = files[req.url.split('?')[0]];
+            hits[req.url] = (hits[req.url] || 0) + 1;
+            if (!f) { res.writeHead(404); res.end(); return; }
+            const b = fs.readFileSync(path.join(REF, f));
+            res.writeHead(200, { 'Content-Length': b.length, 'Content-Type': 'application/octet-stream' });
+            res.end(b);
+        });
+        await new Promise((r) => http.listen(0, '127.0.0.1', r));
+        base = `http://127.0.0.1:${http.address().port}`;
+        fs.copyFileSync(path.join(REF, 'voice_prompt_24k.wav'), path.join(dir, 'abs.wav'));
+        srv = await startServer({
+            args: ['--model-dir', REF, '--allow-url-voices', 'true', '--allow-abs-voice-paths', 'true'],
+            env: { POCKET_TTS_CACHE_DIR: path.join(dir, 'cache'), HF_HUB_OFFLINE: '0' },
+            readyTimeoutMs: 30000,
+        });
+    }, { timeout: 100000 });
+
+    after(async () => {
+        try { if (srv) await srv.stop(); } finally {
+            if (http) await new Promise((r) => http.close(r));
+            if (dir) fs.rmSync(dir, { recursive: true, force: true });
+        }
+    }, { timeout: 30000 });
+
+    test('http:// voice state and WAV are fetched once, then cached', async () => {
+        const a = await say({ voice: `${base}/v/state.safetensors` });
+        assert.equal(a.status, 200, a.text().slice(0, 300));
+        const b = await say({ voice: `${base}/v/state.safetensors` });
+        assert.ok(a.body.equals(b.body), 'same URL voice, same seed: different audio');
+        assert.equal(hits['/v/state.safetensors'], 1, `fetched ${hits['/v/state.safetensors']} times`);
+        const w = await say({ voice: `${base}/v/prompt.wav` });
+        assert.equal(w.status, 200, w.text().slice(0, 300));
+        assert.ok(maxDiff(w.body, a.body) <= 700, `URL WAV vs URL state: max |diff| ${maxDiff(w.body, a.body)}`);
+        const missing = await say({ voice: `${base}/v/missing.wav` });
+        expectError(missing, { status: 400, param: 'voice' });
+    });
+
+    test('absolute paths work when allowed', async () => {
+        const r = await say({ voice: path.join(dir, 'abs.wav') });
+        assert.equal(r.status, 200, r.text().slice(0, 300));
+        const bad = await say({ voice: path.join(dir, 'nope.wav') });
+        expectError(bad, { status: 400, param: 'voice' });
+    });
+});
