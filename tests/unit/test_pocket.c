@@ -8,6 +8,8 @@
  */
 #include "ut.h"
 
+#include "audio/aenc.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "engine/pocket/pocket.h"
 #include "engine/pocket/voices.h"
@@ -44,10 +46,10 @@ static int cap_sink(void *u, const float *pcm, size_t n)
 static int copy_file(const char *src, const char *dst)
 {
     FILE *a = fopen(src, "rb"), *b = a ? fopen(dst, "wb") : NULL;
-    char buf[65536];
+    char bb[65536];
     size_t k;
     int ok = a && b;
-    while (ok && (k = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, k, b) == k;
+    while (ok && (k = fread(bb, 1, sizeof bb, a)) > 0) ok = fwrite(bb, 1, k, b) == k;
     if (a) fclose(a);
     if (b && fclose(b)) ok = 0;
     return ok ? 0 : -1;
@@ -457,6 +459,46 @@ static void t_wav(ut_ctx *t)
                                               sizeof err));
 }
 
+static int buf_sink(void *u, const void *p, size_t n) { return buf_append(u, p, n); }
+
+static void t_mp3_flac(ut_ctx *t)
+{
+    /* 1 s of a 440 Hz tone at 24 kHz through our own encoders, then back */
+    enum { N = 24000 };
+    float *x = malloc(N * sizeof *x);
+    for (int i = 0; i < N; i++) x[i] = 0.5f * sinf(2 * 3.14159265f * 440 * i / 24000.f);
+    const aenc_format fm[2] = {AENC_MP3, AENC_FLAC};
+    const int pf[2] = {PKV_MP3, PKV_FLAC};
+    for (int k = 0; k < 2; k++) {
+        buf b;
+        buf_init(&b, 16 << 20);
+        aenc *e = NULL;
+        aenc_opts o = {24000, 0, 0};
+        char err[256];
+        UT_EQ_INT(t, 0, aenc_open(&e, fm[k], &o, buf_sink, &b, err, sizeof err));
+        if (!e) continue;
+        UT_EQ_INT(t, 0, aenc_write(e, x, N, err, sizeof err));
+        UT_EQ_INT(t, 0, aenc_close(e, err, sizeof err));
+        aenc_free(e);
+        float *pcm = NULL;
+        size_t n = 0;
+        int ch = 0, rate = 0;
+        int rc = pkv_decode_audio((const unsigned char *)b.data, b.len, pf[k], &pcm, &n, &ch, &rate, err, sizeof err);
+        if (rc) printf("    %s: %s\n", k ? "flac" : "mp3", err);
+        UT_EQ_INT(t, 0, rc);
+        UT_EQ_INT(t, 1, ch);
+        UT_EQ_INT(t, 24000, rate);
+        UT_CHECK(t, n >= N && n < N + 4000); /* mp3 adds encoder delay/padding */
+        double e2 = 0; /* the middle: mp3 has encoder delay and padding at the ends */
+        for (size_t i = 4000; i < 20000 && i < n; i++) e2 += (double)pcm[i] * pcm[i];
+        double rms = sqrt(e2 / 16000.0);
+        UT_NEAR(t, 0.5 / sqrt(2.0), rms, 0.03);
+        free(pcm);
+        buf_free(&b);
+    }
+    free(x);
+}
+
 static void t_builtin_uri(ut_ctx *t)
 {
     char u[512], err[64];
@@ -490,6 +532,6 @@ static const ut_case cases[] = {
     {"load", t_load},         {"stream_frames", t_stream_frames}, {"seed", t_seed},     {"clone", t_clone},
     {"refusals", t_refusals}, {"cancel", t_cancel},               {"chunks", t_chunks}, {"lru", t_lru},
     {"wav", t_wav},           {"builtin_uri", t_builtin_uri},     {"first_chunk", t_first_chunk},
-    {"offline", t_offline},
+    {"offline", t_offline},   {"mp3_flac", t_mp3_flac},
 };
 UT_SUITE(pocket, cases)
