@@ -165,8 +165,62 @@ static inline float bf(uint16_t h)
     return c.f;
 }
 
+/* even/odd split as in the AVX-512 version: 16 bf16 weights per 256-bit load become two
+ * float vectors with one shift and one mask (cols % 16 == 0, cols <= 8192) */
+T2 static void gemv_bf16_eo256(float *y, const float *x, const uint16_t *W, int rows, int cols)
+{
+    float xe[4096], xo[4096];
+    int h = cols / 2;
+    for (int i = 0; i < h; i++) xe[i] = x[2 * i], xo[i] = x[2 * i + 1];
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int i = 0; i < h; i += 8) {
+            if ((i & 31) == 0) {
+                _mm_prefetch((const char *)(w0 + 2 * i) + 1024, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + 2 * i) + 1024, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w2 + 2 * i) + 1024, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w3 + 2 * i) + 1024, _MM_HINT_T0);
+            }
+            __m256 ve = _mm256_loadu_ps(xe + i), vo = _mm256_loadu_ps(xo + i);
+            __m256i q0 = _mm256_loadu_si256((const __m256i *)(w0 + 2 * i));
+            __m256i q1 = _mm256_loadu_si256((const __m256i *)(w1 + 2 * i));
+            __m256i q2 = _mm256_loadu_si256((const __m256i *)(w2 + 2 * i));
+            __m256i q3 = _mm256_loadu_si256((const __m256i *)(w3 + 2 * i));
+            a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q0, 16)), ve, a0);
+            b0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(q0, hi)), vo, b0);
+            a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q1, 16)), ve, a1);
+            b1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(q1, hi)), vo, b1);
+            a2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q2, 16)), ve, a2);
+            b2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(q2, hi)), vo, b2);
+            a3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q3, 16)), ve, a3);
+            b3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(q3, hi)), vo, b3);
+        }
+        y[r] = hsum256(_mm256_add_ps(a0, b0));
+        y[r + 1] = hsum256(_mm256_add_ps(a1, b1));
+        y[r + 2] = hsum256(_mm256_add_ps(a2, b2));
+        y[r + 3] = hsum256(_mm256_add_ps(a3, b3));
+    }
+    for (; r < rows; r++) {
+        const uint16_t *w = W + (size_t)r * cols;
+        __m256 a = _mm256_setzero_ps(), b = a;
+        for (int i = 0; i < h; i += 8) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2 * i));
+            a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(q, 16)), _mm256_loadu_ps(xe + i), a);
+            b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(q, hi)), _mm256_loadu_ps(xo + i), b);
+        }
+        y[r] = hsum256(_mm256_add_ps(a, b));
+    }
+}
+
 T2 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols)
 {
+    if (cols % 16 == 0 && cols <= 8192) {
+        gemv_bf16_eo256(y, x, W, rows, cols);
+        return;
+    }
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint16_t *w0 = W + (size_t)r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
