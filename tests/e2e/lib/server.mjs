@@ -20,6 +20,8 @@
 // or by hand: const s = await startServer({ args: ['--workers', '1'] }); ...; await s.stop();
 
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -37,6 +39,21 @@ export function binPath() {
     return process.env.POCKETTTS_BIN || path.join(REPO_DIR, 'build', 'asan', 'pockettts');
 }
 
+// Engine isolation. The server loads pocket-tts when its weights are in the cache (or can be
+// downloaded from Hugging Face) and then makes it the default engine. These tests are about the
+// program and the HTTP layer and are written against espeak-ng (fast, always there, known voices),
+// so by default the child runs offline with an empty private cache: pocket-tts is skipped, no
+// download is attempted, and the results do not depend on what a developer has cached.
+// POCKETTTS_E2E_REAL_ENGINES=1 lifts this (the real default configuration).
+let isolatedCache = null;
+function isolatedCacheDir() {
+    if (!isolatedCache) {
+        isolatedCache = fs.mkdtempSync(path.join(os.tmpdir(), 'pockettts-e2e-cache-'));
+        process.on('exit', () => { try { fs.rmSync(isolatedCache, { recursive: true, force: true }); } catch { /* best effort */ } });
+    }
+    return isolatedCache;
+}
+
 /** Environment for the child: ours plus sanitizer defaults (the Makefile sets the same). */
 export function childEnv(extra = {}) {
     const env = { ...process.env };
@@ -47,6 +64,10 @@ export function childEnv(extra = {}) {
     if (!env.POCKETTTS_SHARED) env.POCKETTTS_SHARED = path.resolve(REPO_DIR, '..', 'shared');
     // Make the tests independent of whatever the developer has in their shell.
     for (const k of Object.keys(env)) if (k.startsWith('POCKET_TTS_')) delete env[k];
+    if (process.env.POCKETTTS_E2E_REAL_ENGINES !== '1') {
+        env.HF_HUB_OFFLINE = '1';
+        env.POCKET_TTS_CACHE_DIR = isolatedCacheDir();
+    }
     return { ...env, ...extra };
 }
 
