@@ -5,7 +5,8 @@
  *       DIR      reference folder (default ../shared/reference/pocket-tts)
  *       RUNS     TTFA repetitions per configuration (default 5)
  *       CONFIGS  comma list of THREADSxPIPE, e.g. "1p,2p,2s" (default): p = Mimi on its
- *                own thread, s = sequential; b = FlowLM as BF16; t = TTFA only ("1pt")
+ *                own thread, s = sequential; b = FlowLM as BF16 (else F32); h = huge-page
+ *                weight arena; t = TTFA only ("1pt")
  *
  * Setup: a random F32 checkpoint from DIR/layout-english_2026-04.json is written into a
  * temp folder as model.safetensors (the english_2026-04 built-in config is used; the tiny
@@ -147,14 +148,21 @@ static int write_voice(const char *path)
     return ok ? 0 : -1;
 }
 
+static const char *mode_name(int pipe, int bf16, int huge)
+{
+    static char b[16];
+    snprintf(b, sizeof b, "%s%s%s", pipe ? "pipe" : "seq", bf16 ? "16" : "32", huge ? "h" : "");
+    return b;
+}
+
 static const char *TEXT = "Hello world. I am Kyutai's Pocket TTS. I'm fast enough to run on small CPUs.";
 
-static int bench_one(const char *tmp, int threads, int pipe, int bf16, int runs, int ttfa_only)
+static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge, int runs, int ttfa_only)
 {
     char model[600], voices[600], states[600], err[512];
     snprintf(model, sizeof model, "%s", tmp);
     snprintf(voices, sizeof voices, "%s/voices", tmp);
-    snprintf(states, sizeof states, "%s/states-%d%c", tmp, threads, pipe ? 'p' : 's');
+    snprintf(states, sizeof states, "%s/states-%d%s", tmp, threads, mode_name(pipe, bf16, huge));
     pke_options o = {0};
     o.model_dir = model;
     o.language = "english_2026-04";
@@ -162,7 +170,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int runs,
     o.state_cache_dir = states;
     o.threads = threads;
     o.pipeline = pipe;
-    o.bf16 = bf16;
+    o.bf16 = bf16 ? 1 : -1;
+    o.hugepages = huge ? 1 : -1;
     reset_peak();
     engine *e = NULL;
     double t0 = now_ms();
@@ -204,8 +213,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int runs,
     o.frames_after_eos = 100000;
     clock_sink f = {0};
     if (ttfa_only) {
-        printf("  %7d %-6s %10.0f %9.0f %9.1f %9.1f   (TTFA only)\n", threads,
-               pipe ? (bf16 ? "pipe16" : "pipe") : (bf16 ? "seq16" : "seq"), startup, clone_ms,
+        printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f   (TTFA only)\n", threads,
+               mode_name(pipe, bf16, huge), startup, clone_ms,
                ttfa, ttfa_cpu);
         return rc;
     }
@@ -224,8 +233,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int runs,
     }
     double total_s = (f.last - f.t0) / 1e3, fps = f.frames / total_s;
     double steady = f.frames > 2 ? (f.frames - 2) / ((f.last - f.second) / 1e3) : fps;
-    printf("  %7d %-6s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %8ld  %s\n", threads,
-           pipe ? (bf16 ? "pipe16" : "pipe") : (bf16 ? "seq16" : "seq"), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
+    printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %8ld  %s\n", threads,
+           mode_name(pipe, bf16, huge), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
            f.c0 / f.frames, rss_ready / 1024, status_kb("VmHWM:") / 1024, loadavg());
     fflush(stdout);
     return 0;
@@ -235,7 +244,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
     int runs = argc > 2 ? atoi(argv[2]) : 5;
-    const char *configs = argc > 3 ? argv[3] : "1p,2p,2s,1pb,2pb";
+    const char *configs = argc > 3 ? argv[3] : "1p,2p,2s,1pb,1pbh,2pbh";
     if (runs < 1) runs = 1;
     char tmp[64] = "/tmp/pocket-engine-bench-XXXXXX", p[700], q[700], err[512];
     if (!mkdtemp(tmp)) {
@@ -267,7 +276,7 @@ int main(int argc, char **argv)
         printf("pocket-engine-bench: random F32 english_2026-04 checkpoint written in %.0f ms; 10 s voice; "
                "TTFA median of %d; text: \"%s\"\n",
                wr, runs, TEXT);
-        printf("  %7s %-6s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %8s  %s\n", "threads", "mimi", "startup ms",
+        printf("  %7s %-8s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %8s  %s\n", "threads", "mimi", "startup ms",
                "clone ms", "TTFA ms", "TTFA cpu", "frames", "frames/s", "steady/s", "realtime", "cpu ms/frame",
                "RSS MB", "peak MB", "loadavg");
         const char *c = configs;
@@ -275,9 +284,9 @@ int main(int argc, char **argv)
             int th = atoi(c);
             const char *x = c;
             while (*x >= '0' && *x <= '9') x++;
-            int pipe = *x != 's', bf = 0, only = 0;
-            for (const char *y = x; *y && *y != ','; y++) bf |= *y == 'b', only |= *y == 't';
-            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, runs, only);
+            int pipe = *x != 's', bf = 0, only = 0, huge = 0;
+            for (const char *y = x; *y && *y != ','; y++) bf |= *y == 'b', only |= *y == 't', huge |= *y == 'h';
+            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, huge, runs, only);
             c = strchr(c, ',');
             if (!c) break;
             c++;

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -63,6 +64,7 @@ typedef struct pke {
     int pipeline;
     int frames_after_eos;
     int first_chunk_tokens; /* 0 = upstream chunking only */
+    int bf16, huge;         /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
     char model_key[33];
@@ -613,6 +615,34 @@ static void copy_str(char *dst, size_t n, const char *src, const char **field)
     *field = dst;
 }
 
+/* After the FlowLM copied its big matrices (BF16 conversion or the huge-page arena), the
+ * F32 source pages in the weights mapping are not read again: hand them back so they stop
+ * counting in our RSS. The mapping is read-only MAP_PRIVATE of the file (st_open), so
+ * MADV_DONTNEED only drops page-table entries; a later access would refault the same bytes
+ * from the page cache (correct, just slower). */
+static void drop_copied_sources(const st_file *f)
+{
+    static const char *const suf[] = {".self_attn.in_proj.weight", ".self_attn.out_proj.weight", ".linear1.weight",
+                                      ".linear2.weight", "flow_net.cond_embed.weight", ".mlp.0.weight", ".mlp.2.weight",
+                                      ".adaLN_modulation.1.weight"};
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0) return;
+    for (size_t i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (strncmp(t->name, "flow_lm.", 8) || t->dtype != ST_F32) continue;
+        size_t nl = strlen(t->name);
+        int hit = 0;
+        for (size_t k = 0; k < sizeof suf / sizeof *suf && !hit; k++) {
+            size_t sl = strlen(suf[k]);
+            hit = nl >= sl && !strcmp(t->name + nl - sl, suf[k]);
+        }
+        if (!hit) continue;
+        uintptr_t a = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+        uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)pg - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    }
+}
+
 int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
 {
     *out = NULL;
@@ -674,8 +704,16 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     if (threads > 8 && opt->threads <= 0) threads = 8;
     if (!rc) rc = nn_pool_new(&e->pool, threads, err, errlen);
     if (!rc) {
-        pk_flowlm_opts fo = {opt->bf16 ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL), e->pool, NULL, opt->hugepages};
+        /* speed default for full-size models: BF16 matrices in a huge-page arena (half the
+         * bytes streamed per frame); small models (the tiny reference) stay exact */
+        int big = e->cfg.d_model >= 512;
+        int bf = opt->bf16 > 0 || (opt->bf16 == 0 && big);
+        int hp = opt->hugepages > 0 || (opt->hugepages == 0 && big && bf);
+        pk_flowlm_opts fo = {bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL), e->pool, NULL, hp};
+        e->bf16 = bf;
+        e->huge = hp;
         rc = pk_flowlm_load(&e->fl, &e->cfg, e->wf, &fo, err, errlen);
+        if (!rc && (hp || bf)) drop_copied_sources(e->wf);
     }
     double t3 = now_ms();
     if (!rc) {
@@ -747,9 +785,10 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     e->ls.tokenizer_ms = t5 - t4;
     e->ls.total_ms = now_ms() - t0;
     e->ls.state_bytes_per_position = e->kv_bytes_per_pos;
-    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s, %d threads%s)", e->cfg.name,
+    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d threads%s)", e->cfg.name,
              local ? "local folder" : e->can_clone ? "hf, voice cloning" : "hf public weights, no voice cloning",
-             nn_kernel_name(), threads, e->pipeline ? ", Mimi pipelined" : "");
+             e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads,
+             e->pipeline ? ", Mimi pipelined" : "");
     e->base.id = e->id;
     e->base.desc = e->desc;
     e->base.caps = ENG_CAP_SEED | (e->can_clone ? ENG_CAP_CLONE : 0);

@@ -51,10 +51,11 @@ typedef struct pke_options {
                                   * (at least 1), else cores (at most 8) */
     int max_parallel;            /* concurrent synth() calls; 0 = 2 */
     int pipeline;                /* 1 = Mimi on a second thread; 0 = sequential; -1 = default (on) */
-    int bf16;                    /* FlowLM matrices as BF16 (half the bandwidth) */
+    int bf16;                    /* FlowLM matrices as BF16 (half the bytes per frame): 1 on,
+                                  * -1 off (exact F32), 0 = on for full-size models (d_model >= 512) */
     int frames_after_eos;        /* > 0 overrides config and per-chunk defaults; 0 = upstream rule */
     int first_chunk_tokens;      /* first chunk re-split under this budget (TTFA); 0 = 16, -1 = off */
-    int hugepages;               /* see pk_flowlm_opts.hugepages */
+    int hugepages;               /* pk_flowlm_opts.hugepages: 1 on, -1 off, 0 = on with auto BF16 */
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
     const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
