@@ -388,12 +388,37 @@ typedef struct gemv_job {
     int chunk_rows; /* rows per chunk, multiple of 16 (parts never share a cache line of y) */
     int nchunks;
     int next;       /* next chunk to take (atomic) */
+    int blas;       /* M > 1 through OpenBLAS sgemm (single-threaded) instead of our GEMM */
 } gemv_job;
+
+/* OpenBLAS for rows [r0, r1): F32 in place; BF16 widened 64 rows at a time */
+static void blas_rows(const gemv_job *j, int r0, int r1)
+{
+    int rows = j->W->rows, cols = j->W->cols, M = j->M;
+    if (j->W->dtype == NN_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, r1 - r0, cols, 1.0f, j->x, cols,
+                    (const float *)j->W->w + (size_t)r0 * cols, cols, 0.0f, j->y + r0, rows);
+        return;
+    }
+    enum { BR = 64 };
+    float *blk = malloc((size_t)BR * cols * sizeof *blk);
+    CORE_ASSERT(blk != NULL);
+    const uint16_t *w = j->W->w;
+    for (int a = r0; a < r1; a += BR) {
+        int nr = r1 - a < BR ? r1 - a : BR;
+        for (size_t i = 0; i < (size_t)nr * cols; i++) blk[i] = nn_bf16_to_f32(w[(size_t)a * cols + i]);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nr, cols, 1.0f, j->x, cols, blk, cols, 0.0f, j->y + a,
+                    rows);
+    }
+    free(blk);
+}
 
 static void gemv_rows(const gemv_job *j, int r0, int r1)
 {
     int rows = j->W->rows, cols = j->W->cols;
-    if (j->W->dtype == NN_F32) {
+    if (j->blas) {
+        blas_rows(j, r0, r1);
+    } else if (j->W->dtype == NN_F32) {
         const float *w = (const float *)j->W->w + (size_t)r0 * cols;
         if (j->M == 1) nn_pick_gemv_f32()(j->y + r0, j->x, w, r1 - r0, cols);
         else nn_pick_gemm_f32()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols);
@@ -437,37 +462,24 @@ void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, 
 {
     int rows = W->rows, cols = W->cols;
     if (M <= 0) return;
-    /* M == 1: always our GEMV. M > 1, F32: OpenBLAS sgemm when it runs a real kernel for
+    /* M == 1: always our GEMV. M > 1: OpenBLAS sgemm when it runs a real kernel for
      * this CPU and M >= 16 (it is ~2.5x faster than our GEMM there); but OpenBLAS 0.3.21
      * falls back to its SSE3 "Prescott" kernels on CPUs it does not know (Zen 4 unless
      * OPENBLAS_CORETYPE is set before start), where our AVX2/AVX-512 GEMM wins. */
     int own = M == 1 || (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL);
-    if (own && M >= 16 && W->dtype == NN_F32 && !blas_is_generic()) own = 0;
-    if (own) {
-        /* small matrices are not worth waking threads for */
-        int n = (size_t)rows * cols * M < 65536 ? 1 : nn_pool_threads(pool);
-        int cr = n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + 15) / 16 * 16; /* ~8 chunks per thread */
-        if (cr < 16) cr = 16;
-        gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0};
-        if (n == 1) gemv_rows(&j, 0, rows);
-        else nn_pool_run(pool, gemv_part, &j);
-    } else if (W->dtype == NN_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, rows, cols, 1.0f, x, cols, (const float *)W->w, cols,
-                    0.0f, y, rows);
-    } else {
-        /* widen 64 rows at a time and multiply that block */
-        enum { BR = 64 };
-        float *blk = malloc((size_t)BR * cols * sizeof *blk);
-        CORE_ASSERT(blk != NULL);
-        const uint16_t *w = W->w;
-        for (int r0 = 0; r0 < rows; r0 += BR) {
-            int nr = rows - r0 < BR ? rows - r0 : BR;
-            for (size_t i = 0; i < (size_t)nr * cols; i++) blk[i] = nn_bf16_to_f32(w[(size_t)r0 * cols + i]);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nr, cols, 1.0f, x, cols, blk, cols, 0.0f, y + r0,
-                        rows);
-        }
-        free(blk);
-    }
+    if (own && M >= 16 && !blas_is_generic()) own = 0;
+    /* Either way the rows are split across our pool (OpenBLAS itself is meant to run with
+     * one thread: its own threads spin and fight ours on a busy machine). Small matrices
+     * are not worth waking threads for. */
+    int n = (size_t)rows * cols * M < 65536 ? 1 : nn_pool_threads(pool);
+    /* ~8 chunks per thread for our kernels (a row's result does not depend on the split);
+     * a fixed 128 rows for OpenBLAS, whose results do depend on the call's shape, so the
+     * output stays bit-identical for any thread count */
+    int cr = !own ? 128 : n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + 15) / 16 * 16;
+    if (cr < 16) cr = 16;
+    gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0, !own};
+    if (n == 1) gemv_part(&j, 0, 1);
+    else nn_pool_run(pool, gemv_part, &j);
     if (b)
         for (int m = 0; m < M; m++)
             for (int r = 0; r < rows; r++) y[(size_t)m * rows + r] += b[r];

@@ -52,7 +52,9 @@ void nn_huge_free(void *p, size_t n);
  * err set. */
 float *nn_vec_from_st(const st_tensor *t, size_t n, char *err, size_t errlen);
 
-/* OpenBLAS threads (process-wide; used by the M > 1 GEMMs). n >= 1. */
+/* OpenBLAS threads (process-wide). nn_linear splits its GEMMs across our pool and
+ * expects OpenBLAS at 1 thread (the default we recommend; its spinning threads fight ours on
+ * a busy machine). n >= 1. */
 void nn_set_threads(int n);
 int nn_get_threads(void);
 

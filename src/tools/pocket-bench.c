@@ -72,7 +72,7 @@ static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int hugepage
     nn_pool *pool = NULL;
     int rc = nn_pool_new(&pool, threads, err, errlen);
     if (rc) return rc;
-    nn_set_threads(threads);
+    nn_set_threads(1); /* our pool splits the GEMMs; OpenBLAS stays single-threaded */
     pk_flowlm *m = NULL;
     pk_flowlm_opts o = {dt, pool, NULL, hugepages};
     rc = pk_flowlm_load(&m, cfg, f, &o, err, errlen);
