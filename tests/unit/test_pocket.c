@@ -15,6 +15,7 @@
 #include "engine/pocket/voices.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +376,45 @@ static void t_offline(ut_ctx *t)
     rm_rf(dir);
 }
 
+typedef struct par_job {
+    engine *e;
+    const char *voice;
+    uint64_t seed;
+    cap out;
+    int rc;
+} par_job;
+
+static void *par_main(void *u)
+{
+    par_job *j = u;
+    char err[256];
+    j->rc = say(j->e, "Two requests at once, both exact.", j->voice, 1, j->seed, &j->out, err, sizeof err);
+    return NULL;
+}
+
+static void t_parallel(ut_ctx *t)
+{
+    /* concurrent requests on one engine (shared model, voice cache, pool) give exactly the
+     * audio each gives alone; the first use of 'clone' is encoded by two threads at once */
+    fx f;
+    if (fx_open(t, &f, 1, NULL)) return;
+    par_job j[4] = {{f.e, "a", 1, {0}, 0}, {f.e, "clone", 2, {0}, 0}, {f.e, "clone", 3, {0}, 0}, {f.e, "a", 4, {0}, 0}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, par_main, &j[i]);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        UT_EQ_INT(t, 0, j[i].rc);
+        cap alone = {0};
+        char err[256];
+        UT_EQ_INT(t, 0, say(f.e, "Two requests at once, both exact.", j[i].voice, 1, j[i].seed, &alone, err, sizeof err));
+        UT_CHECK(t, alone.n == j[i].out.n && !memcmp(alone.v, j[i].out.v, alone.n * sizeof *alone.v));
+        free(alone.v);
+        free(j[i].out.v);
+    }
+    UT_EQ_INT(t, 2, pke_cached_voices(f.e));
+    fx_close(&f);
+}
+
 /* ---- voices.c alone ---------------------------------------------------------------------- */
 
 static void t_lru(ut_ctx *t)
@@ -532,6 +572,6 @@ static const ut_case cases[] = {
     {"load", t_load},         {"stream_frames", t_stream_frames}, {"seed", t_seed},     {"clone", t_clone},
     {"refusals", t_refusals}, {"cancel", t_cancel},               {"chunks", t_chunks}, {"lru", t_lru},
     {"wav", t_wav},           {"builtin_uri", t_builtin_uri},     {"first_chunk", t_first_chunk},
-    {"offline", t_offline},   {"mp3_flac", t_mp3_flac},
+    {"offline", t_offline},   {"mp3_flac", t_mp3_flac},          {"parallel", t_parallel},
 };
 UT_SUITE(pocket, cases)
