@@ -156,11 +156,12 @@ static int parse_fields(const cJSON *root, const reg_registry *reg, const oai_li
         if ((rc = get_short(it->valuestring, "voice", s->voice, sizeof s->voice, e))) return rc;
         if (!s->voice[0])
             return oai_error_set(e, 400, T_INVALID, "invalid_value", "voice", "'voice' is empty.");
-        char why[200];
+        char why[200] = "";
         if (eng_check_voice(s->eng, s->voice, why, sizeof why))
             return oai_error_set(e, 400, T_INVALID, "voice_not_found", "voice",
-                                 "Voice '%s' is not available for model '%s'. See GET /v1/voices.",
-                                 s->voice, s->eng->id);
+                                 "Voice '%.100s' is not available for model '%s': %.160s",
+                                 s->voice, s->eng->id,
+                                 why[0] ? why : "unknown voice (see GET /v1/voices)");
     } else {
         snprintf(s->voice, sizeof s->voice, "%s",
                  s->eng->default_voice ? s->eng->default_voice : "");
