@@ -444,6 +444,12 @@ describe('say', () => {
     test('unknown model is refused clearly', async () => {
         await expectRefused(['say', '--model', 'tts-9000', '-f', 'wav', 'hi'], /model|tts-9000/);
     });
+    test('an output path that cannot be opened is refused clearly', async () => {
+        await expectRefused(['say', '-o', '/nonexistent-dir-e2e/x.wav', 'hi'], /nonexistent-dir-e2e|No such file/);
+    });
+    test('a write error (disk full) is reported, exit non-zero', async () => {
+        await expectRefused(['say', '-f', 'wav', '-o', '/dev/full', 'Hello there, a few words.'], /space|write/i);
+    });
     test('empty stdin is refused clearly', async () => {
         await expectRefused(['say', '-f', 'wav'], /input|text|empty/i, { input: '' });
     });
