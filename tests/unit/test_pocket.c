@@ -559,6 +559,17 @@ static void t_builtin_uri(ut_ctx *t)
     UT_EQ_INT(t, 0, pkv_resolve(s, "javert", &src, err, sizeof err));
     UT_EQ_INT(t, PKV_BUILTIN, src.kind);
     UT_CHECK(t, strstr(src.loc, "/english_2026-04/embeddings/javert.safetensors@") != NULL);
+    /* URLs refused unless allowed; malformed hf:// refused even then (400, not a fetch) */
+    UT_EQ_INT(t, ERR_INVAL, pkv_resolve(s, "hf://a/b/v.wav", &src, err, sizeof err));
+    pkv_free(s);
+    o.allow_urls = 1;
+    UT_EQ_INT(t, 0, pkv_new(&s, &o, err, sizeof err));
+    UT_EQ_INT(t, 0, pkv_resolve(s, "hf://a/b/v.wav@main", &src, err, sizeof err));
+    UT_EQ_INT(t, PKV_URL, src.kind);
+    UT_EQ_INT(t, PKV_WAV, src.fmt);
+    UT_EQ_INT(t, ERR_INVAL, pkv_resolve(s, "hf://a/b/../v.wav", &src, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, pkv_resolve(s, "hf://a", &src, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, pkv_resolve(s, "https://x.y/voice.txt", &src, err, sizeof err));
     eng_voice *v = NULL;
     size_t nv = 0;
     UT_EQ_INT(t, 0, pkv_list(s, &v, &nv, err, sizeof err));

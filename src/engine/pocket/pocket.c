@@ -286,9 +286,11 @@ static int get_voice(pke *e, const char *voice, const atomic_int *cancel, pkv_en
                                             : PKV_AUDIO_MAX_BYTES;
         char e2[512];
         rc = hf_fetch(src->loc, &o, local, sizeof local, e2, sizeof e2);
-        if (rc) {
-            rc = err_set(err, errlen, rc == ERR_CANCEL ? ERR_CANCEL : rc == ERR_NOTFOUND ? ERR_NOTFOUND : ERR_IO,
-                         "voice '%s': %s", voice, e2);
+        if (rc) { /* what the client named is wrong (400) unless the network or disk failed */
+            int code = rc == ERR_CANCEL || rc == ERR_NOTFOUND || rc == ERR_NOMEM ? rc
+                       : rc == ERR_IO                                             ? ERR_IO
+                                                                                  : ERR_INVAL;
+            rc = err_set(err, errlen, code, "voice '%s': %s", voice, e2);
             goto done;
         }
         path = local;

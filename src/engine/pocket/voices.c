@@ -14,6 +14,7 @@
 #include "engine/pocket/voices.h"
 
 #include "core/err.h"
+#include "model/hf.h"
 
 #include <FLAC/stream_decoder.h>
 #include <libavcodec/avcodec.h>
@@ -236,6 +237,13 @@ int pkv_resolve(const pkv_store *s, const char *voice, pkv_source *out, char *er
     /* 1. URLs */
     if (!strncmp(voice, "http://", 7) || !strncmp(voice, "https://", 8) || !strncmp(voice, "hf://", 5)) {
         if (!s->allow_urls) return err_set(err, errlen, ERR_INVAL, "voice URLs are not allowed (--allow-url-voices)");
+        if (!strncmp(voice, "hf://", 5)) {
+            hf_ref *ref = malloc(sizeof *ref);
+            char e2[200];
+            int rc = ref ? hf_parse(voice, ref, e2, sizeof e2) : ERR_NOMEM;
+            free(ref);
+            if (rc) return err_set(err, errlen, rc == ERR_NOMEM ? rc : ERR_INVAL, "voice URI: %s", ref ? e2 : "no memory");
+        }
         out->kind = PKV_URL;
         out->fmt = pkv_fmt_from_name(voice);
         if (out->fmt == PKV_UNKNOWN)
