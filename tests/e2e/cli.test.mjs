@@ -447,8 +447,23 @@ describe('say', () => {
     test('an output path that cannot be opened is refused clearly', async () => {
         await expectRefused(['say', '-o', '/nonexistent-dir-e2e/x.wav', 'hi'], /nonexistent-dir-e2e|No such file/);
     });
-    test('a write error (disk full) is reported, exit non-zero', async () => {
-        await expectRefused(['say', '-f', 'wav', '-o', '/dev/full', 'Hello there, a few words.'], /space|write/i);
+    test('a write error (disk full) is reported, exit non-zero, and the output device is left alone', async (t) => {
+        // Never aim this at the real /dev/full: a `say` that unlinks its output on failure would
+        // delete the system's device node (we run as root). Make a private one instead.
+        const dir = await tmpdir();
+        try {
+            const dev = path.join(dir, 'full');
+            const mk = await new Promise((resolve) => {
+                const p = spawn('mknod', ['-m', '666', dev, 'c', '1', '7'], { stdio: 'ignore' });
+                p.on('error', () => resolve(1));
+                p.on('close', (code) => resolve(code));
+            });
+            if (mk !== 0) { t.skip('cannot mknod a private full device here'); return; }
+            await expectRefused(['say', '-f', 'wav', '-o', dev, 'Hello there, a few words.'], /space|write/i);
+            let st = null;
+            try { st = await fs.stat(dev); } catch { /* deleted */ }
+            assert.ok(st && st.isCharacterDevice(), `say must not delete or replace an output it did not create (${dev} is ${st ? 'no longer a device' : 'gone'})`);
+        } finally { await fs.rm(dir, { recursive: true, force: true }); }
     });
     test('empty stdin is refused clearly', async () => {
         await expectRefused(['say', '-f', 'wav'], /input|text|empty/i, { input: '' });
