@@ -214,6 +214,18 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_t
     }
     rc = 0;
 done:
+    if (rc && rc != ERR_CANCEL && s->sse && st->bytes > 0 && !r.stopped) {
+        /* the stream already started (status 200): tell SSE clients why it ends early */
+        char ev[512], msg[256];
+        size_t k = 0;
+        for (const char *p = err; p && *p && k + 2 < sizeof msg; p++) /* JSON-safe copy */
+            msg[k++] = (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? ' ' : *p;
+        msg[k] = 0;
+        int n = snprintf(ev, sizeof ev,
+                         "data: {\"type\":\"error\",\"error\":{\"message\":\"%s\","
+                         "\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n", msg);
+        if (n > 0 && (size_t)n < sizeof ev) emit(&r, ev, (size_t)n);
+    }
     aspeed_free(r.spd);
     aenc_free(r.enc);
     buf_free(&r.sse);

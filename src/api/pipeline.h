@@ -9,6 +9,9 @@
  *          data: {"type":"speech.audio.delta","audio":"<base64>"}\n\n     per encoder write
  *          data: {"type":"speech.audio.done","usage":{...}}\n\n            at the end
  *     -> out() callback (the HTTP byte queue, or a FILE)
+ * If an SSE stream fails after its first event, a last event
+ *          data: {"type":"error","error":{"message",...}}\n\n
+ * says why before the stream ends (the HTTP status is already 200).
  * When streaming, the encoder is flushed after every engine chunk, so the first bytes
  * leave as soon as the first chunk is synthesised.
  * Usage in the done event: input_tokens = input characters (code points),

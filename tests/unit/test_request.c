@@ -218,6 +218,48 @@ static void t_pipeline_cancel(ut_ctx *t)
     reg_free(r);
 }
 
+/* an engine that speaks one chunk and then fails */
+static int fail_list(engine *e, eng_voice **out, size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    return 0;
+}
+static int fail_check(engine *e, const char *v, char *err, size_t errlen) { return 0; }
+static int fail_synth(engine *e, const eng_synth_req *req, eng_sink_fn sink, void *user,
+                      char *err, size_t errlen)
+{
+    float pcm[480] = {0};
+    if (sink(user, pcm, 480)) return ERR_CANCEL;
+    return err_set(err, errlen, ERR_IO, "disk \"on fire\"");
+}
+static void fail_destroy(engine *e) {}
+static const eng_ops fail_ops = {fail_list, fail_check, fail_synth, fail_destroy};
+
+static void t_pipeline_sse_error(ut_ctx *t)
+{
+    engine fe = {&fail_ops, "fail", "fails", ENG_CAP_SPEED, 1, NULL};
+    oai_speech s;
+    memset(&s, 0, sizeof s);
+    s.eng = &fe;
+    s.input = (char *)"x";
+    s.input_chars = 1;
+    s.format = AENC_PCM;
+    s.speed = 1.0f;
+    s.stream = s.sse = 1;
+    buf out;
+    buf_init(&out, 1 << 20);
+    oai_stats st;
+    char err[256];
+    UT_EQ_INT(t, ERR_IO, oai_run(&s, NULL, collect, NULL, &out, &st, err, sizeof err));
+    const char *txt = buf_cstr(&out);
+    UT_CHECK(t, !strncmp(txt, "data: {\"type\":\"speech.audio.delta\"", 33));
+    const char *ev = strstr(txt, "data: {\"type\":\"error\",\"error\":{\"message\":\"disk  on fire \"");
+    if (!ev) ut_fail(t, __FILE__, __LINE__, "no error event in: %.300s", txt);
+    UT_CHECK(t, strstr(txt, "speech.audio.done") == NULL);
+    buf_free(&out);
+}
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -398,7 +440,7 @@ static const ut_case cases[] = {
     {"server_roundtrip", t_server_roundtrip},
     {"errors", t_errors},           {"accepts", t_accepts},
     {"base64", t_base64},           {"pipeline_sse", t_pipeline_sse},
-    {"pipeline_cancel", t_pipeline_cancel}, {"pool_bounds", t_pool_bounds},
+    {"pipeline_cancel", t_pipeline_cancel}, {"pipeline_sse_error", t_pipeline_sse_error}, {"pool_bounds", t_pool_bounds},
     {"catalog", t_catalog},
 };
 UT_SUITE(request, cases)
