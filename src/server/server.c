@@ -172,7 +172,10 @@ static void job_reentered_locked(job *j)
     }
 }
 
-/* Under j->mu: has the client hung up? (checked from the worker, rate-limited) */
+/* Under j->mu: has the client hung up? (checked from the worker, rate-limited). MHD does
+ * not watch suspended connections, so we poll the socket ourselves. Trade-off: a client
+ * that half-closes its sending side after the request (shutdown(SHUT_WR); rare, none of
+ * the SDKs or browsers do it) reads as gone too. */
 static int client_gone_locked(job *j)
 {
     if (!j->conn) return 1;
