@@ -415,11 +415,15 @@ static int push(gen *g, int cmd, const float *lat, char *err, size_t errlen)
 
 static int emit_frame(gen *g, const float *lat, char *err, size_t errlen)
 {
-    if (g->piped) {
+    /* The first frame of a request is decoded right here even when pipelined: it is what
+     * the listener waits for, a hand-off to the decoder thread only adds a wake-up, and the
+     * overlap pays off from the second frame on. Safe: nothing has been queued yet, so the
+     * decoder thread has not touched g->dec (later hand-offs go through the mutex); if a
+     * chunk reset was queued before (an empty first chunk) the first frame goes through
+     * the queue too and is waited for. head is written only by this thread. */
+    int first = g->emitted++ == 0;
+    if (g->piped && !(first && g->head == 0)) {
         int rc = push(g, 0, lat, err, errlen);
-        /* the first frame is waited for: it is what the listener is waiting for, and the
-         * overlap with the next FlowLM step only pays off from the second frame on */
-        int first = !g->emitted++;
         return rc ? rc : drain(g, first, err, errlen);
     }
     float z[1024];

@@ -21,7 +21,7 @@
  * With opt.pipeline the Mimi decoder runs on a second thread fed through a small queue of
  * latents, so FlowLM step k+1 overlaps Mimi frame k (upstream does the same with two
  * Python threads); the sink is still called from the synth() caller's thread. The first
- * frame of a request is waited for (it is the latency the listener hears). Pipelining sets
+ * frame of a request is decoded inline (it is the latency the listener hears). Pipelining sets
  * OpenBLAS to one thread (nn_set_threads(1), process-wide).
  *
  * Thread safety: the model is read-only after load; synth() may run on several threads
