@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #define SAY_MAX_STDIN (4u << 20)
-#define DRAIN_MS 5000
 
 static const char *env_get(const char *name) { return getenv(name); }
 
@@ -115,7 +114,7 @@ static int cmd_serve(const cfg *c, lg_logger *lg)
     while (read(stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
     }
     lg_log(lg, LG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    srv_stop(s, DRAIN_MS);
+    srv_stop(s, c->drain_s * 1000);
     reg_free(reg);
     lg_log(lg, LG_INFO, "bye");
     return 0;

@@ -52,6 +52,7 @@ static const opt opts[] = {
     {"workers", 0, "POCKET_TTS_WORKERS", K_INT, OFF(workers), 0, 1, 64, M_SERVE, NULL},
     {"queue", 0, "POCKET_TTS_QUEUE", K_INT, OFF(queue_len), 0, 0, 4096, M_SERVE, NULL},
     {"http-threads", 0, "POCKET_TTS_HTTP_THREADS", K_INT, OFF(http_threads), 0, 1, 64, M_SERVE, NULL},
+    {"drain-seconds", 0, "POCKET_TTS_DRAIN_SECONDS", K_INT, OFF(drain_s), 0, 0, 3600, M_SERVE, NULL},
     {"espeak-data", 0, "POCKET_TTS_ESPEAK_DATA", K_STR, OFF(espeak_data), SZ(espeak_data), 0, 0, M_ALL, NULL},
     {"cache-dir", 0, "POCKET_TTS_CACHE_DIR", K_STR, OFF(cache_dir), SZ(cache_dir), 0, 0, M_ALL, NULL},
     {"offline", 0, NULL, K_BOOL, OFF(offline), 0, 0, 1, M_ALL, NULL},
@@ -101,6 +102,8 @@ static const char usage[] =
     "  --queue N               requests waiting for a worker before 429, 0..4096\n"
     "                          [POCKET_TTS_QUEUE, default 16]\n"
     "  --http-threads N        HTTP thread pool size, 1..64 [POCKET_TTS_HTTP_THREADS, default 2]\n"
+    "  --drain-seconds N       on SIGINT/SIGTERM, time running requests get to finish before\n"
+    "                          they are cancelled, 0..3600 [POCKET_TTS_DRAIN_SECONDS, default 5]\n"
     "  --espeak-data DIR       espeak-ng data directory [POCKET_TTS_ESPEAK_DATA]\n"
     "  --mp3-kbps N            mp3 bit rate, 0 = default (160) [POCKET_TTS_MP3_KBPS]\n"
     "  --opus-kbps N           opus bit rate, 0 = default (48) [POCKET_TTS_OPUS_KBPS]\n"
@@ -157,6 +160,7 @@ void cfg_defaults(cfg *c)
     c->workers = 2;
     c->queue_len = 16;
     c->http_threads = 2;
+    c->drain_s = 5;
     c->speed = 1.0;
     c->seed = -1;
     c->stream = -1;

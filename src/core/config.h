@@ -39,6 +39,7 @@ typedef struct cfg {
     int workers;             /* synthesis worker threads, default 2 */
     int queue_len;           /* jobs waiting for a worker before 429, default 16 */
     int http_threads;        /* libmicrohttpd thread pool size, default 2 */
+    int drain_s;             /* on SIGINT/SIGTERM: seconds running requests may finish, default 5 */
     char espeak_data[1024];  /* espeak-ng data dir, "" = library default */
     int test_engine;         /* hidden: add the built-in "beep" test engine */
     char cache_dir[1024];    /* model downloads; "" = hf default (POCKET_TTS_CACHE_DIR, ~/.cache) */
