@@ -21,6 +21,11 @@ if [ -x "$B/pocket-bench" ]; then
     "$B/pocket-bench" "$SHARED/reference/pocket-tts"
 fi
 
+if [ -x "$B/pocket-engine-bench" ]; then
+    echo "== pocket-tts engine (random full-size weights): startup, clone, TTFA, frames/s, memory"
+    "$B/pocket-engine-bench" "$SHARED/reference/pocket-tts" "$RUNS" ${BENCH_POCKET_CONFIGS:-}
+fi
+
 if [ -x "$B/pockettts" ] && command -v curl >/dev/null 2>&1; then
     echo "== server, espeak engine: time to first byte and real-time factor (median of $RUNS)"
     port=$(( 20000 + $$ % 20000 ))
