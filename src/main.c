@@ -352,8 +352,15 @@ static void fix_openblas_coretype(char **argv)
     if (!__builtin_cpu_supports("avx2")) return;
     const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
     if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv("POCKETTTS_REEXEC", "1", 1)) return;
+    /* The signal mask and pending signals survive execve: block the stop signals so one
+     * that arrives while the new image loads waits for main() to install its handler. */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old);
     execv("/proc/self/exe", argv);
-    /* exec failed: carry on in this process */
+    sigprocmask(SIG_SETMASK, &old, NULL); /* exec failed: carry on in this process */
 #else
     (void)argv;
 #endif
@@ -368,6 +375,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "pockettts: cannot install signal handlers: %s\n", strerror(errno));
         return 1;
     }
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &stop, NULL); /* blocked across our re-exec; pending ones run now */
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: model downloads use libcurl */
     cfg c;
     cfg_defaults(&c);
