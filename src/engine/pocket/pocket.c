@@ -69,6 +69,7 @@ typedef struct pke {
     tp_opts tpo;
     char model_key[33];
     char state_dir[PATH_MAX]; /* "" = no disk cache */
+    char model_dir[PATH_MAX]; /* realpath of a local model folder, else "" */
     /* hf options, copied */
     hf_options hfo;
     char hf_cache[1024], hf_endpoint[512], hf_token[512], hf_hub[1024];
@@ -99,9 +100,10 @@ static int join(char *out, size_t n, const char *dir, const char *name)
 }
 
 /* Finds config, weights and tokenizer in a local folder. */
-static int find_local(const char *dir, const char *lang, pk_config *cfg, char *wpath, char *tpath, size_t n, char *err,
-                      size_t errlen)
+static int find_local(const char *dir, const char *lang, pk_config *cfg, char *wpath, char *tpath, size_t n,
+                      int *packaged, char *err, size_t errlen)
 {
+    *packaged = 0;
     DIR *d = opendir(dir);
     if (!d) return err_set(err, errlen, ERR_NOTFOUND, "model folder %s: %s", dir, strerror(errno));
     /* candidates: *.resolved.json sorted by name; the first whose weights file exists wins */
@@ -143,6 +145,7 @@ static int find_local(const char *dir, const char *lang, pk_config *cfg, char *w
     if (join(wpath, n, dir, "model.safetensors") == 0 && file_exists(wpath) &&
         join(tpath, n, dir, "tokenizer.model") == 0 && file_exists(tpath)) {
         int rc = pk_config_builtin(cfg, lang, err, errlen);
+        *packaged = rc == 0; /* an upstream language folder: built-in voices apply */
         return rc;
     }
     return err_set(err, errlen, ERR_NOTFOUND,
@@ -279,7 +282,11 @@ static int get_voice(pke *e, const char *voice, const atomic_int *cancel, pkv_en
     if ((*out = pkv_cache_get(e->vs, src->key))) goto done;
     char local[PKV_LOC_MAX];
     const char *path = src->loc;
-    if (src->kind == PKV_URL || src->kind == PKV_BUILTIN) {
+    if (src->kind == PKV_BUILTIN && e->model_dir[0]) { /* a local upstream folder may carry them */
+        int k = snprintf(local, sizeof local, "%s/embeddings/%s.safetensors", e->model_dir, voice);
+        if (k > 0 && (size_t)k < sizeof local && file_exists(local)) path = local;
+    }
+    if (src->kind == PKV_URL || (src->kind == PKV_BUILTIN && path == src->loc)) {
         hf_options o = e->hfo;
         o.cancel = cancel;
         o.max_bytes = src->fmt == PKV_STATE ? (uint64_t)PKE_MAX_VOICE_POSITIONS * e->kv_bytes_per_pos + (1u << 20)
@@ -670,9 +677,10 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     e->hfo.user_agent = NULL;
 
     char wpath[PATH_MAX], tpath[PATH_MAX], e2[512];
-    int rc = 0, local = opt->model_dir && *opt->model_dir;
+    int rc = 0, local = opt->model_dir && *opt->model_dir, packaged = 0;
     if (local) {
-        rc = find_local(opt->model_dir, e->lang, &e->cfg, wpath, tpath, sizeof wpath, err, errlen);
+        rc = find_local(opt->model_dir, e->lang, &e->cfg, wpath, tpath, sizeof wpath, &packaged, err, errlen);
+        if (!rc && !realpath(opt->model_dir, e->model_dir)) e->model_dir[0] = 0;
         e->can_clone = 1;
     } else {
         rc = pk_config_builtin(&e->cfg, e->lang, err, errlen);
@@ -739,7 +747,7 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     if (!rc) {
         pkv_options vo = {0};
         vo.voices_dir = opt->voices_dir;
-        vo.builtin_lang = local ? NULL : e->lang;
+        vo.builtin_lang = local && !packaged ? NULL : e->lang;
         vo.allow_urls = opt->allow_url_voices;
         vo.allow_abs_paths = opt->allow_abs_voice_paths;
         rc = pkv_new(&e->vs, &vo, err, errlen);

@@ -2,8 +2,10 @@
  *
  * Loading: either a local model folder (opt.model_dir: a `*.resolved.json` config whose
  * weights_path names a safetensors file in the folder, and the tokenizer it names, e.g.
- * the tiny reference folder; or a folder with model.safetensors + tokenizer.model and the
- * built-in config of opt.language), or upstream's hf:// assets of a packaged language
+ * the tiny reference folder; or a copy of an upstream language folder: model.safetensors
+ * + tokenizer.model with the built-in config of opt.language, whose built-in voices are
+ * then read from its embeddings/<name>.safetensors when present, else fetched), or
+ * upstream's hf:// assets of a packaged language
  * config (opt.language, default "english"): the gated weights with voice cloning, and on
  * any failure to get them (no HF_TOKEN, offline, not accepted) the public ones without
  * (then audio voice prompts are refused; built-in names and voice-state files work).
