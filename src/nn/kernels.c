@@ -16,6 +16,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -326,6 +327,14 @@ int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want
     nn_mat_free(&tmp);
     *m = (nn_mat){dst, want, rows, cols, NULL};
     return 0;
+}
+
+void nn_drop_source(const st_tensor *t)
+{
+    if (!t || !t->nbytes) return;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)t->data + pg - 1) & ~(pg - 1), b = ((uintptr_t)t->data + t->nbytes) & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 #define NN_HUGE (2u << 20)

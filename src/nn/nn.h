@@ -43,6 +43,11 @@ size_t nn_mat_bytes(int rows, int cols, nn_dtype dt);
  * owned, e.g. a huge-page arena); m->owned stays NULL. */
 int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, void *dst, char *err, size_t errlen);
 
+/* Tells the kernel the mapped file pages behind t->data are no longer needed (after the
+ * tensor was copied or converted): they leave RSS now and would simply be re-read from the
+ * file if touched again. Only whole pages inside the tensor's range are dropped. */
+void nn_drop_source(const st_tensor *t);
+
 /* Anonymous memory of n bytes, 2 MiB aligned, advised as transparent huge pages (fewer TLB
  * misses when streaming weights). NULL on failure. Free with nn_huge_free(p, n). */
 void *nn_huge_alloc(size_t n);

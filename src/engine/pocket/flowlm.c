@@ -135,14 +135,20 @@ static int mat(loader *ld, nn_mat *dst, const char *name, int rows, int cols, nn
  * in the huge-page arena when there is one. */
 static int bigmat(loader *ld, nn_mat *dst, const char *name, int rows, int cols)
 {
-    if (!ld->arena) return mat(ld, dst, name, rows, cols, ld->dtype);
     const st_tensor *t = NULL;
     int rc = need(ld, &t, name, 2, (int64_t[]){rows, cols});
     if (rc) return rc;
-    size_t nb = (nn_mat_bytes(rows, cols, ld->dtype) + 63) & ~(size_t)63;
-    if (ld->used + nb > ld->size) return err_set(ld->err, ld->errlen, ERR_INTERNAL, "flowlm: weight arena too small");
-    rc = nn_mat_into(dst, t, rows, cols, ld->dtype, ld->arena + ld->used, ld->err, ld->errlen);
-    ld->used += nb;
+    if (!ld->arena) {
+        rc = nn_mat_from_st(dst, t, rows, cols, ld->dtype, ld->err, ld->errlen);
+    } else {
+        size_t nb = (nn_mat_bytes(rows, cols, ld->dtype) + 63) & ~(size_t)63;
+        if (ld->used + nb > ld->size) return err_set(ld->err, ld->errlen, ERR_INTERNAL, "flowlm: weight arena too small");
+        rc = nn_mat_into(dst, t, rows, cols, ld->dtype, ld->arena + ld->used, ld->err, ld->errlen);
+        ld->used += nb;
+    }
+    /* copied or converted: the mapped source pages are dead weight, drop them now so the
+     * load-time peak stays at one matrix above the final footprint */
+    if (!rc && dst->w != t->data) nn_drop_source(t);
     return rc;
 }
 
