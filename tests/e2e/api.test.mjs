@@ -292,6 +292,27 @@ describe('POST /v1/audio/speech', () => {
         rs.forEach((r, i) => assertWavResponse(r, texts[i]));
     });
 
+    test('a newline in a request field cannot forge a log line', async () => {
+        await say({ model: 'tts-1', input: 'Hi.\n2099-01-01T00:00:00Z INFO  forged-input-line', response_format: 'pcm', stream: false,
+            voice: 'alloy\n2099-01-01T00:00:00Z INFO  req id=FORGED POST /admin status=200' });
+        await say({ model: 'tts-1\r\n2099-01-01T00:00:00Z INFO  forged-model-line', input: 'Hi.', voice: 'alloy' });
+        await new Promise((res) => setTimeout(res, 200));
+        const forged = srv.stderr().split('\n').filter((l) => l.startsWith('2099-01-01'));
+        assert.deepEqual(forged, [], `forged log lines:\n${forged.join('\n')}`);
+    });
+
+    test('the request id: a sane X-Request-Id is echoed, an unsafe one replaced', async () => {
+        const a = await get('/health', { headers: { 'X-Request-Id': 'client-id_42.a' } });
+        assert.equal(a.headers['x-request-id'], 'client-id_42.a');
+        for (const bad of ['x'.repeat(1000), 'has space', 'quo"te']) {
+            const r = await get('/health', { headers: { 'X-Request-Id': bad } });
+            const id = r.headers['x-request-id'] || '';
+            assert.ok(id.length > 0 && id.length <= 128 && id !== bad && /^[\w.-]+$/.test(id), `unsafe id ${JSON.stringify(bad.slice(0, 20))} → ${JSON.stringify(id.slice(0, 40))}`);
+        }
+        const b = await get('/health');
+        assert.match(b.headers['x-request-id'] || '', /^[\w.-]{4,128}$/, 'every response carries an id');
+    });
+
     test('one log line per request on stderr with route and status', async () => {
         const marker = 'Logline marker sentence.';
         const r = await say({ model: 'tts-1', input: marker, voice: 'fable', response_format: 'wav', stream: false });
