@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SAY_MAX_STDIN (4u << 20)
@@ -230,6 +231,10 @@ static int cmd_say(const cfg *c, lg_logger *lg)
     }
 
     say_out out = {.f = stdout, .failed = 0};
+    /* remove the output on failure only if this run created it as a regular file: never
+     * a device (/dev/full), a FIFO or a file the user already had */
+    struct stat pre;
+    int created = !to_stdout && stat(c->output, &pre) != 0 && errno == ENOENT;
     if (!to_stdout && !(out.f = fopen(c->output, "wb"))) {
         fprintf(stderr, "pockettts: cannot open %s: %s\n", c->output, strerror(errno));
         oai_speech_free(&sp);
@@ -248,7 +253,8 @@ static int cmd_say(const cfg *c, lg_logger *lg)
             fprintf(stderr, "pockettts: cannot write audio: %s\n", strerror(out.failed));
         else
             fprintf(stderr, "pockettts: %s\n", err);
-        if (!to_stdout) unlink(c->output);
+        struct stat now;
+        if (created && stat(c->output, &now) == 0 && S_ISREG(now.st_mode)) unlink(c->output);
     } else {
         double audio_s = (double)st.samples / ENG_SAMPLE_RATE;
         lg_log(lg, LG_DEBUG, "say: model=%s voice=%s format=%s chars=%zu audio_s=%.2f rtf=%.3f",
