@@ -19,6 +19,7 @@
  *  - frames/s: one request with frames_after_eos forced high, stopped at 125 frames
  *    (upstream's workload: 10 s of audio); steady = frames 2..125;
  *  - peak RSS: VmHWM (reset with /proc/self/clear_refs before each configuration).
+ * Env PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens (experiments; -1 = off).
  * Upstream's figures (README, idle machine, OpenBLAS 1 thread, its best) are printed
  * beside ours. Nothing is asserted; SPEED.md keeps the history.
  */
@@ -172,6 +173,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     o.pipeline = pipe;
     o.bf16 = bf16 ? 1 : -1;
     o.hugepages = huge ? 1 : -1;
+    const char *fct = getenv("PKEB_FIRST_CHUNK_TOKENS"); /* experiments: 0 = engine default, -1 = off */
+    o.first_chunk_tokens = fct ? atoi(fct) : 0;
     reset_peak();
     engine *e = NULL;
     double t0 = now_ms();
