@@ -23,7 +23,8 @@ typedef struct run {
     aspeed *spd;
     buf sse;          /* SSE framing scratch */
     int stopped;      /* out() asked to stop */
-    int failed;       /* an inner stage failed; reason in ierr */
+    int failed;       /* an inner stage failed; reason in ierr, code in irc */
+    int irc;
     char ierr[256];
 } run;
 
@@ -85,6 +86,7 @@ static int on_encoded(void *user, const void *bytes, size_t n)
     if (!bad) bad = buf_append(&r->sse, post, sizeof post - 1);
     if (bad) {
         r->failed = 1;
+        r->irc = ERR_NOMEM;
         snprintf(r->ierr, sizeof r->ierr, "SSE event too large or out of memory (%zu bytes)", n);
         return 1;
     }
@@ -97,8 +99,12 @@ static int to_encoder(void *user, const float *pcm, size_t n)
     run *r = user;
     if (r->stopped || r->failed) return 1;
     r->st->samples += n;
-    if (aenc_write(r->enc, pcm, n, r->ierr, sizeof r->ierr)) {
-        if (!r->stopped) r->failed = 1;
+    int rc = aenc_write(r->enc, pcm, n, r->ierr, sizeof r->ierr);
+    if (rc) {
+        if (!r->stopped) {
+            r->failed = 1;
+            r->irc = rc;
+        }
         return 1;
     }
     return 0;
@@ -115,8 +121,12 @@ static int on_pcm(void *user, const float *pcm, size_t n)
     }
     int rc;
     if (r->spd) {
-        if (aspeed_write(r->spd, pcm, n, r->ierr, sizeof r->ierr)) {
-            if (!r->stopped) r->failed = 1;
+        int wrc = aspeed_write(r->spd, pcm, n, r->ierr, sizeof r->ierr);
+        if (wrc) {
+            if (!r->stopped && !r->failed) {
+                r->failed = 1;
+                r->irc = wrc;
+            }
             return 1;
         }
         rc = (r->stopped || r->failed);
@@ -124,8 +134,11 @@ static int on_pcm(void *user, const float *pcm, size_t n)
         rc = to_encoder(r, pcm, n);
     }
     if (rc) return rc;
-    if (r->s->stream && aenc_flush(r->enc, r->ierr, sizeof r->ierr)) {
-        if (!r->stopped) r->failed = 1;
+    if (r->s->stream && (rc = aenc_flush(r->enc, r->ierr, sizeof r->ierr))) {
+        if (!r->stopped) {
+            r->failed = 1;
+            r->irc = rc;
+        }
         return 1;
     }
     return (r->stopped || r->failed) ? 1 : 0;
@@ -173,7 +186,7 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_t
     char eerr[256] = "";
     rc = eng_synth(s->eng, &req, on_pcm, &r, eerr, sizeof eerr);
     if (r.failed) {
-        rc = err_set(err, errlen, ERR_INTERNAL, "%s", r.ierr);
+        rc = err_set(err, errlen, r.irc ? r.irc : ERR_INTERNAL, "%s", r.ierr);
         goto done;
     }
     if (r.stopped || (cancel && atomic_load(cancel))) {
@@ -187,7 +200,7 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_t
     if (r.spd && (rc = aspeed_close(r.spd, err, errlen))) goto done;
     if (r.failed || r.stopped) {
         rc = r.stopped ? err_set(err, errlen, ERR_CANCEL, "cancelled")
-                       : err_set(err, errlen, ERR_INTERNAL, "%s", r.ierr);
+                       : err_set(err, errlen, r.irc ? r.irc : ERR_INTERNAL, "%s", r.ierr);
         goto done;
     }
     if ((rc = aenc_close(r.enc, err, errlen))) {
@@ -196,7 +209,7 @@ int oai_run(const oai_speech *s, const atomic_int *cancel, oai_out_fn out, oai_t
     }
     if (r.failed || r.stopped) {
         rc = r.stopped ? err_set(err, errlen, ERR_CANCEL, "cancelled")
-                       : err_set(err, errlen, ERR_INTERNAL, "%s", r.ierr);
+                       : err_set(err, errlen, r.irc ? r.irc : ERR_INTERNAL, "%s", r.ierr);
         goto done;
     }
     if (s->sse) {

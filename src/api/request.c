@@ -259,6 +259,18 @@ static int parse_fields(const cJSON *root, const reg_registry *reg, const oai_li
     return 0;
 }
 
+/* Does the JSON text contain the escape \u0000? cJSON decodes it into a C string that then
+ * ends early, which would silently drop the rest of the text. */
+static int has_nul_escape(const char *b, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (b[i] != '\\') continue;
+        if (b[i + 1] == 'u' && i + 5 < n && !memcmp(b + i + 2, "0000", 4)) return 1;
+        i++; /* skip the escaped character (handles \\) */
+    }
+    return 0;
+}
+
 int oai_speech_parse(const char *body, size_t len, const reg_registry *reg,
                      const oai_limits *lim, oai_speech *s, oai_error *e)
 {
@@ -280,6 +292,11 @@ int oai_speech_parse(const char *body, size_t len, const reg_registry *reg,
                                  "Unexpected data after the JSON object (at byte %ld).",
                                  (long)(p - body));
         }
+    }
+    if (has_nul_escape(body, len)) {
+        cJSON_Delete(root);
+        return oai_error_set(e, 400, T_INVALID, "invalid_value", "input",
+                             "NUL characters (\\u0000) are not allowed in the request.");
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -52,6 +52,8 @@ static const opt opts[] = {
     {"workers", 0, "POCKET_TTS_WORKERS", K_INT, OFF(workers), 0, 1, 64, M_SERVE, NULL},
     {"queue", 0, "POCKET_TTS_QUEUE", K_INT, OFF(queue_len), 0, 0, 4096, M_SERVE, NULL},
     {"http-threads", 0, "POCKET_TTS_HTTP_THREADS", K_INT, OFF(http_threads), 0, 1, 64, M_SERVE, NULL},
+    {"max-connections", 0, "POCKET_TTS_MAX_CONNECTIONS", K_INT, OFF(max_connections), 0, 1, 100000, M_SERVE, NULL},
+    {"max-conns-per-ip", 0, "POCKET_TTS_MAX_CONNS_PER_IP", K_INT, OFF(max_conns_per_ip), 0, 0, 100000, M_SERVE, NULL},
     {"drain-seconds", 0, "POCKET_TTS_DRAIN_SECONDS", K_INT, OFF(drain_s), 0, 0, 3600, M_SERVE, NULL},
     {"espeak-data", 0, "POCKET_TTS_ESPEAK_DATA", K_STR, OFF(espeak_data), SZ(espeak_data), 0, 0, M_ALL, NULL},
     {"cache-dir", 0, "POCKET_TTS_CACHE_DIR", K_STR, OFF(cache_dir), SZ(cache_dir), 0, 0, M_ALL, NULL},
@@ -102,6 +104,9 @@ static const char usage[] =
     "  --queue N               requests waiting for a worker before 429, 0..4096\n"
     "                          [POCKET_TTS_QUEUE, default 16]\n"
     "  --http-threads N        HTTP thread pool size, 1..64 [POCKET_TTS_HTTP_THREADS, default 2]\n"
+    "  --max-connections N     open HTTP connections [POCKET_TTS_MAX_CONNECTIONS, default 1000]\n"
+    "  --max-conns-per-ip N    per client address, 0 = unlimited (behind a reverse proxy)\n"
+    "                          [POCKET_TTS_MAX_CONNS_PER_IP, default 64]\n"
     "  --drain-seconds N       on SIGINT/SIGTERM, time running requests get to finish before\n"
     "                          they are cancelled, 0..3600 [POCKET_TTS_DRAIN_SECONDS, default 5]\n"
     "  --espeak-data DIR       espeak-ng data directory [POCKET_TTS_ESPEAK_DATA]\n"
@@ -161,6 +166,8 @@ void cfg_defaults(cfg *c)
     c->queue_len = 16;
     c->http_threads = 2;
     c->drain_s = 5;
+    c->max_connections = 1000;
+    c->max_conns_per_ip = 64;
     c->speed = 1.0;
     c->seed = -1;
     c->stream = -1;
@@ -461,6 +468,9 @@ int cfg_parse(cfg *c, int argc, char **argv, cfg_getenv_fn getenv_fn, char *err,
             if (i + 1 >= argc)
                 return err_set(err, errlen, ERR_INVAL, "%s needs a value (see --help)", who);
             val = argv[++i];
+            if (val[0] == '-' && val[1] == '-')
+                return err_set(err, errlen, ERR_INVAL, "%s needs a value, got the flag '%s'",
+                               who, val);
         }
         if ((rc = apply(c, o, val, who, err, errlen))) return rc;
     }

@@ -39,6 +39,8 @@ typedef struct cfg {
     int workers;             /* synthesis worker threads, default 2 */
     int queue_len;           /* jobs waiting for a worker before 429, default 16 */
     int http_threads;        /* libmicrohttpd thread pool size, default 2 */
+    int max_connections;     /* open HTTP connections, default 1000 */
+    int max_conns_per_ip;    /* per client address, default 64; 0 = unlimited (reverse proxy) */
     int drain_s;             /* on SIGINT/SIGTERM: seconds running requests may finish, default 5 */
     char espeak_data[1024];  /* espeak-ng data dir, "" = library default */
     int test_engine;         /* hidden: add the built-in "beep" test engine */

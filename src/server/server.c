@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,8 +41,9 @@
 #define RING_BYTES (256u << 10)        /* per streaming request */
 #define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
-#define STALL_MS 8000.0                /* ring full and nothing read for this long: give up, so
-                                          a client that stops reading cannot hold a worker */
+#define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
+                                          give up, so a client that stops reading cannot hold
+                                          a worker */
 
 typedef struct job job;
 
@@ -77,6 +80,8 @@ struct job {
     size_t rhead, rlen;
     buf whole;                   /* non-streaming body */
     int ready;                   /* headers can go: first byte (stream) or done */
+    int too_big;                 /* non-streamed output hit WHOLE_MAX_BYTES: 413, not retryable */
+    int last_outq;               /* bytes in the socket's send queue at the last look */
     int done, rc;
     char err[256];
     oai_stats st;
@@ -196,15 +201,24 @@ static int job_out(void *user, const void *bytes, size_t n)
     if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
     if (!j->sp.stream) {
         int rc = atomic_load(&j->cancel) ? 1 : buf_append(&j->whole, p, n);
-        if (rc && !atomic_load(&j->cancel))
+        if (rc && !atomic_load(&j->cancel)) {
+            j->too_big = 1;
             snprintf(j->err, sizeof j->err, "audio too large for a non-streamed response (max %u "
                      "MiB); use \"stream\": true", WHOLE_MAX_BYTES >> 20);
+        }
         pthread_mutex_unlock(&j->mu);
         return rc ? 1 : 0;
     }
     while (n > 0) {
         double wait_start = now_ms();
         while (j->rlen == RING_BYTES && !atomic_load(&j->cancel)) {
+            /* a reader at real-time speed drains the kernel's send queue steadily while MHD
+             * only refills it in big steps: bytes leaving the socket count as progress */
+            int q;
+            if (j->conn && j->fd >= 0 && ioctl(j->fd, SIOCOUTQ, &q) == 0) {
+                if (q < j->last_outq) j->last_read = now_ms();
+                j->last_outq = q;
+            }
             double last = j->last_read > wait_start ? j->last_read : wait_start;
             if (now_ms() - last > STALL_MS) {
                 snprintf(j->err, sizeof j->err, "client stopped reading for %.0f s", STALL_MS / 1000);
@@ -518,6 +532,11 @@ static int ctype_ok(const char *ct)
 static enum MHD_Result send_job_error(conn_ctx *x, struct MHD_Connection *c, job *j)
 {
     oai_error e;
+    if (j->too_big || j->rc == ERR_TOOBIG) {
+        oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL,
+                      "%s%s", j->err, j->too_big ? "" : "; use \"stream\": true");
+        return send_error(x, c, &e);
+    }
     switch (j->rc) {
     case ERR_NOTFOUND:
         oai_error_set(&e, 400, "invalid_request_error", "voice_not_found", "voice", "%s", j->err);
@@ -527,19 +546,13 @@ static enum MHD_Result send_job_error(conn_ctx *x, struct MHD_Connection *c, job
         oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "input",
                       "The engine cannot speak this input: %s", j->err);
         break;
-    case ERR_TOOBIG:
-        oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL, "%s", j->err);
-        break;
     case ERR_CANCEL:
     case ERR_BUSY:
         oai_error_set(&e, 503, "server_error", "service_unavailable", NULL,
                       "The request was cancelled (server shutting down or client gone).");
         break;
     default:
-        if (!j->sp.stream && j->err[0] && strstr(j->err, "non-streamed"))
-            oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL, "%s", j->err);
-        else
-            oai_error_set(&e, 500, "server_error", NULL, NULL, "Synthesis failed: %s", j->err);
+        oai_error_set(&e, 500, "server_error", NULL, NULL, "Synthesis failed: %s", j->err);
     }
     return send_error(x, c, &e);
 }
@@ -856,11 +869,13 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s}, /* first: catches every message */
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, 1000, NULL},
+        /* idle timeout; suspended (streaming, waiting) connections do not time out */
+        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->max_conns_per_ip, NULL},
         {c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},

@@ -71,6 +71,7 @@ static void t_errors(ut_ctx *t)
         {"{\"input\":\"hi\",\"stream_format\":\"ws\"}", 400, "invalid_value", "stream_format"},
         {"{\"input\":\"hi\",\"stream_format\":false}", 400, "invalid_type", "stream_format"},
         {"{\"input\":\"hi\",\"instructions\":[]}", 400, "invalid_type", "instructions"},
+        {"{\"input\":\"hi\\u0000there\"}", 400, "invalid_value", "input"},
         {"{\"input\":\"hi\",\"seed\":\"1\"}", 400, "invalid_type", "seed"},
         {"{\"input\":\"hi\",\"seed\":1.5}", 400, "invalid_value", "seed"},
         {"{\"input\":\"hi\",\"seed\":-1}", 400, "invalid_value", "seed"},
@@ -132,6 +133,11 @@ static void t_accepts(ut_ctx *t)
     UT_EQ_INT(t, 1, s.stream);
     UT_EQ_STR(t, "calm", s.instructions);
     UT_EQ_INT(t, 0, s.has_seed);
+    oai_speech_free(&s);
+    /* an escaped backslash followed by u0000 is text, not a NUL */
+    const char *b5 = "{\"input\":\"C:\\\\u0000 path\"}";
+    UT_EQ_INT(t, 0, oai_speech_parse(b5, strlen(b5), r, &lim, &s, &e));
+    UT_EQ_STR(t, "C:\\u0000 path", s.input);
     oai_speech_free(&s);
     const char *b3 = "{\"model\":\"tts-1-hd\",\"input\":\"hi\",\"stream\":false,\"speed\":4}";
     lim.stream_default = 0;
