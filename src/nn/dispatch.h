@@ -23,6 +23,11 @@ typedef void (*nn_gelu_fn)(float *x, size_t n);
 /* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
 typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
+/* int8 weights [rows, cols] with per-row scales ws [rows] x int8 activations (nn_q8x, M
+ * rows); cols % 32 == 0. y[m * ldy + r]; see nn.h "int8 (NN_Q8)" */
+struct nn_q8x;
+typedef void (*nn_gemm_q8_fn)(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws,
+                              int rows, int cols);
 
 /* x86 versions (kernels_x86.c); only call when the matching nn_cpu_* is true. */
 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
@@ -40,7 +45,15 @@ void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_
 void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
 
+/* AVX-512 VNNI (vpdpbusd on (w + 128) x q_x, offset corrected) / AVX2 (sign trick with
+ * vpmaddubsw, exact since |w|, |x| <= 127) */
+void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws,
+                           int rows, int cols);
+void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows,
+                     int cols);
+
 int nn_cpu_avx2(void);   /* AVX2 + FMA */
+int nn_cpu_avx512vnni(void); /* nn_cpu_avx512() + AVX-512 VNNI */
 int nn_cpu_avx512(void); /* AVX-512 F */
 
 nn_gemv_f32_fn nn_pick_gemv_f32(void);
@@ -53,5 +66,7 @@ nn_axpy4_fn nn_pick_axpy4(void);
 /* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void);
+/* never NULL: VNNI, AVX2 or the reference */
+nn_gemm_q8_fn nn_pick_gemm_q8(void);
 
 #endif

@@ -45,6 +45,61 @@ void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int
     }
 }
 
+/* ---- int8 quantization and reference GEMM (layout and formula in nn.h) ---------------- */
+
+static int8_t q8_round(float v)
+{
+    float r = nearbyintf(v);
+    return (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : r);
+}
+
+void nn_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * cols;
+        float mx = 0;
+        for (int i = 0; i < cols; i++) mx = fmaxf(mx, fabsf(w[i]));
+        float sc = mx / 127.0f, inv = mx > 0 ? 127.0f / mx : 0.0f;
+        for (int i = 0; i < cols; i++) q[(size_t)r * cols + i] = q8_round(w[i] * inv);
+        s[r] = sc;
+    }
+}
+
+void nn_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols)
+{
+    CORE_ASSERT(cols % NN_Q8_GROUP == 0);
+    for (size_t g = 0; g < (size_t)M * cols / NN_Q8_GROUP; g++) {
+        const float *xg = x + g * NN_Q8_GROUP;
+        int8_t *qg = q + g * NN_Q8_GROUP;
+        float mx = 0;
+        for (int i = 0; i < NN_Q8_GROUP; i++) mx = fmaxf(mx, fabsf(xg[i]));
+        float inv = mx > 0 ? 127.0f / mx : 0.0f;
+        for (int i = 0; i < NN_Q8_GROUP; i++) qg[i] = q8_round(xg[i] * inv);
+        s[g] = mx / 127.0f;
+        for (int j = 0; j < NN_Q8_GROUP / 4; j++)
+            c[g * (NN_Q8_GROUP / 4) + j] = -128 * (qg[4 * j] + qg[4 * j + 1] + qg[4 * j + 2] + qg[4 * j + 3]);
+    }
+}
+
+void nn_ref_gemm_q8(float *y, int ldy, const nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols)
+{
+    int ng = cols / NN_Q8_GROUP;
+    for (int m = 0; m < M; m++) {
+        const int8_t *xq = x->q + (size_t)m * cols;
+        const float *xs = x->s + (size_t)m * ng;
+        for (int r = 0; r < rows; r++) {
+            const int8_t *w = W + (size_t)r * cols;
+            float acc = 0;
+            for (int g = 0; g < ng; g++) {
+                int32_t d = 0;
+                for (int i = g * NN_Q8_GROUP; i < (g + 1) * NN_Q8_GROUP; i++) d += (int32_t)w[i] * xq[i];
+                acc += xs[g] * (float)d;
+            }
+            y[(size_t)m * ldy + r] = acc * ws[r];
+        }
+    }
+}
+
 uint16_t nn_f32_to_bf16(float f)
 {
     uint32_t u;
@@ -88,6 +143,13 @@ nn_gemm_bf16_fn nn_pick_gemm_bf16(void)
     if (nn_cpu_avx512()) return nn_avx512_gemm_bf16;
     if (nn_cpu_avx2()) return nn_avx2_gemm_bf16;
     return NULL;
+}
+
+nn_gemm_q8_fn nn_pick_gemm_q8(void)
+{
+    if (nn_cpu_avx512vnni()) return nn_avx512vnni_gemm_q8;
+    if (nn_cpu_avx2()) return nn_avx2_gemm_q8;
+    return nn_ref_gemm_q8;
 }
 
 void nn_ref_axpy(float *y, float a, const float *x, int n)
@@ -265,6 +327,33 @@ void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg)
 
 /* ---- weights --------------------------------------------------------------------------- */
 
+/* Quantizes tensor t [rows, cols] into dst (nn_mat_bytes(rows, cols, NN_Q8) bytes):
+ * F32 aligned data is read in place, anything else converted to a temporary F32 copy. */
+static int q8_fill(void *dst, const st_tensor *t, int rows, int cols, char *err, size_t errlen)
+{
+    if (cols % NN_Q8_GROUP || cols > NN_Q8_MAXCOLS)
+        return err_set(err, errlen, ERR_FORMAT, "tensor '%s': int8 needs cols %% %d == 0 and <= %d (got %d)", t->name,
+                       NN_Q8_GROUP, NN_Q8_MAXCOLS, cols);
+    size_t n = (size_t)rows * cols;
+    const float *src = NULL;
+    float *tmp = NULL;
+    if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) {
+        src = t->data;
+    } else {
+        tmp = malloc(n * sizeof *tmp);
+        int rc = tmp ? st_to_f32(t, tmp, n, err, errlen) : err_set(err, errlen, ERR_NOMEM, "out of memory");
+        if (rc) {
+            free(tmp);
+            return rc;
+        }
+        src = tmp;
+    }
+    nn_mat v = {.w = dst, .dtype = NN_Q8, .rows = rows, .cols = cols, .owned = NULL};
+    nn_q8_quant_weights(dst, (float *)nn_q8_scales(&v), src, rows, cols);
+    free(tmp);
+    return 0;
+}
+
 int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
@@ -274,6 +363,19 @@ int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype w
     size_t n = (size_t)rows * cols;
     m->rows = rows;
     m->cols = cols;
+    if (want == NN_Q8) {
+        void *o = malloc(nn_mat_bytes(rows, cols, NN_Q8));
+        if (!o) return err_set(err, errlen, ERR_NOMEM, "tensor '%s': out of memory", t->name);
+        int rc = q8_fill(o, t, rows, cols, err, errlen);
+        if (rc) {
+            free(o);
+            memset(m, 0, sizeof *m);
+            return rc;
+        }
+        m->dtype = NN_Q8;
+        m->w = m->owned = o;
+        return 0;
+    }
     if (want == NN_BF16) {
         m->dtype = NN_BF16;
         if (t->dtype == ST_BF16 && ((uintptr_t)t->data & 1) == 0) {
@@ -315,11 +417,21 @@ int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype w
 
 size_t nn_mat_bytes(int rows, int cols, nn_dtype dt)
 {
-    return (size_t)rows * (size_t)cols * (dt == NN_BF16 ? 2 : 4);
+    size_t n = (size_t)rows * (size_t)cols;
+    if (dt == NN_Q8) return ((n + 63) & ~(size_t)63) + (size_t)rows * sizeof(float);
+    return n * (dt == NN_BF16 ? 2 : 4);
 }
 
 int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, void *dst, char *err, size_t errlen)
 {
+    if (want == NN_Q8) {
+        if (!t || rows < 1 || cols < 1 || t->numel != (int64_t)rows * cols)
+            return err_set(err, errlen, ERR_FORMAT, "tensor '%s': %lld values, expected [%d, %d]", t ? t->name : "?",
+                           t ? (long long)t->numel : 0LL, rows, cols);
+        int rc = q8_fill(dst, t, rows, cols, err, errlen);
+        if (!rc) *m = (nn_mat){.w = dst, .dtype = NN_Q8, .rows = rows, .cols = cols, .owned = NULL};
+        return rc;
+    }
     nn_mat tmp;
     int rc = nn_mat_from_st(&tmp, t, rows, cols, want, err, errlen);
     if (rc) return rc;
@@ -398,6 +510,7 @@ typedef struct gemv_job {
     int nchunks;
     int next;       /* next chunk to take (atomic) */
     int blas;       /* M > 1 through OpenBLAS sgemm (single-threaded) instead of our GEMM */
+    const nn_q8x *qx; /* NN_Q8: x quantized once per call */
 } gemv_job;
 
 /* OpenBLAS for rows [r0, r1): F32 in place; BF16 widened 64 rows at a time */
@@ -427,6 +540,9 @@ static void gemv_rows(const gemv_job *j, int r0, int r1)
     int rows = j->W->rows, cols = j->W->cols;
     if (j->blas) {
         blas_rows(j, r0, r1);
+    } else if (j->W->dtype == NN_Q8) {
+        nn_pick_gemm_q8()(j->y + r0, rows, j->qx, j->M, (const int8_t *)j->W->w + (size_t)r0 * cols,
+                          nn_q8_scales(j->W) + r0, r1 - r0, cols);
     } else if (j->W->dtype == NN_F32) {
         const float *w = (const float *)j->W->w + (size_t)r0 * cols;
         if (j->M == 1) nn_pick_gemv_f32()(j->y + r0, j->x, w, r1 - r0, cols);
@@ -475,8 +591,32 @@ void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, 
      * this CPU and M >= 16 (it is ~2.5x faster than our GEMM there); but OpenBLAS 0.3.21
      * falls back to its SSE3 "Prescott" kernels on CPUs it does not know (Zen 4 unless
      * OPENBLAS_CORETYPE is set before start), where our AVX2/AVX-512 GEMM wins. */
-    int own = M == 1 || (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL);
-    if (own && M >= 16 && !blas_is_generic()) own = 0;
+    int own = M == 1 || W->dtype == NN_Q8 ||
+              (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL);
+    if (own && M >= 16 && W->dtype != NN_Q8 && !blas_is_generic()) own = 0;
+    /* NN_Q8: the activations are quantized once here (on the stack for one position, else
+     * one heap block: prompt passes only) and shared by every row chunk */
+    enum { QSTK = 4096 };
+    int8_t qs_q[QSTK];
+    float qs_s[QSTK / NN_Q8_GROUP];
+    int32_t qs_c[QSTK / 4];
+    void *qheap = NULL;
+    nn_q8x qx = {0};
+    if (W->dtype == NN_Q8) {
+        size_t n = (size_t)M * cols;
+        int8_t *q = qs_q;
+        float *s = qs_s;
+        int32_t *c = qs_c;
+        if (n > QSTK) {
+            qheap = malloc(n + n / NN_Q8_GROUP * sizeof(float) + n / 4 * sizeof(int32_t));
+            CORE_ASSERT(qheap != NULL);
+            s = qheap;
+            c = (int32_t *)(s + n / NN_Q8_GROUP);
+            q = (int8_t *)(c + n / 4);
+        }
+        nn_q8_quant_act(q, s, c, x, M, cols);
+        qx = (nn_q8x){q, s, c};
+    }
     /* Either way the rows are split across our pool (OpenBLAS itself is meant to run with
      * one thread: its own threads spin and fight ours on a busy machine). Small matrices
      * are not worth waking threads for. */
@@ -486,9 +626,10 @@ void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, 
      * output stays bit-identical for any thread count */
     int cr = !own ? 128 : n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + 15) / 16 * 16;
     if (cr < 16) cr = 16;
-    gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0, !own};
+    gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0, !own, &qx};
     if (n == 1) gemv_part(&j, 0, 1);
     else nn_pool_run(pool, gemv_part, &j);
+    free(qheap);
     if (b)
         for (int m = 0; m < M; m++)
             for (int r = 0; r < rows; r++) y[(size_t)m * rows + r] += b[r];

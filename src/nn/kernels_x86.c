@@ -8,6 +8,7 @@
  * summation order.
  */
 #include "nn/dispatch.h"
+#include "nn/nn.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -18,7 +19,10 @@
 int nn_cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 int nn_cpu_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"); }
 
+int nn_cpu_avx512vnni(void) { return nn_cpu_avx512() && __builtin_cpu_supports("avx512vnni"); }
+
 #define T2 __attribute__((target("avx2,fma")))
+#define T5V __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 #define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 T2 static inline float hsum256(__m256 v)
@@ -535,10 +539,110 @@ T2 static inline float dot256_bf16(const void *Wv, int r, const float *x, int co
 GEMM256(nn_avx2_gemm_f32, float, LW2_F32, SC_F32, dot256_f32)
 GEMM256(nn_avx2_gemm_bf16, uint16_t, LW2_BF16, SC_BF16, dot256_bf16)
 
+/* ---- int8 weights x int8 activations (NN_Q8, see nn.h) --------------------------------
+ * Both kernels take 4 weight rows at a time (the last block repeats a row when rows % 4 !=
+ * 0; its extra results are dropped) and run every activation row m against them, so a
+ * 4-row block (4 x cols bytes) stays in L1 during a prompt pass. Integer group sums are
+ * exact; only the float accumulation order differs from nn_ref_gemm_q8. */
+
+/* lanes 0-7 = a, lanes 8-15 = b: the scales of two consecutive groups of 32 (one group
+ * per 8 int32 lanes of vpdpbusd) */
+T5V static inline __m512 q8_scales2(float a, float b)
+{
+    __m256d lo = _mm256_castps_pd(_mm256_set1_ps(a)), hi = _mm256_castps_pd(_mm256_set1_ps(b));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(lo), hi, 1));
+}
+
+/* vpdpbusd multiplies unsigned by signed bytes: (w ^ 0x80) = w + 128 as unsigned, so each
+ * int32 lane gets dot4(w, x) + 128 * sum4(x); the accumulator starts at x->c (= -128 *
+ * sum4(x)) instead of 0, which cancels the offset exactly. cols % 32 == 0; a last half
+ * block of 32 is read with masked loads (zero x and c lanes contribute nothing). */
+T5V void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws,
+                               int rows, int cols)
+{
+    int full = cols & ~63, rem = cols - full, ng = cols / 32;
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int r = 0; r < rows; r += 4) {
+        int nr = rows - r < 4 ? rows - r : 4;
+        const int8_t *w0 = W + (size_t)r * cols;
+        const int8_t *w1 = nr > 1 ? w0 + cols : w0, *w2 = nr > 2 ? w0 + 2 * (size_t)cols : w0,
+                     *w3 = nr > 3 ? w0 + 3 * (size_t)cols : w0;
+        for (int m = 0; m < M; m++) {
+            const int8_t *xq = x->q + (size_t)m * cols;
+            const float *xs = x->s + (size_t)m * ng;
+            const int32_t *xc = x->c + (size_t)m * (cols / 4);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < full; c += 64) {
+                __m512i xv = _mm512_loadu_si512(xq + c), cv = _mm512_loadu_si512(xc + c / 4);
+                __m512 sv = q8_scales2(xs[c / 32], xs[c / 32 + 1]);
+                __m512i t0 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_loadu_si512(w0 + c), bias), xv);
+                __m512i t1 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_loadu_si512(w1 + c), bias), xv);
+                __m512i t2 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_loadu_si512(w2 + c), bias), xv);
+                __m512i t3 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_loadu_si512(w3 + c), bias), xv);
+                a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sv, a0);
+                a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sv, a1);
+                a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), sv, a2);
+                a3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t3), sv, a3);
+            }
+            if (rem) {
+                const __mmask64 k = 0xffffffffull;
+                __m512i xv = _mm512_maskz_loadu_epi8(k, xq + full), cv = _mm512_maskz_loadu_epi32(0xff, xc + full / 4);
+                __m512 sv = q8_scales2(xs[full / 32], 0.0f);
+                __m512i t0 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, w0 + full), bias), xv);
+                __m512i t1 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, w1 + full), bias), xv);
+                __m512i t2 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, w2 + full), bias), xv);
+                __m512i t3 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, w3 + full), bias), xv);
+                a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sv, a0);
+                a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sv, a1);
+                a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t2), sv, a2);
+                a3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t3), sv, a3);
+            }
+            float *yr = y + (size_t)m * ldy + r;
+            yr[0] = _mm512_reduce_add_ps(a0) * ws[r];
+            if (nr > 1) yr[1] = _mm512_reduce_add_ps(a1) * ws[r + 1];
+            if (nr > 2) yr[2] = _mm512_reduce_add_ps(a2) * ws[r + 2];
+            if (nr > 3) yr[3] = _mm512_reduce_add_ps(a3) * ws[r + 3];
+        }
+    }
+}
+
+/* AVX2: vpmaddubsw(|w|, sign(x, w)) gives w*x pair sums without saturation (|w|, |x| <=
+ * 127, so a pair is at most 32258), vpmaddwd with ones widens to int32: one group of 32
+ * per 256-bit vector. */
+T2 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows,
+                        int cols)
+{
+    int ng = cols / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < rows; r += 4) {
+        int nr = rows - r < 4 ? rows - r : 4;
+        const int8_t *wr[4];
+        for (int i = 0; i < 4; i++) wr[i] = W + (size_t)(r + (i < nr ? i : 0)) * cols;
+        for (int m = 0; m < M; m++) {
+            const int8_t *xq = x->q + (size_t)m * cols;
+            const float *xs = x->s + (size_t)m * ng;
+            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int g = 0; g < ng; g++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * g));
+                __m256 sv = _mm256_set1_ps(xs[g]);
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(wr[i] + 32 * g));
+                    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                    a[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), sv, a[i]);
+                }
+            }
+            for (int i = 0; i < nr; i++) y[(size_t)m * ldy + r + i] = hsum256(a[i]) * ws[r + i];
+        }
+    }
+}
+
 #else /* not x86: never selected */
 
 int nn_cpu_avx2(void) { return 0; }
 int nn_cpu_avx512(void) { return 0; }
+int nn_cpu_avx512vnni(void) { return 0; }
+void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }
+void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }
 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }
 float nn_avx2_dot(const float *a, const float *b, int n) { (void)a, (void)b, (void)n; return 0; }

@@ -22,10 +22,14 @@
 
 #include "model/safetensors.h"
 
-typedef enum nn_dtype { NN_F32 = 0, NN_BF16 = 1 } nn_dtype;
+/* NN_Q8: symmetric int8 per output row. w points to int8 [rows, cols] (values in
+ * [-127, 127]) followed, at the next 64-byte boundary, by float scales [rows]: W[r][i] ~=
+ * q[r][i] * scale[r] (nn_q8_scales()). Made only by quantizing at load time (cols % 32 == 0);
+ * nn_linear quantizes the activations per group of 32 to int8 as well (nn_q8x). */
+typedef enum nn_dtype { NN_F32 = 0, NN_BF16 = 1, NN_Q8 = 2 } nn_dtype;
 
 typedef struct nn_mat {
-    const void *w;  /* [rows, cols] row-major; float or uint16_t (bf16) */
+    const void *w;  /* [rows, cols] row-major; float, uint16_t (bf16) or int8 + scales (q8) */
     nn_dtype dtype;
     int rows, cols; /* out, in */
     void *owned;    /* heap block behind w when we converted/copied; else NULL */
@@ -37,8 +41,14 @@ typedef struct nn_mat {
  * want == NN_BF16 an F32 tensor is converted to BF16 (round to nearest even). */
 int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, char *err, size_t errlen);
 void nn_mat_free(nn_mat *m);
-/* Bytes a [rows, cols] matrix of dtype occupies. */
+/* Bytes a [rows, cols] matrix of dtype occupies (NN_Q8: int8 block rounded up to 64 bytes,
+ * then rows float scales). */
 size_t nn_mat_bytes(int rows, int cols, nn_dtype dt);
+/* Per-row scales [rows] of an NN_Q8 matrix (they live behind the int8 block). */
+static inline const float *nn_q8_scales(const nn_mat *m)
+{
+    return (const float *)((const char *)m->w + (((size_t)m->rows * (size_t)m->cols + 63) & ~(size_t)63));
+}
 /* Like nn_mat_from_st but always copies/converts into dst (nn_mat_bytes() bytes, caller
  * owned, e.g. a huge-page arena); m->owned stays NULL. */
 int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want, void *dst, char *err, size_t errlen);
@@ -121,6 +131,26 @@ void nn_kv_free(nn_kv *c);
  * q [L, heads, hd] at the same positions. scratch must hold (cap) floats. Returns 0, or
  * ERR_TOOBIG if the cache would lose positions still visible to a query. */
 int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int L, float *scratch);
+
+/* ---- int8 (NN_Q8) ----
+ * Weights: per output row, s = max|W[r]| / 127, q = round(W / s) in [-127, 127].
+ * Activations: per group of 32 along the input, s_g = max|x_g| / 127, q = round(x / s_g);
+ * c holds -128 * (q[4j] + q[4j+1] + q[4j+2] + q[4j+3]) per 4 values, which lets the VNNI
+ * kernel use its unsigned x signed byte product on (w + 128) and subtract the offset.
+ * y[r] = scale[r] * sum_g s_g * (sum_{i in g} q_w[r][i] q_x[i]), the inner sums exact in
+ * int32 (|.| <= 32 * 127 * 127). */
+enum { NN_Q8_GROUP = 32, NN_Q8_MAXCOLS = 16384 };
+typedef struct nn_q8x {
+    const int8_t *q;  /* [M, cols] */
+    const float *s;   /* [M, cols / 32] group scales */
+    const int32_t *c; /* [M, cols / 4] VNNI offset correction (see above) */
+} nn_q8x;
+/* Quantizes W [rows, cols] (cols % 32 == 0) into q [rows, cols] and s [rows]. */
+void nn_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols);
+/* Quantizes x [M, cols] (cols % 32 == 0) into q [M, cols], s [M, cols/32], c [M, cols/4]. */
+void nn_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols);
+/* y[m * ldy + r] = ws[r] * sum_g x->s[m][g] * dot_g(W[r], x->q[m]); W [rows, cols] int8 */
+void nn_ref_gemm_q8(float *y, int ldy, const nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols);
 
 /* ---- plain C references (always available; tests compare the dispatched versions) ---- */
 void nn_ref_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
