@@ -27,7 +27,7 @@ const SENTENCES = [
     'Here is one more sentence, so that the total is comfortably long.',
 ];
 const LONG = Array.from({ length: 3 }, () => SENTENCES.join(' ')).join(' '); // ~1700 chars
-const VERY_LONG = Array.from({ length: 8 }, () => SENTENCES.join(' ')).join(' ').slice(0, 4000);
+const VERY_LONG = Array.from({ length: 30 }, () => SENTENCES.join(' ')).join(' ').slice(0, 16000); // needs --max-input-chars
 
 const base = { model: 'tts-1', voice: 'alloy' };
 const RATE_BYTES = 48000; // one second of 24 kHz s16 mono
@@ -160,8 +160,8 @@ describe('streaming (default server)', () => {
     });
 });
 
-describe('cancellation (--workers 1)', () => {
-    const srv = useServer({ args: ['--workers', '1'] });
+describe('cancellation (--workers 1 --max-input-chars 20000)', () => {
+    const srv = useServer({ args: ['--workers', '1', '--max-input-chars', '20000'] });
     const say = (body, o) => speech(srv.port, body, o);
 
     test('disconnect mid-stream stops the synthesis; the server answers and serves a new request at once', async () => {
