@@ -73,6 +73,10 @@ describe('pocket-tts engine (tiny reference model)', { skip }, () => {
     }, { timeout: 30000 });
 
     test('listed as a model and the default engine; folder voices listed', async () => {
+        const h = (await srv.request('GET', '/health')).json();
+        assert.equal(h.default_model, 'pocket-tts', `health: ${JSON.stringify(h)}`);
+        assert.ok(/pocket-tts/.test(h.default_reason || ''), `default_reason: ${h.default_reason}`);
+        assert.ok(/INFO\s+default engine pocket-tts/.test(srv.stderr()), 'startup log does not say the default engine');
         const m = (await srv.request('GET', '/v1/models')).json();
         assert.ok(m.data.some((x) => x.id === 'pocket-tts'), `models: ${JSON.stringify(m)}`);
         const v = (await srv.request('GET', '/v1/voices?model=pocket-tts')).json();

@@ -799,10 +799,10 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     e->ls.tokenizer_ms = t5 - t4;
     e->ls.total_ms = now_ms() - t0;
     e->ls.state_bytes_per_position = e->kv_bytes_per_pos;
-    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d threads%s)", e->cfg.name,
+    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d thread%s%s)", e->cfg.name,
              local ? "local folder" : e->can_clone ? "hf, voice cloning" : "hf public weights, no voice cloning",
-             e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads,
-             e->pipeline ? ", Mimi pipelined" : "");
+             e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads, threads == 1 ? "" : "s",
+             e->pipeline ? " + Mimi thread" : "");
     e->base.id = e->id;
     e->base.desc = e->desc;
     e->base.caps = ENG_CAP_SEED | (e->can_clone ? ENG_CAP_CLONE : 0);
