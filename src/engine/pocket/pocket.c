@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -628,34 +627,6 @@ static void copy_str(char *dst, size_t n, const char *src, const char **field)
     *field = dst;
 }
 
-/* After the FlowLM copied its big matrices (BF16 conversion or the huge-page arena), the
- * F32 source pages in the weights mapping are not read again: hand them back so they stop
- * counting in our RSS. The mapping is read-only MAP_PRIVATE of the file (st_open), so
- * MADV_DONTNEED only drops page-table entries; a later access would refault the same bytes
- * from the page cache (correct, just slower). */
-static void drop_copied_sources(const st_file *f)
-{
-    static const char *const suf[] = {".self_attn.in_proj.weight", ".self_attn.out_proj.weight", ".linear1.weight",
-                                      ".linear2.weight", "flow_net.cond_embed.weight", ".mlp.0.weight", ".mlp.2.weight",
-                                      ".adaLN_modulation.1.weight"};
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0) return;
-    for (size_t i = 0; i < st_count(f); i++) {
-        const st_tensor *t = st_at(f, i);
-        if (strncmp(t->name, "flow_lm.", 8) || t->dtype != ST_F32) continue;
-        size_t nl = strlen(t->name);
-        int hit = 0;
-        for (size_t k = 0; k < sizeof suf / sizeof *suf && !hit; k++) {
-            size_t sl = strlen(suf[k]);
-            hit = nl >= sl && !strcmp(t->name + nl - sl, suf[k]);
-        }
-        if (!hit) continue;
-        uintptr_t a = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-        uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)pg - 1);
-        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-    }
-}
-
 int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
 {
     *out = NULL;
@@ -723,11 +694,16 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
         int big = e->cfg.d_model >= 512;
         int bf = opt->bf16 > 0 || (opt->bf16 == 0 && big);
         int hp = opt->hugepages > 0 || (opt->hugepages == 0 && big && bf);
-        pk_flowlm_opts fo = {bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL), e->pool, NULL, hp};
+        pk_flowlm_opts fo;
+        memset(&fo, 0, sizeof fo);
+        fo.dtype = bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL);
+        fo.pool = e->pool;
+        fo.hugepages = hp;
         e->bf16 = bf;
         e->huge = hp;
+        /* the loader hands the mapped F32 pages of copied matrices back as it goes, so the
+         * load-time peak is the final footprint plus one matrix */
         rc = pk_flowlm_load(&e->fl, &e->cfg, e->wf, &fo, err, errlen);
-        if (!rc && (hp || bf)) drop_copied_sources(e->wf);
     }
     double t3 = now_ms();
     if (!rc) {
