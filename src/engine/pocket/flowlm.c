@@ -10,7 +10,9 @@
  * whole tensors. Flow head: two timestep embedders (cos|sin of t·freqs → MLP → the
  * unbiased-variance "RMSNorm"), cond_embed, input_proj, AdaLN residual blocks (LN eps
  * 1e-6), AdaLN final layer. All shapes come from the config and are checked against the
- * checkpoint at load with messages naming the tensor.
+ * checkpoint at load with messages naming the tensor. With opts.dtype NN_Q8 the big
+ * linears are int8 (NN_Q8, quantized here at load from F32/BF16/F16); nothing else in the
+ * forward pass changes (nn_linear dispatches on the matrix dtype).
  */
 #include "engine/pocket/flowlm.h"
 
@@ -100,6 +102,7 @@ typedef struct loader {
     const st_file *f;
     const char *prefix;
     nn_dtype dtype;
+    nn_dtype tdt, fdt;    /* transformer / flow-head big matrices: opts.dtype, NN_Q8 included */
     unsigned char *arena; /* huge-page arena for the big matrices, or NULL */
     size_t used, size;
     char *err;
@@ -131,19 +134,27 @@ static int mat(loader *ld, nn_mat *dst, const char *name, int rows, int cols, nn
     return nn_mat_from_st(dst, t, rows, cols, dt, ld->err, ld->errlen);
 }
 
-/* The large matrices (transformer and flow-head linears): dtype from the options, placed
- * in the huge-page arena when there is one. */
-static int bigmat(loader *ld, nn_mat *dst, const char *name, int rows, int cols)
+/* int8 needs cols % 32 == 0 (groups of 32 along the input); other matrices (tiny test
+ * models) keep the base dtype */
+static nn_dtype eff_dtype(nn_dtype want, int cols, nn_dtype base)
+{
+    return want == NN_Q8 && cols % NN_Q8_GROUP ? base : want;
+}
+
+/* The large matrices (transformer and flow-head linears): dtype from the options (int8
+ * with opts.dtype NN_Q8), placed in the huge-page arena when there is one. */
+static int bigmat(loader *ld, nn_mat *dst, const char *name, int rows, int cols, nn_dtype dt)
 {
     const st_tensor *t = NULL;
     int rc = need(ld, &t, name, 2, (int64_t[]){rows, cols});
     if (rc) return rc;
+    dt = eff_dtype(dt, cols, ld->dtype);
     if (!ld->arena) {
-        rc = nn_mat_from_st(dst, t, rows, cols, ld->dtype, ld->err, ld->errlen);
+        rc = nn_mat_from_st(dst, t, rows, cols, dt, ld->err, ld->errlen);
     } else {
-        size_t nb = (nn_mat_bytes(rows, cols, ld->dtype) + 63) & ~(size_t)63;
+        size_t nb = (nn_mat_bytes(rows, cols, dt) + 63) & ~(size_t)63;
         if (ld->used + nb > ld->size) return err_set(ld->err, ld->errlen, ERR_INTERNAL, "flowlm: weight arena too small");
-        rc = nn_mat_into(dst, t, rows, cols, ld->dtype, ld->arena + ld->used, ld->err, ld->errlen);
+        rc = nn_mat_into(dst, t, rows, cols, dt, ld->arena + ld->used, ld->err, ld->errlen);
         ld->used += nb;
     }
     /* copied or converted: the mapped source pages are dead weight, drop them now so the
@@ -152,13 +163,16 @@ static int bigmat(loader *ld, nn_mat *dst, const char *name, int rows, int cols)
     return rc;
 }
 
-static size_t arena_bytes(const pk_config *c, nn_dtype dt)
+/* bytes of every bigmat() (each rounded up to 64), same shapes and order as the loader */
+static size_t arena_bytes(const pk_config *c, nn_dtype base, nn_dtype tdt, nn_dtype fdt)
 {
-    size_t d = (size_t)c->d_model, ffn = (size_t)pk_ffn_dim(c), fd = (size_t)c->flow_dim, es = dt == NN_BF16 ? 2 : 4;
-    size_t n = (size_t)c->num_layers * (3 * d * d + d * d + 2 * ffn * d);
-    n += fd * d + (size_t)c->flow_depth * (2 * fd * fd + 3 * fd * fd) + 2 * fd * fd;
-    size_t mats = (size_t)c->num_layers * 4 + 1 + (size_t)c->flow_depth * 3 + 1;
-    return n * es + mats * 64;
+    int d = c->d_model, ffn = pk_ffn_dim(c), fd = c->flow_dim;
+#define MB(r, cc, dt) ((nn_mat_bytes((r), (cc), eff_dtype((dt), (cc), base)) + 63) & ~(size_t)63)
+    size_t n = (size_t)c->num_layers *
+               (MB(3 * d, d, tdt) + MB(d, d, tdt) + MB(ffn, d, tdt) + MB(d, ffn, tdt));
+    n += MB(fd, d, fdt) + (size_t)c->flow_depth * (2 * MB(fd, fd, fdt) + MB(3 * fd, fd, fdt)) + MB(2 * fd, fd, fdt);
+#undef MB
+    return n;
 }
 
 #define CK(x)                                                                                                         \
@@ -179,9 +193,11 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
     m->cfg = *cfg;
     m->pool = opt ? opt->pool : NULL;
     nn_dtype dt = opt ? opt->dtype : NN_F32;
-    loader L = {f, opt && opt->prefix ? opt->prefix : "flow_lm.", dt, NULL, 0, 0, err, errlen};
+    /* NN_Q8 applies to the big linears; matrices int8 cannot take (cols % 32) stay F32 */
+    nn_dtype base = dt == NN_Q8 ? NN_F32 : dt, tdt = dt, fdt = dt;
+    loader L = {f, opt && opt->prefix ? opt->prefix : "flow_lm.", base, tdt, fdt, NULL, 0, 0, err, errlen};
     if (opt && opt->hugepages) {
-        m->arena_size = arena_bytes(cfg, dt);
+        m->arena_size = arena_bytes(cfg, base, tdt, fdt);
         m->arena = nn_huge_alloc(m->arena_size);
         if (!m->arena) CK(err_set(err, errlen, ERR_NOMEM, "flowlm: cannot map %zu bytes for weights", m->arena_size));
         L.arena = m->arena;
@@ -211,10 +227,10 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
         pk_layer *y = &m->layers[i];
         char n[128];
 #define NM(s) (snprintf(n, sizeof n, "transformer.layers.%d.%s", i, s), n)
-        CK(bigmat(&L, &y->in_proj, NM("self_attn.in_proj.weight"), 3 * d, d));
-        CK(bigmat(&L, &y->out_proj, NM("self_attn.out_proj.weight"), d, d));
-        CK(bigmat(&L, &y->lin1, NM("linear1.weight"), m->ffn, d));
-        CK(bigmat(&L, &y->lin2, NM("linear2.weight"), d, m->ffn));
+        CK(bigmat(&L, &y->in_proj, NM("self_attn.in_proj.weight"), 3 * d, d, tdt));
+        CK(bigmat(&L, &y->out_proj, NM("self_attn.out_proj.weight"), d, d, tdt));
+        CK(bigmat(&L, &y->lin1, NM("linear1.weight"), m->ffn, d, tdt));
+        CK(bigmat(&L, &y->lin2, NM("linear2.weight"), d, m->ffn, tdt));
         CK(vec(&L, &y->n1w, NM("norm1.weight"), d));
         CK(vec(&L, &y->n1b, NM("norm1.bias"), d));
         CK(vec(&L, &y->n2w, NM("norm2.weight"), d));
@@ -248,7 +264,7 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
         CK(vec(&L, &te->alpha, NM("mlp.3.alpha"), fd));
 #undef NM
     }
-    CK(bigmat(&L, &m->cond_embed, "flow_net.cond_embed.weight", fd, d));
+    CK(bigmat(&L, &m->cond_embed, "flow_net.cond_embed.weight", fd, d, fdt));
     CK(vec(&L, &m->cond_b, "flow_net.cond_embed.bias", fd));
     CK(mat(&L, &m->input_proj, "flow_net.input_proj.weight", fd, ld, NN_F32));
     CK(vec(&L, &m->inproj_b, "flow_net.input_proj.bias", fd));
@@ -260,15 +276,15 @@ int pk_flowlm_load(pk_flowlm **out, const pk_config *cfg, const st_file *f, cons
 #define NM(s) (snprintf(n, sizeof n, "flow_net.res_blocks.%d.%s", i, s), n)
         CK(vec(&L, &b->ln_w, NM("in_ln.weight"), fd));
         CK(vec(&L, &b->ln_b, NM("in_ln.bias"), fd));
-        CK(bigmat(&L, &b->mlp0, NM("mlp.0.weight"), fd, fd));
+        CK(bigmat(&L, &b->mlp0, NM("mlp.0.weight"), fd, fd, fdt));
         CK(vec(&L, &b->b0, NM("mlp.0.bias"), fd));
-        CK(bigmat(&L, &b->mlp2, NM("mlp.2.weight"), fd, fd));
+        CK(bigmat(&L, &b->mlp2, NM("mlp.2.weight"), fd, fd, fdt));
         CK(vec(&L, &b->b2, NM("mlp.2.bias"), fd));
-        CK(bigmat(&L, &b->ada, NM("adaLN_modulation.1.weight"), 3 * fd, fd));
+        CK(bigmat(&L, &b->ada, NM("adaLN_modulation.1.weight"), 3 * fd, fd, fdt));
         CK(vec(&L, &b->ada_b, NM("adaLN_modulation.1.bias"), 3 * fd));
 #undef NM
     }
-    CK(bigmat(&L, &m->fin_ada, "flow_net.final_layer.adaLN_modulation.1.weight", 2 * fd, fd));
+    CK(bigmat(&L, &m->fin_ada, "flow_net.final_layer.adaLN_modulation.1.weight", 2 * fd, fd, fdt));
     CK(vec(&L, &m->fin_ada_b, "flow_net.final_layer.adaLN_modulation.1.bias", 2 * fd));
     CK(mat(&L, &m->fin_lin, "flow_net.final_layer.linear.weight", ld, fd, NN_F32));
     CK(vec(&L, &m->fin_b, "flow_net.final_layer.linear.bias", ld));

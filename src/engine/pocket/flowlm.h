@@ -29,7 +29,10 @@ typedef struct pk_flowlm pk_flowlm;
 typedef struct pk_fstate pk_fstate;
 
 typedef struct pk_flowlm_opts {
-    nn_dtype dtype;   /* NN_F32 (default, exact) or NN_BF16 (big matrices widened on the fly) */
+    nn_dtype dtype;   /* NN_F32 (default, exact), NN_BF16 (big matrices widened on the fly) or
+                       * NN_Q8 ("--quantize": the transformer and flow-head linears quantized
+                       * to int8 at load from whatever the file stores, the small matrices
+                       * F32; approximate, see pocket-parity --quantize and SPEED.md) */
     nn_pool *pool;    /* borrowed; NULL = single thread */
     const char *prefix; /* tensor name prefix, default "flow_lm." */
     int hugepages;    /* copy the big matrices into one transparent-huge-page arena: fewer
