@@ -5,8 +5,8 @@
  *       DIR      reference folder (default ../shared/reference/pocket-tts)
  *       RUNS     TTFA repetitions per configuration (default 5)
  *       CONFIGS  comma list of THREADSxPIPE, e.g. "1p,2p,2s" (default): p = Mimi on its
- *                own thread, s = sequential; b = FlowLM as BF16 (else F32); h = huge-page
- *                weight arena; t = TTFA only ("1pt")
+ *                own thread, s = sequential; b = FlowLM as BF16 (else F32); q = int8
+ *                (--quantize); h = huge-page weight arena; t = TTFA only ("1pt")
  *
  * Setup: a random F32 checkpoint from DIR/layout-english_2026-04.json is written into a
  * temp folder as model.safetensors (the english_2026-04 built-in config is used; the tiny
@@ -149,21 +149,21 @@ static int write_voice(const char *path)
     return ok ? 0 : -1;
 }
 
-static const char *mode_name(int pipe, int bf16, int huge)
+static const char *mode_name(int pipe, int bf16, int huge, int q8)
 {
     static char b[16];
-    snprintf(b, sizeof b, "%s%s%s", pipe ? "pipe" : "seq", bf16 ? "16" : "32", huge ? "h" : "");
+    snprintf(b, sizeof b, "%s%s%s", pipe ? "pipe" : "seq", q8 ? "q8" : bf16 ? "16" : "32", huge ? "h" : "");
     return b;
 }
 
 static const char *TEXT = "Hello world. I am Kyutai's Pocket TTS. I'm fast enough to run on small CPUs.";
 
-static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge, int runs, int ttfa_only)
+static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge, int q8, int runs, int ttfa_only)
 {
     char model[600], voices[600], states[600], err[512];
     snprintf(model, sizeof model, "%s", tmp);
     snprintf(voices, sizeof voices, "%s/voices", tmp);
-    snprintf(states, sizeof states, "%s/states-%d%s", tmp, threads, mode_name(pipe, bf16, huge));
+    snprintf(states, sizeof states, "%s/states-%d%s", tmp, threads, mode_name(pipe, bf16, huge, q8));
     pke_options o = {0};
     o.model_dir = model;
     o.language = "english_2026-04";
@@ -173,6 +173,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     o.pipeline = pipe;
     o.bf16 = bf16 ? 1 : -1;
     o.hugepages = huge ? 1 : -1;
+    o.quantize = q8;
     const char *fct = getenv("PKEB_FIRST_CHUNK_TOKENS"); /* experiments: 0 = engine default, -1 = off */
     o.first_chunk_tokens = fct ? atoi(fct) : 0;
     reset_peak();
@@ -225,7 +226,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     clock_sink f = {0};
     if (ttfa_only) {
         printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f   (TTFA only)\n", threads,
-               mode_name(pipe, bf16, huge), startup, clone_ms,
+               mode_name(pipe, bf16, huge, q8), startup, clone_ms,
                ttfa, ttfa_cpu);
         return rc;
     }
@@ -245,7 +246,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     double total_s = (f.last - f.t0) / 1e3, fps = f.frames / total_s;
     double steady = f.frames > 2 ? (f.frames - 2) / ((f.last - f.second) / 1e3) : fps;
     printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %9ld %8ld  %s\n", threads,
-           mode_name(pipe, bf16, huge), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
+           mode_name(pipe, bf16, huge, q8), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
            f.c0 / f.frames, rss_ready / 1024, peak_load / 1024, status_kb("VmHWM:") / 1024, loadavg());
     fflush(stdout);
     return 0;
@@ -295,9 +296,10 @@ int main(int argc, char **argv)
             int th = atoi(c);
             const char *x = c;
             while (*x >= '0' && *x <= '9') x++;
-            int pipe = *x != 's', bf = 0, only = 0, huge = 0;
-            for (const char *y = x; *y && *y != ','; y++) bf |= *y == 'b', only |= *y == 't', huge |= *y == 'h';
-            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, huge, runs, only);
+            int pipe = *x != 's', bf = 0, only = 0, huge = 0, q8 = 0;
+            for (const char *y = x; *y && *y != ','; y++)
+                bf |= *y == 'b', only |= *y == 't', huge |= *y == 'h', q8 |= *y == 'q';
+            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, huge, q8, runs, only);
             c = strchr(c, ',');
             if (!c) break;
             c++;

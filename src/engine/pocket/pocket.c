@@ -63,7 +63,7 @@ typedef struct pke {
     int pipeline;
     int frames_after_eos;
     int first_chunk_tokens; /* 0 = upstream chunking only */
-    int bf16, huge;         /* FlowLM weights as loaded */
+    int bf16, q8, huge;     /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
     char model_key[33];
@@ -696,10 +696,12 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
         int hp = opt->hugepages > 0 || (opt->hugepages == 0 && big && bf);
         pk_flowlm_opts fo;
         memset(&fo, 0, sizeof fo);
-        fo.dtype = bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL);
+        fo.dtype = opt->quantize > 0 ? NN_Q8 : bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL);
+        if (opt->quantize > 0) bf = 0;
         fo.pool = e->pool;
         fo.hugepages = hp;
         e->bf16 = bf;
+        e->q8 = opt->quantize > 0;
         e->huge = hp;
         /* the loader hands the mapped F32 pages of copied matrices back as it goes, so the
          * load-time peak is the final footprint plus one matrix */
@@ -777,7 +779,7 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     e->ls.state_bytes_per_position = e->kv_bytes_per_pos;
     snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d thread%s%s)", e->cfg.name,
              local ? "local folder" : e->can_clone ? "hf, voice cloning" : "hf public weights, no voice cloning",
-             e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads, threads == 1 ? "" : "s",
+             e->q8 ? "int8" : e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads, threads == 1 ? "" : "s",
              e->pipeline ? " + Mimi thread" : "");
     e->base.id = e->id;
     e->base.desc = e->desc;

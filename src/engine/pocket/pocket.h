@@ -58,6 +58,8 @@ typedef struct pke_options {
     int frames_after_eos;        /* > 0 overrides config and per-chunk defaults; 0 = upstream rule */
     int first_chunk_tokens;      /* first chunk re-split under this budget (TTFA); 0 = 16, -1 = off */
     int hugepages;               /* pk_flowlm_opts.hugepages: 1 on, -1 off, 0 = on with auto BF16 */
+    int quantize;                /* 1: FlowLM linears as int8 (NN_Q8: approximate, fewest bytes per
+                                  * frame; "--quantize"); overrides bf16 */
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
     const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
