@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServer, speech, binPath } from './lib/server.mjs';
-import { decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, medianPitch, assertSimilarAudio, RATE } from './lib/audio.mjs';
+import { decodeSpeechWav, s16ToFloat, rms, plausibleSeconds, medianPitch, assertSimilarAudio, ffprobe, ffmpegDecode, RATE } from './lib/audio.mjs';
 
 const srv = useServer();
 const TEXT = 'The quick brown fox jumps over the lazy dog.';
@@ -198,6 +198,19 @@ describe('POST /v1/audio/speech', () => {
         const x = s16ToFloat(r.body);
         assert.ok(rms(x) > 0.01, `RMS ${rms(x)}`);
         assertDuration(x.length / RATE, TEXT);
+    });
+
+    test('ffprobe/ffmpeg agree: wav is pcm_s16le 24 kHz mono; raw pcm decodes to the same length', async () => {
+        const w = await say({ model: 'tts-1', input: TEXT, voice: 'alloy', response_format: 'wav', stream: false });
+        const a = decodeSpeechWav(w.body);
+        const p = await ffprobe(w.body, 'wav');
+        assert.equal(p.codec, 'pcm_s16le');
+        assert.equal(p.sampleRate, RATE);
+        assert.equal(p.channels, 1);
+        assert.ok(Math.abs(p.duration - a.seconds) < 0.01, `ffprobe duration ${p.duration} vs header ${a.seconds}`);
+        const pcm = await say({ model: 'tts-1', input: TEXT, voice: 'alloy', response_format: 'pcm', stream: false });
+        const x = await ffmpegDecode(pcm.body, { ext: 'raw', inputArgs: ['-f', 's16le', '-ar', String(RATE), '-ac', '1'] });
+        assert.equal(x.length, pcm.body.length / 2, 'ffmpeg reads raw s16le mono 24 kHz sample for sample');
     });
 
     test('wav and pcm carry the same audio', async () => {
