@@ -40,6 +40,9 @@
 
 #define RING_BYTES (256u << 10)        /* per streaming request */
 #define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
+#define WHOLE_BUDGET ((size_t)768 << 20) /* all non-streamed bodies held at once (being built
+                                            or waiting for slow readers); over it: 503 */
+#define RESPONSE_TIMEOUT_S 3600       /* idle timeout once a speech response is queued */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
 #define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
                                           give up, so a client that stops reading cannot hold
@@ -57,6 +60,7 @@ struct srv_server {
     atomic_int stopping;
     atomic_int nsusp;   /* connections suspended and not yet re-entered */
     atomic_int njobs;   /* jobs accepted and not yet finished by a worker */
+    atomic_size_t whole_bytes; /* bytes of non-streamed bodies alive now, <= WHOLE_BUDGET */
     atomic_ullong next_id;
     unsigned long long id_salt;
     double t_start;
@@ -81,6 +85,8 @@ struct job {
     buf whole;                   /* non-streaming body */
     int ready;                   /* headers can go: first byte (stream) or done */
     int too_big;                 /* non-streamed output hit WHOLE_MAX_BYTES: 413, not retryable */
+    int over_budget;             /* WHOLE_BUDGET exhausted: 503, retryable */
+    size_t whole_accounted;      /* our share of s->whole_bytes */
     int last_outq;               /* bytes in the socket's send queue at the last look */
     int done, rc;
     char err[256];
@@ -139,6 +145,7 @@ static void job_unref(job *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) != 1) return;
     if (j->completed) job_log(j);
+    if (j->whole_accounted) atomic_fetch_sub(&j->s->whole_bytes, j->whole_accounted);
     oai_speech_free(&j->sp);
     free(j->ring);
     buf_free(&j->whole);
@@ -200,7 +207,20 @@ static int job_out(void *user, const void *bytes, size_t n)
     pthread_mutex_lock(&j->mu);
     if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
     if (!j->sp.stream) {
-        int rc = atomic_load(&j->cancel) ? 1 : buf_append(&j->whole, p, n);
+        int rc = atomic_load(&j->cancel) ? 1 : 0;
+        if (!rc) {
+            size_t was = atomic_fetch_add(&j->s->whole_bytes, n);
+            if (was + n > WHOLE_BUDGET) {
+                atomic_fetch_sub(&j->s->whole_bytes, n);
+                j->over_budget = 1;
+                snprintf(j->err, sizeof j->err, "too much buffered audio in flight; retry, or "
+                         "use \"stream\": true");
+                pthread_mutex_unlock(&j->mu);
+                return 1;
+            }
+            j->whole_accounted += n;
+            rc = buf_append(&j->whole, p, n);
+        }
         if (rc && !atomic_load(&j->cancel)) {
             j->too_big = 1;
             snprintf(j->err, sizeof j->err, "audio too large for a non-streamed response (max %u "
@@ -532,6 +552,10 @@ static int ctype_ok(const char *ct)
 static enum MHD_Result send_job_error(conn_ctx *x, struct MHD_Connection *c, job *j)
 {
     oai_error e;
+    if (j->over_budget) {
+        oai_error_set(&e, 503, "server_error", "server_busy", NULL, "%s", j->err);
+        return send_error(x, c, &e);
+    }
     if (j->too_big || j->rc == ERR_TOOBIG) {
         oai_error_set(&e, 413, "invalid_request_error", "output_too_large", NULL,
                       "%s%s", j->err, j->too_big ? "" : "; use \"stream\": true");
@@ -572,17 +596,29 @@ static enum MHD_Result answer_job(conn_ctx *x, struct MHD_Connection *c)
     if (failed_early) return send_job_error(x, c, j);
 
     const char *ctype = j->sp.sse ? "text/event-stream" : aenc_content_type(j->sp.format);
+    /* libmicrohttpd 0.9.75 counts only received bytes as activity, so the idle timeout
+     * would cut a long response to a client that just listens: give the response phase an
+     * hour. Clients that stop reading are still caught by STALL_MS (streams) and bounded
+     * by WHOLE_BUDGET (buffered bodies) and the connection limits. */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)RESPONSE_TIMEOUT_S);
     if (!j->sp.stream) {
-        /* the worker is done: the buffer is ours now */
-        size_t n;
-        char *data = buf_steal(&j->whole, &n);
+        /* the worker is done: MHD sends j->whole in place; the job (and its share of the
+         * buffered-bytes budget) lives until MHD frees the response */
         j->t_first_byte = now_ms();
-        j->sent = n;
-        if (!data) {
-            data = malloc(1);
-            if (!data) return MHD_NO;
+        j->sent = j->whole.len;
+        atomic_fetch_add(&j->refs, 1);
+        struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+            j->whole.len, j->whole.len ? j->whole.data : (void *)"", job_read_free, j);
+        if (!r) {
+            job_unref(j);
+            return MHD_NO;
         }
-        return send_buf(x, c, 200, ctype, data, n, 1);
+        MHD_add_response_header(r, "Content-Type", ctype);
+        add_common_headers(x, r);
+        x->status = 200;
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ret;
     }
     atomic_fetch_add(&j->refs, 1);
     struct MHD_Response *r =
