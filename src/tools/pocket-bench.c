@@ -1,10 +1,13 @@
 /* pocket-bench — FlowLM speed at full size (random english_2026-04 weights).
  *
- *   pocket-bench [DIR] [FRAMES] [RUNS]     DIR defaults to ../shared/reference/pocket-tts
+ *   pocket-bench [DIR] [FRAMES] [RUNS] [ROWS]   DIR defaults to ../shared/reference/pocket-tts
  *
  * Writes a random F32 checkpoint from DIR/layout-english_2026-04.json into /tmp (unlinked
- * right after mapping), loads FlowLM with F32 weights (used in place from the mapping) and
- * with BF16 weights (converted at load), and for 1 and 2 threads measures: the text prompt
+ * right after mapping), loads FlowLM with F32 weights (used in place from the mapping),
+ * with BF16 weights (converted at load) and with int8 weights (NN_Q8, quantized at load),
+ * each also in a huge-page arena; ROWS picks some of these configurations by letter
+ * (a f32, b f32 huge, c bf16, d bf16 huge, e int8, f int8 huge; default all). For 1 and 2
+ * threads it measures: the text prompt
  * (45 tokens, after a 126-position voice-sized prefix) and the per-frame FlowLM step
  * (transformer + flow head + EOS, LSD 1 step), median over FRAMES steps, median of RUNS
  * runs. Printed beside upstream's PyTorch figures from the reference README (same machine
@@ -168,9 +171,12 @@ int main(int argc, char **argv)
     } dts[] = {{NN_F32, 0, "f32 (mmap, in place)"},
                {NN_F32, 1, "f32 huge-page copy"},
                {NN_BF16, 0, "bf16"},
-               {NN_BF16, 1, "bf16 huge pages"}};
-    for (int d = 0; d < 4; d++)
-        for (int th = 1; th <= 2; th++) {
+               {NN_BF16, 1, "bf16 huge pages"},
+               {NN_Q8, 0, "int8"},
+               {NN_Q8, 1, "int8 huge pages"}};
+    const char *rows = argc > 4 ? argv[4] : "abcdef";
+    for (int d = 0; d < (int)(sizeof dts / sizeof dts[0]); d++)
+        for (int th = 1; th <= 2 && strchr(rows, 'a' + d); th++) {
             result r = {0, 0, 0, 0, 0};
             if (run(&cfg, f, dts[d].dt, dts[d].huge, th, frames, runs, &r, err, sizeof err)) {
                 fprintf(stderr, "pocket-bench: %s\n", err);
