@@ -83,6 +83,9 @@ describe('pocket-tts engine (tiny reference model)', { skip }, () => {
         const ids = (v.data || []).map((x) => x.id);
         for (const want of ['a', 'clone']) assert.ok(ids.includes(want), `voice ${want} missing from ${ids}`);
         assert.ok(!ids.includes('escape'), `escaping symlink must not be listed: ${ids}`);
+        // one id per language config: pocket-tts-<config name>
+        const byCfg = await speech(srv.port, { model: 'pocket-tts-tiny_config', voice: 'a', input: 'Hi.', response_format: 'pcm' });
+        assert.equal(byCfg.status, 200, byCfg.text().slice(0, 300));
         // tts-1 maps to the default engine: pocket-tts (voice 'a' exists only there)
         const r = await speech(srv.port, { model: 'tts-1', voice: 'a', input: 'Hello there.', response_format: 'pcm' });
         assert.equal(r.status, 200, r.text().slice(0, 300));
