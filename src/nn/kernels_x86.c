@@ -573,6 +573,12 @@ T5V void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M,
             const int32_t *xc = x->c + (size_t)m * (cols / 4);
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (int c = 0; c < full; c += 64) {
+                /* 512 bytes ahead per row: +10-35 % in a 64 MB CPU-time microbenchmark on
+                 * the loaded box (6.6-7.1 -> 7.9-9.5 GB/s; 256 and 768 were not better) */
+                _mm_prefetch((const char *)(w0 + c) + 512, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + c) + 512, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w2 + c) + 512, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w3 + c) + 512, _MM_HINT_T0);
                 __m512i xv = _mm512_loadu_si512(xq + c), cv = _mm512_loadu_si512(xc + c / 4);
                 __m512 sv = q8_scales2(xs[c / 32], xs[c / 32 + 1]);
                 __m512i t0 = _mm512_dpbusd_epi32(cv, _mm512_xor_si512(_mm512_loadu_si512(w0 + c), bias), xv);
