@@ -1,30 +1,33 @@
 /* pocket.h — the pocket-tts engine (Kyutai's FlowLM + Mimi) behind engine.h.
  *
- * Loading: either a local model folder (opt.model_dir: a `*.resolved.json` config whose
- * weights_path names a safetensors file in the folder, and the tokenizer it names, e.g.
- * the tiny reference folder; or a copy of an upstream language folder: model.safetensors
- * + tokenizer.model with the built-in config of opt.language, whose built-in voices are
- * then read from its embeddings/<name>.safetensors when present, else fetched), or
- * upstream's hf:// assets of a packaged language
- * config (opt.language, default "english"): the gated weights with voice cloning, and on
- * any failure to get them (no HF_TOKEN, offline, not accepted) the public ones without
- * (then audio voice prompts are refused; built-in names and voice-state files work).
+ * Loading: (1) a local model folder (opt.model_dir) with a `*.resolved.json` whose
+ * weights_path names a safetensors file in it, plus the tokenizer it names (e.g. the tiny
+ * reference folder); (2) a copy of an upstream language folder: model.safetensors +
+ * tokenizer.model with the built-in config of opt.language; its built-in voices come from
+ * embeddings/<name>.safetensors when present, else are fetched; (3) upstream's hf:// assets
+ * of a packaged config (opt.language, default "english"): the gated weights with voice
+ * cloning, and on any failure to get them (no HF_TOKEN, offline, terms not accepted) the
+ * public ones without (audio voice prompts are then refused; built-in names and voice-state
+ * files work). Full-size models load the FlowLM as BF16 in a huge-page arena by default
+ * (opt.bf16/hugepages = -1: exact F32 used in place, fastest start; opt.quantize: int8).
  *
  * Per request: voice -> voice state (voices.h resolution; states cached in memory by
- * voices.h's LRU and, for audio prompts, on disk keyed by the file's content hash and the
- * model, so a cloned voice costs one encoding); text -> upstream chunks (textprep.h); per
- * chunk (the first one re-split under a smaller token budget, so the first audio waits
- * for a short text prompt; opt.first_chunk_tokens): copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
+ * voices.h's LRU and, for audio prompts, on disk as
+ * <state dir>/<model key>/<content hash>.safetensors, so a cloned voice costs one encoding;
+ * the disk cache is never pruned); text -> upstream chunks (textprep.h), the first one
+ * re-split under opt.first_chunk_tokens so the first audio waits for a short text prompt;
+ * per chunk: copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
  * decode per frame (fresh decoder per chunk, as upstream), one sink call per 1920-sample
  * frame. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
- * request's seed when it has one (same seed + text + voice = same samples), else a fresh
- * random seed. Speed is not native (the pipeline time-stretches).
+ * request's seed when it has one (same seed + text + voice = same samples, pipelined or
+ * not), else a fresh random seed. Speed is not native (the pipeline time-stretches).
  *
  * With opt.pipeline the Mimi decoder runs on a second thread fed through a small queue of
  * latents, so FlowLM step k+1 overlaps Mimi frame k (upstream does the same with two
  * Python threads); the sink is still called from the synth() caller's thread. The first
- * frame of a request is decoded inline (it is the latency the listener hears). Pipelining sets
- * OpenBLAS to one thread (nn_set_threads(1), process-wide).
+ * frame of a request is decoded inline (it is the latency the listener hears). Frames are
+ * decoded one by one (batched decoding would make the samples depend on timing).
+ * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide).
  *
  * Thread safety: the model is read-only after load; synth() may run on several threads
  * (each request has its own KV state and decoder); max_parallel = opt.max_parallel.
