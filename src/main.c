@@ -73,6 +73,7 @@ static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
                       .language = c->language, .model_dir = c->model_dir,
                       .allow_url_voices = c->allow_url_voices,
                       .allow_abs_voice_paths = c->allow_abs_voice_paths, .threads = c->threads,
+                      .quantize = c->quantize,
                       .test_engine = c->test_engine};
     char warn[1024], err[1024];
     int rc = reg_load(reg, &ro, warn, sizeof warn, err, sizeof err);
@@ -290,6 +291,7 @@ static int cmd_export_voice(const cfg *c, lg_logger *lg)
     po.allow_url_voices = c->allow_url_voices;
     po.allow_abs_voice_paths = 1; /* the operator runs it */
     po.threads = c->threads;
+    po.quantize = c->quantize;
     po.pipeline = -1;
     po.hf = &ho;
     engine *e = NULL;

@@ -62,6 +62,7 @@ static const opt opts[] = {
     {"model-dir", 0, "POCKET_TTS_MODEL_DIR", K_STR, OFF(model_dir), SZ(model_dir), 0, 0, M_ALL, NULL},
     {"allow-url-voices", 0, "POCKET_TTS_ALLOW_URL_VOICES", K_BOOL, OFF(allow_url_voices), 0, 0, 1, M_ALL, NULL},
     {"allow-abs-voice-paths", 0, "POCKET_TTS_ALLOW_ABS_VOICE_PATHS", K_BOOL, OFF(allow_abs_voice_paths), 0, 0, 1, M_ALL, NULL},
+    {"quantize", 0, "POCKET_TTS_QUANTIZE", K_BOOL, OFF(quantize), 0, 0, 1, M_ALL, NULL},
     {"threads", 0, "POCKET_TTS_THREADS", K_INT, OFF(threads), 0, 1, 64, M_ALL, NULL},
     {"mp3-kbps", 0, "POCKET_TTS_MP3_KBPS", K_INT, OFF(mp3_kbps), 0, 0, 320, M_SERVE | M_SAY, NULL},
     {"opus-kbps", 0, "POCKET_TTS_OPUS_KBPS", K_INT, OFF(opus_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
@@ -127,6 +128,8 @@ static const char usage[] =
     "  --allow-abs-voice-paths [BOOL] voices from absolute file paths\n"
     "                          [POCKET_TTS_ALLOW_ABS_VOICE_PATHS, default false]\n"
     "  --threads N             FlowLM threads, 1..64 [POCKET_TTS_THREADS, default 2]\n"
+    "  --quantize [BOOL]       int8 FlowLM weights: fastest, slightly approximate\n"
+    "                          [POCKET_TTS_QUANTIZE, default false]\n"
     "\n"
     "say options (same meaning as the API's request fields):\n"
     "  -m, --model ID          tts-1, tts-1-hd, gpt-4o-mini-tts or an engine id (espeak, ...)\n"

@@ -51,6 +51,7 @@ typedef struct cfg {
     int allow_url_voices;    /* http(s):// and hf:// voices */
     int allow_abs_voice_paths; /* "/abs/file.wav" voices */
     int threads;             /* pocket-tts FlowLM threads, 0 = engine default */
+    int quantize;            /* pocket-tts FlowLM int8 weights (fastest, approximate) */
     int mp3_kbps, opus_kbps, aac_kbps; /* encoder bit rates, 0 = format default */
     /* say / voices */
     char model[64];          /* "" = default engine */

@@ -261,6 +261,7 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
         po.allow_url_voices = o ? o->allow_url_voices : 0;
         po.allow_abs_voice_paths = o ? o->allow_abs_voice_paths : 0;
         po.threads = o ? o->threads : 0;
+        po.quantize = o ? o->quantize : 0;
         po.pipeline = -1;
         po.hf = &ho;
         if ((rc = pke_new(&e, &po, why, sizeof why)) == 0) {

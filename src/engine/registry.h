@@ -35,6 +35,7 @@ typedef struct reg_options {
     int allow_url_voices;    /* pocket-tts: http(s):// and hf:// voices */
     int allow_abs_voice_paths; /* pocket-tts: absolute file path voices */
     int threads;             /* pocket-tts FlowLM threads; 0 = engine default */
+    int quantize;            /* pocket-tts int8 FlowLM */
     int test_engine;         /* add "beep" */
 } reg_options;
 

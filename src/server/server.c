@@ -777,9 +777,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!x->body_too_big && buf_append(&x->body, upload_data, *upload_data_size))
-            x->body_too_big = 1;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (!x->body_too_big && buf_append(&x->body, upload_data, n)) {
+            /* answer now instead of reading an endless chunked body to its end; MHD closes
+             * the connection after this response */
+            x->body_too_big = 1;
+            char m[160];
+            snprintf(m, sizeof m, "The request body is larger than %zu bytes.",
+                     s->c->max_body_bytes);
+            return send_err(x, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+        }
         return MHD_YES;
     }
     if (x->j) return answer_job(x, c);
