@@ -545,6 +545,9 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
             else mimi_dec_reset(g.dec);
         }
         if (!rc) rc = gen_chunk(&g, voice, &ch.v[i], err, errlen);
+        /* deliver the chunk's tail before the next text prompt runs: otherwise up to
+         * PKE_QUEUE decoded frames would wait behind that prompt (a gap in the stream) */
+        if (!rc && g.piped && i + 1 < ch.n) rc = drain(&g, 1, err, errlen);
     }
     if (g.piped) {
         if (!rc) rc = drain(&g, 1, err, errlen);
