@@ -52,6 +52,11 @@ void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, con
 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows,
                      int cols);
 
+/* AVX-512 quantizers: bit-identical to nn_ref_q8_quant_weights / _act (same float
+ * operations per element, max is order-independent) */
+void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols);
+void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols);
+
 int nn_cpu_avx2(void);   /* AVX2 + FMA */
 int nn_cpu_avx512vnni(void); /* nn_cpu_avx512() + AVX-512 VNNI */
 int nn_cpu_avx512(void); /* AVX-512 F */

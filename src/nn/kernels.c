@@ -47,38 +47,62 @@ void nn_ref_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int
 
 /* ---- int8 quantization and reference GEMM (layout and formula in nn.h) ---------------- */
 
-static int8_t q8_round(float v)
+/* round half away from zero, clamp to [-127, 127]; plain arithmetic (no libm calls: the
+ * loader quantizes ~80 M weights at startup) */
+static inline int8_t q8_round(float v)
 {
-    float r = nearbyintf(v);
-    return (int8_t)(r > 127.0f ? 127 : r < -127.0f ? -127 : r);
+    float r = v + (v >= 0 ? 0.5f : -0.5f);
+    r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+    return r == r ? (int8_t)(int)r : 0; /* NaN -> 0 */
 }
 
-void nn_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols)
+static inline float q8_absmax(const float *x, int n)
+{
+    float mx = 0;
+    for (int i = 0; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        mx = a > mx ? a : mx;
+    }
+    return mx;
+}
+
+void nn_ref_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols)
 {
     for (int r = 0; r < rows; r++) {
         const float *w = W + (size_t)r * cols;
-        float mx = 0;
-        for (int i = 0; i < cols; i++) mx = fmaxf(mx, fabsf(w[i]));
+        float mx = q8_absmax(w, cols);
         float sc = mx / 127.0f, inv = mx > 0 ? 127.0f / mx : 0.0f;
         for (int i = 0; i < cols; i++) q[(size_t)r * cols + i] = q8_round(w[i] * inv);
         s[r] = sc;
     }
 }
 
-void nn_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols)
+void nn_ref_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols)
 {
     CORE_ASSERT(cols % NN_Q8_GROUP == 0);
     for (size_t g = 0; g < (size_t)M * cols / NN_Q8_GROUP; g++) {
         const float *xg = x + g * NN_Q8_GROUP;
         int8_t *qg = q + g * NN_Q8_GROUP;
-        float mx = 0;
-        for (int i = 0; i < NN_Q8_GROUP; i++) mx = fmaxf(mx, fabsf(xg[i]));
+        float mx = q8_absmax(xg, NN_Q8_GROUP);
         float inv = mx > 0 ? 127.0f / mx : 0.0f;
         for (int i = 0; i < NN_Q8_GROUP; i++) qg[i] = q8_round(xg[i] * inv);
         s[g] = mx / 127.0f;
         for (int j = 0; j < NN_Q8_GROUP / 4; j++)
             c[g * (NN_Q8_GROUP / 4) + j] = -128 * (qg[4 * j] + qg[4 * j + 1] + qg[4 * j + 2] + qg[4 * j + 3]);
     }
+}
+
+void nn_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols)
+{
+    if (nn_cpu_avx512()) nn_avx512_q8_quant_weights(q, s, W, rows, cols);
+    else nn_ref_q8_quant_weights(q, s, W, rows, cols);
+}
+
+void nn_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols)
+{
+    CORE_ASSERT(cols % NN_Q8_GROUP == 0);
+    if (nn_cpu_avx512()) nn_avx512_q8_quant_act(q, s, c, x, M, cols);
+    else nn_ref_q8_quant_act(q, s, c, x, M, cols);
 }
 
 void nn_ref_gemm_q8(float *y, int ldy, const nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols)

@@ -612,6 +612,61 @@ T5V void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M,
     }
 }
 
+/* q8_round() of kernels.c on 16 lanes: t = v * inv; t + (t >= 0 ? 0.5 : -0.5) (the sign
+ * of t decides; -0.0 and +0.0 both end at 0); clamp to [-127, 127]; NaN -> 0; truncate */
+T5 static inline __m128i q8_round16(__m512 v, __m512 inv)
+{
+    __m512 t = _mm512_mul_ps(v, inv);
+    __mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 r = _mm512_add_ps(t, _mm512_mask_blend_ps(neg, _mm512_set1_ps(0.5f), _mm512_set1_ps(-0.5f)));
+    __mmask16 ord = _mm512_cmp_ps_mask(r, r, _CMP_ORD_Q);
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvtepi32_epi8(_mm512_maskz_cvttps_epi32(ord, r));
+}
+
+T5 static inline float absmax512(const float *x, int n)
+{
+    __m512 m = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    if (i < n) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), x + i)));
+    return _mm512_reduce_max_ps(m);
+}
+
+T5 void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * cols;
+        int8_t *qr = q + (size_t)r * cols;
+        float mx = absmax512(w, cols);
+        float inv = mx > 0 ? 127.0f / mx : 0.0f;
+        __m512 iv = _mm512_set1_ps(inv);
+        int i = 0;
+        for (; i + 16 <= cols; i += 16) _mm_storeu_si128((__m128i *)(qr + i), q8_round16(_mm512_loadu_ps(w + i), iv));
+        if (i < cols) {
+            __mmask16 k = (__mmask16)((1u << (cols - i)) - 1);
+            _mm_mask_storeu_epi8(qr + i, k, q8_round16(_mm512_maskz_loadu_ps(k, w + i), iv));
+        }
+        s[r] = mx / 127.0f;
+    }
+}
+
+T5 void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols)
+{
+    for (size_t g = 0; g < (size_t)M * cols / 32; g++) {
+        const float *xg = x + g * 32;
+        int8_t *qg = q + g * 32;
+        __m512 v0 = _mm512_loadu_ps(xg), v1 = _mm512_loadu_ps(xg + 16);
+        float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float inv = mx > 0 ? 127.0f / mx : 0.0f;
+        __m512 iv = _mm512_set1_ps(inv);
+        _mm_storeu_si128((__m128i *)qg, q8_round16(v0, iv));
+        _mm_storeu_si128((__m128i *)(qg + 16), q8_round16(v1, iv));
+        s[g] = mx / 127.0f;
+        for (int j = 0; j < 8; j++) c[g * 8 + j] = -128 * (qg[4 * j] + qg[4 * j + 1] + qg[4 * j + 2] + qg[4 * j + 3]);
+    }
+}
+
 /* AVX2: vpmaddubsw(|w|, sign(x, w)) gives w*x pair sums without saturation (|w|, |x| <=
  * 127, so a pair is at most 32258), vpmaddwd with ones widens to int32: one group of 32
  * per 256-bit vector. */
@@ -647,6 +702,8 @@ T2 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const 
 int nn_cpu_avx2(void) { return 0; }
 int nn_cpu_avx512(void) { return 0; }
 int nn_cpu_avx512vnni(void) { return 0; }
+void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols) { (void)q, (void)s, (void)W, (void)rows, (void)cols; }
+void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols) { (void)q, (void)s, (void)c, (void)x, (void)M, (void)cols; }
 void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }
 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }
 void nn_avx2_gemv_f32(float *y, const float *x, const float *W, int rows, int cols) { (void)y, (void)x, (void)W, (void)rows, (void)cols; }

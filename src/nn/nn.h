@@ -133,7 +133,8 @@ void nn_kv_free(nn_kv *c);
 int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int L, float *scratch);
 
 /* ---- int8 (NN_Q8) ----
- * Weights: per output row, s = max|W[r]| / 127, q = round(W / s) in [-127, 127].
+ * Weights: per output row, s = max|W[r]| / 127, q = round(W / s) in [-127, 127] (round
+ * half away from zero, here and below).
  * Activations: per group of 32 along the input, s_g = max|x_g| / 127, q = round(x / s_g);
  * c holds -128 * (q[4j] + q[4j+1] + q[4j+2] + q[4j+3]) per 4 values, which lets the VNNI
  * kernel use its unsigned x signed byte product on (w + 128) and subtract the offset.
@@ -150,6 +151,9 @@ void nn_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols
 /* Quantizes x [M, cols] (cols % 32 == 0) into q [M, cols], s [M, cols/32], c [M, cols/4]. */
 void nn_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols);
 /* y[m * ldy + r] = ws[r] * sum_g x->s[m][g] * dot_g(W[r], x->q[m]); W [rows, cols] int8 */
+/* references of the two quantizers above (the public ones dispatch; results identical) */
+void nn_ref_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols);
+void nn_ref_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols);
 void nn_ref_gemm_q8(float *y, int ldy, const nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols);
 
 /* ---- plain C references (always available; tests compare the dispatched versions) ---- */

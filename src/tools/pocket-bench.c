@@ -67,6 +67,7 @@ static double median(double *v, int n)
 typedef struct result {
     double prompt_ms, step_ms, best_ms; /* medians; best = fastest single step seen */
     double prompt_cpu, step_cpu;        /* CPU ms (all threads), medians over runs */
+    double load_ms;                     /* pk_flowlm_load wall time (conversion/quantization) */
 } result;
 
 static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int hugepages, int threads, int frames, int runs,
@@ -78,7 +79,9 @@ static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int hugepage
     nn_set_threads(1); /* our pool splits the GEMMs; OpenBLAS stays single-threaded */
     pk_flowlm *m = NULL;
     pk_flowlm_opts o = {dt, pool, NULL, hugepages};
+    double l0 = now_ms();
     rc = pk_flowlm_load(&m, cfg, f, &o, err, errlen);
+    res->load_ms = now_ms() - l0;
     if (rc) {
         nn_pool_free(pool);
         return rc;
@@ -162,8 +165,8 @@ int main(int argc, char **argv)
     }
     printf("  random F32 checkpoint (%zu tensors) written in %.0f ms; kernels %s; %d frames x %d runs\n",
            st_count(f), now_ms() - t0, nn_kernel_name(), frames, runs);
-    printf("  %-22s %7s %15s %11s %8s %9s %14s %12s\n", "FlowLM english_2026-04", "threads", "text 45 tok ms",
-           "ms / frame", "best ms", "frames/s", "text cpu ms", "cpu ms/frame");
+    printf("  %-22s %7s %15s %11s %8s %9s %14s %12s %8s\n", "FlowLM english_2026-04", "threads", "text 45 tok ms",
+           "ms / frame", "best ms", "frames/s", "text cpu ms", "cpu ms/frame", "load ms");
     static const struct {
         nn_dtype dt;
         int huge;
@@ -177,14 +180,14 @@ int main(int argc, char **argv)
     const char *rows = argc > 4 ? argv[4] : "abcdef";
     for (int d = 0; d < (int)(sizeof dts / sizeof dts[0]); d++)
         for (int th = 1; th <= 2 && strchr(rows, 'a' + d); th++) {
-            result r = {0, 0, 0, 0, 0};
+            result r = {0, 0, 0, 0, 0, 0};
             if (run(&cfg, f, dts[d].dt, dts[d].huge, th, frames, runs, &r, err, sizeof err)) {
                 fprintf(stderr, "pocket-bench: %s\n", err);
                 st_close(f);
                 return 1;
             }
-            printf("  %-22s %7d %15.1f %11.2f %8.2f %9.1f %14.1f %12.2f\n", dts[d].name, th, r.prompt_ms, r.step_ms,
-                   r.best_ms, 1000.0 / r.step_ms, r.prompt_cpu, r.step_cpu);
+            printf("  %-22s %7d %15.1f %11.2f %8.2f %9.1f %14.1f %12.2f %8.0f\n", dts[d].name, th, r.prompt_ms,
+                   r.step_ms, r.best_ms, 1000.0 / r.step_ms, r.prompt_cpu, r.step_cpu, r.load_ms);
         }
     printf("  (load average at the end: %s)\n", loadavg());
     printf("  upstream PyTorch (README, OpenBLAS): FlowLM step 70.9 ms (1 thread), 40.1 ms (2 threads); "

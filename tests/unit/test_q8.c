@@ -152,7 +152,37 @@ static void t_linear_q8(ut_ctx *t)
     free(buf);
 }
 
+/* the AVX-512 quantizers are bit-identical to the references (ties, clamp, zero rows and
+ * groups, a row length with a masked tail) */
+static void t_quant_simd(ut_ctx *t)
+{
+    if (!nn_cpu_avx512()) return;
+    enum { R = 7, C = 200, CA = 256, M = 3 };
+    float W[R * C], x[M * CA], s0[R], s1[R], xs0[M * CA / 32], xs1[M * CA / 32];
+    int8_t q0[R * C], q1[R * C], xq0[M * CA], xq1[M * CA];
+    int32_t c0[M * CA / 4], c1[M * CA / 4];
+    fill(W, R * C), fill(x, M * CA);
+    /* row 2: max 63.5 makes inv exactly 2, so odd multiples of 0.25 land on .5 ties */
+    for (int i = 0; i < C; i++) W[C + i] = 0, W[2 * C + i] = (float)(i - 100) * 0.25f;
+    W[2 * C] = 63.5f;
+    W[3 * C + 5] = -0.0f;
+    for (int i = 0; i < 32; i++) x[64 + i] = 0;
+    for (int i = 0; i < 32; i++) x[96 + i] = (float)(i - 16) * 0.25f;
+    nn_ref_q8_quant_weights(q0, s0, W, R, C);
+    nn_avx512_q8_quant_weights(q1, s1, W, R, C);
+    for (int i = 0; i < R * C; i++)
+        if (q0[i] != q1[i]) ut_fail(t, __FILE__, __LINE__, "W[%d]=%g: reference q %d, avx512 q %d", i, W[i], q0[i], q1[i]);
+    for (int r = 0; r < R; r++) UT_NEAR(t, s0[r], s1[r], 0);
+    nn_ref_q8_quant_act(xq0, xs0, c0, x, M, CA);
+    nn_avx512_q8_quant_act(xq1, xs1, c1, x, M, CA);
+    for (int i = 0; i < M * CA; i++)
+        if (xq0[i] != xq1[i]) ut_fail(t, __FILE__, __LINE__, "x[%d]=%g: reference q %d, avx512 q %d", i, x[i], xq0[i], xq1[i]);
+    for (int g = 0; g < M * CA / 32; g++) UT_NEAR(t, xs0[g], xs1[g], 0);
+    for (int j = 0; j < M * CA / 4; j++) UT_EQ_INT(t, c0[j], c1[j]);
+}
+
 static const ut_case cases[] = {
+    {"quant_simd", t_quant_simd},
     {"quant_weights", t_quant_weights},
     {"quant_act", t_quant_act},
     {"gemm_q8", t_gemm_q8},
