@@ -8,6 +8,7 @@
  * float rounding); for random [-1, 1) data the relative RMS error of y is < 2 %. */
 #include "ut.h"
 #include "core/err.h"
+#include "engine/pocket/flowlm.h"
 #include "nn/dispatch.h"
 #include "nn/nn.h"
 
@@ -181,7 +182,61 @@ static void t_quant_simd(ut_ctx *t)
     for (int j = 0; j < M * CA / 4; j++) UT_EQ_INT(t, c0[j], c1[j]);
 }
 
+/* FlowLM on the tiny reference model with NN_Q8: loads with and without the huge-page
+ * arena (the tiny model mixes int8 and F32 fallbacks: flow dim 48 is not a multiple of
+ * 32, so the arena sizing must follow the same rule), both give bit-identical outputs,
+ * and a text prompt + 4 steps stay within 0.1 (relative to the max) of the F32 model. */
+static void run_tiny(ut_ctx *t, const pk_config *cfg, const st_file *w, nn_dtype dt, int huge, float *out, int nout)
+{
+    char err[256];
+    pk_flowlm *m = NULL;
+    pk_flowlm_opts o = {dt, NULL, NULL, huge};
+    if (pk_flowlm_load(&m, cfg, w, &o, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "dtype %d huge %d: %s", dt, huge, err);
+    pk_fstate *s = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&s, m, 64, err, sizeof err));
+    pk_gen_params p;
+    pk_gen_params_default(&p);
+    pk_gauss g;
+    pk_gauss_seed(&g, 7);
+    pk_noise nz = {pk_gauss_fill, &g};
+    int ids[6] = {3, 17, 99, 5, 200, 42};
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(m, s, ids, 6, &p, NULL, err, sizeof err));
+    int ld = cfg->ldim;
+    UT_CHECK(t, nout == 4 * (ld + 1));
+    for (int k = 0; k < 4; k++)
+        UT_EQ_INT(t, 0, pk_flowlm_step(m, s, k ? out + (size_t)(k - 1) * ld : NULL, &p, &nz, out + (size_t)k * ld,
+                                       out + 4 * ld + k, err, sizeof err));
+    pk_fstate_free(s);
+    pk_flowlm_free(m);
+}
+
+static void t_flowlm_q8(ut_ctx *t)
+{
+    char pth[512], err[256];
+    pk_config cfg;
+    st_file *w = NULL;
+    if (pk_config_load_json(&cfg, ut_path(pth, sizeof pth, "reference/pocket-tts/tiny_config.resolved.json"), err,
+                            sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    if (st_open(&w, ut_path(pth, sizeof pth, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    enum { N = 4 * (16 + 1) };
+    UT_EQ_INT(t, 16, cfg.ldim);
+    float yf[N], yq[N], yh[N];
+    run_tiny(t, &cfg, w, NN_F32, 0, yf, N);
+    run_tiny(t, &cfg, w, NN_Q8, 0, yq, N);
+    run_tiny(t, &cfg, w, NN_Q8, 1, yh, N);
+    double mx = 0, d = 0;
+    for (int i = 0; i < N; i++) {
+        if (yq[i] != yh[i]) ut_fail(t, __FILE__, __LINE__, "out[%d]: int8 %.9g, int8 huge pages %.9g", i, yq[i], yh[i]);
+        if (i < 4 * 16) mx = fmax(mx, fabs(yf[i])), d = fmax(d, fabs((double)yq[i] - yf[i]));
+    }
+    if (!(d <= 0.1 * mx)) ut_fail(t, __FILE__, __LINE__, "int8 latents vs f32: max diff %g, expected <= 0.1 * %g", d, mx);
+    st_close(w);
+}
+
 static const ut_case cases[] = {
+    {"flowlm_q8", t_flowlm_q8},
     {"quant_simd", t_quant_simd},
     {"quant_weights", t_quant_weights},
     {"quant_act", t_quant_act},
