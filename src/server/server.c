@@ -42,6 +42,7 @@
 #define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
 #define WHOLE_BUDGET ((size_t)768 << 20) /* all non-streamed bodies held at once (being built
                                             or waiting for slow readers); over it: 503 */
+#define BODY_DISCARD_MAX (4u << 20)    /* bytes past max_body_bytes read before answering 413 */
 #define RESPONSE_TIMEOUT_S 3600       /* idle timeout once a speech response is queued */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
 #define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
@@ -108,6 +109,7 @@ typedef struct conn_ctx {
     double t0;
     buf body;
     int body_too_big;
+    size_t discarded;   /* body bytes dropped past the cap */
     int form_ct;        /* curl's default form content type: accepted if the body is JSON */
     int status;         /* status of the response we queued */
     job *j;
@@ -779,10 +781,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!x->body_too_big && buf_append(&x->body, upload_data, n)) {
-            /* answer now instead of reading an endless chunked body to its end; MHD closes
-             * the connection after this response */
-            x->body_too_big = 1;
+        if (!x->body_too_big && buf_append(&x->body, upload_data, n)) x->body_too_big = 1;
+        if (x->body_too_big) x->discarded += n;
+        /* Past the cap we keep discarding for a while, so a client that sends a body a bit
+         * too big reads a clean 413 at its end (answering mid-upload makes the kernel reset
+         * the connection under the client's feet); an endless body is cut off at once. */
+        if (x->body_too_big && x->discarded > BODY_DISCARD_MAX && !x->status) {
             char m[160];
             snprintf(m, sizeof m, "The request body is larger than %zu bytes.",
                      s->c->max_body_bytes);
