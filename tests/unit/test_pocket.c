@@ -234,7 +234,18 @@ static void t_clone(ut_ctx *t)
     char out[400];
     snprintf(out, sizeof out, "%s/exported.safetensors", f.voices);
     UT_EQ_INT(t, 0, pke_export_voice(f.e, f.outside, out, err, sizeof err));
+    /* `pockettts export-voice in.wav out.safetensors`: a bare file name in the working dir */
+    char cwd[512], out2[400];
+    UT_CHECK(t, getcwd(cwd, sizeof cwd) != NULL);
+    UT_EQ_INT(t, 0, chdir(f.dir));
+    snprintf(out2, sizeof out2, "%s/exported2.safetensors", f.voices);
+    UT_EQ_INT(t, 0, pke_export_voice(f.e, "outside.wav", out2, err, sizeof err));
+    UT_EQ_INT(t, 0, chdir(cwd));
     cap x = {0};
+    UT_EQ_INT(t, 0, say(f.e, "A cloned voice.", "exported2", 1, 5, &x, err, sizeof err));
+    UT_CHECK(t, x.n == b.n && max_abs_diff(&x, &b) < 1e-5);
+    free(x.v);
+    memset(&x, 0, sizeof x);
     UT_EQ_INT(t, 0, say(f.e, "A cloned voice.", "exported", 1, 5, &x, err, sizeof err));
     UT_CHECK(t, x.n == b.n && max_abs_diff(&x, &b) < 1e-5);
     free(a.v), free(b.v), free(c.v), free(x.v);

@@ -798,7 +798,9 @@ int pke_export_voice(engine *base, const char *voice, const char *out_path, char
     pke *e = (pke *)base;
     pkv_entry *ve = NULL;
     int rc;
-    if (voice[0] == '/' || strchr(voice, '/')) { /* the operator's own file: always allowed */
+    /* the operator's own file (any path, "in.wav" in the working directory too) is always
+     * allowed here; anything else is a voice id as synth() takes it */
+    if (voice[0] == '/' || strchr(voice, '/') || file_exists(voice)) {
         char real[PATH_MAX];
         if (!realpath(voice, real)) return err_set(err, errlen, ERR_NOTFOUND, "%s: %s", voice, strerror(errno));
         int fmt = pkv_fmt_from_name(real);
