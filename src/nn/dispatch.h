@@ -19,6 +19,10 @@ typedef void (*nn_axpy_fn)(float *y, float a, const float *x, int n); /* y += a 
 /* attention blocks of 4 queries: out[i] = q[i] . k ; o[i] += w[i] v (n values each) */
 typedef void (*nn_dot4_fn)(const float *const q[4], const float *k, int n, float out[4]);
 typedef void (*nn_axpy4_fn)(float *const o[4], const float w[4], const float *v, int n);
+/* one query against n cache rows (row j at K + j * ld): out[j] = q . K_j (hd values) and
+ * o[0..hd) += sum_j w[j] V_j — the single-query attention of a generation step */
+typedef void (*nn_dotn_fn)(float *out, const float *q, const float *K, size_t ld, int n, int hd);
+typedef void (*nn_axpyn_fn)(float *o, const float *w, const float *V, size_t ld, int n, int hd);
 typedef void (*nn_gelu_fn)(float *x, size_t n);
 /* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
 typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
@@ -57,6 +61,10 @@ void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int
 void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols);
 void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols);
 
+/* hd % 16 == 0 and hd <= 128 only (q / o live in registers) */
+void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
+void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
+
 int nn_cpu_avx2(void);   /* AVX2 + FMA */
 int nn_cpu_avx512vnni(void); /* nn_cpu_avx512() + AVX-512 VNNI */
 int nn_cpu_avx512(void); /* AVX-512 F */
@@ -68,6 +76,9 @@ nn_axpy_fn nn_pick_axpy(void);
 nn_dot4_fn nn_pick_dot4(void);
 nn_gelu_fn nn_pick_gelu(void);
 nn_axpy4_fn nn_pick_axpy4(void);
+/* the AVX-512 versions when the CPU has them and hd % 16 == 0, hd <= 128; else references */
+nn_dotn_fn nn_pick_dotn(int hd);
+nn_axpyn_fn nn_pick_axpyn(int hd);
 /* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void);

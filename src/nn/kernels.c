@@ -191,6 +191,26 @@ void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n)
     for (int i = 0; i < 4; i++) nn_ref_axpy(o[i], w[i], v, n);
 }
 
+void nn_ref_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd)
+{
+    for (int j = 0; j < n; j++) out[j] = nn_ref_dot(q, K + (size_t)j * ld, hd);
+}
+
+void nn_ref_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd)
+{
+    for (int j = 0; j < n; j++) nn_ref_axpy(o, w[j], V + (size_t)j * ld, hd);
+}
+
+nn_dotn_fn nn_pick_dotn(int hd)
+{
+    return nn_cpu_avx512() && hd % 16 == 0 && hd <= 128 ? nn_avx512_dotn : nn_ref_dotn;
+}
+
+nn_axpyn_fn nn_pick_axpyn(int hd)
+{
+    return nn_cpu_avx512() && hd % 16 == 0 && hd <= 128 ? nn_avx512_axpyn : nn_ref_axpyn;
+}
+
 nn_gelu_fn nn_pick_gelu(void) { return nn_cpu_avx2() ? nn_avx2_gelu : nn_ref_gelu_erf; }
 
 nn_dot4_fn nn_pick_dot4(void) { return nn_cpu_avx2() ? nn_avx2_dot4 : nn_ref_dot4; }
@@ -854,23 +874,26 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
         memcpy(c->v + s * row, v + (size_t)t * row, row * sizeof *v);
     }
     c->len = p0 + L;
-    nn_dot_fn dot = nn_pick_dot();
-    nn_axpy_fn axpy = nn_pick_axpy();
     float scale = 1.0f / sqrtf((float)hd);
     int t = attend_blocks(c, out, q, L, p0, scale);
+    /* the rest (generation steps: L == 1) one query at a time; the window [lo, p] is at
+     * most two contiguous runs of cache slots (the ring wraps once at most) */
+    nn_dotn_fn dotn = nn_pick_dotn(hd);
+    nn_axpyn_fn axpyn = nn_pick_axpyn(hd);
     for (; t < L; t++) {
         int64_t p = p0 + t;
         int64_t lo = c->context ? p - c->context + 1 : 0;
         if (lo < 0) lo = 0;
         int n = (int)(p - lo + 1);
+        int s0 = (int)(lo % c->cap), n0 = c->cap - s0 < n ? c->cap - s0 : n; /* slots s0.., then 0.. */
         for (int h = 0; h < H; h++) {
             const float *qh = q + (size_t)t * row + (size_t)h * hd;
+            dotn(scratch, qh, c->k + (size_t)s0 * row + (size_t)h * hd, row, n0, hd);
+            if (n > n0) dotn(scratch + n0, qh, c->k + (size_t)h * hd, row, n - n0, hd);
             float mx = -INFINITY;
             for (int j = 0; j < n; j++) {
-                size_t s = (size_t)((lo + j) % c->cap);
-                float sc = dot(qh, c->k + s * row + (size_t)h * hd, hd) * scale;
-                scratch[j] = sc;
-                if (sc > mx) mx = sc;
+                scratch[j] *= scale;
+                if (scratch[j] > mx) mx = scratch[j];
             }
             float sum = 0;
             for (int j = 0; j < n; j++) {
@@ -878,12 +901,11 @@ int nn_attend(nn_kv *c, float *out, const float *q, const float *k, const float 
                 sum += scratch[j];
             }
             float inv = 1.0f / sum;
+            for (int j = 0; j < n; j++) scratch[j] *= inv;
             float *o = out + (size_t)t * row + (size_t)h * hd;
             memset(o, 0, (size_t)hd * sizeof *o);
-            for (int j = 0; j < n; j++) {
-                size_t s = (size_t)((lo + j) % c->cap);
-                axpy(o, scratch[j] * inv, c->v + s * row + (size_t)h * hd, hd);
-            }
+            axpyn(o, scratch, c->v + (size_t)s0 * row + (size_t)h * hd, row, n0, hd);
+            if (n > n0) axpyn(o, scratch + n0, c->v + (size_t)h * hd, row, n - n0, hd);
         }
     }
     return 0;

@@ -539,6 +539,35 @@ T2 static inline float dot256_bf16(const void *Wv, int r, const float *x, int co
 GEMM256(nn_avx2_gemm_f32, float, LW2_F32, SC_F32, dot256_f32)
 GEMM256(nn_avx2_gemm_bf16, uint16_t, LW2_BF16, SC_BF16, dot256_bf16)
 
+/* single-query attention: q (or the output row o) stays in up to 8 registers while the
+ * cache rows stream past; 16-lane partial sums are reduced once per row (dotn) or never
+ * (axpyn). hd % 16 == 0, hd <= 128. */
+T5 void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd)
+{
+    __m512 qv[8];
+    int nv = hd / 16;
+    for (int i = 0; i < nv; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
+    for (int j = 0; j < n; j++) {
+        const float *k = K + (size_t)j * ld;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+        for (int i = 1; i < nv; i++) a = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k + 16 * i), a);
+        out[j] = _mm512_reduce_add_ps(a);
+    }
+}
+
+T5 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd)
+{
+    __m512 ov[8];
+    int nv = hd / 16;
+    for (int i = 0; i < nv; i++) ov[i] = _mm512_loadu_ps(o + 16 * i);
+    for (int j = 0; j < n; j++) {
+        const float *v = V + (size_t)j * ld;
+        __m512 wj = _mm512_set1_ps(w[j]);
+        for (int i = 0; i < nv; i++) ov[i] = _mm512_fmadd_ps(wj, _mm512_loadu_ps(v + 16 * i), ov[i]);
+    }
+    for (int i = 0; i < nv; i++) _mm512_storeu_ps(o + 16 * i, ov[i]);
+}
+
 /* ---- int8 weights x int8 activations (NN_Q8, see nn.h) --------------------------------
  * Both kernels take 4 weight rows at a time (the last block repeats a row when rows % 4 !=
  * 0; its extra results are dropped) and run every activation row m against them, so a
@@ -702,6 +731,8 @@ T2 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const 
 int nn_cpu_avx2(void) { return 0; }
 int nn_cpu_avx512(void) { return 0; }
 int nn_cpu_avx512vnni(void) { return 0; }
+void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd) { (void)out, (void)q, (void)K, (void)ld, (void)n, (void)hd; }
+void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd) { (void)o, (void)w, (void)V, (void)ld, (void)n, (void)hd; }
 void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols) { (void)q, (void)s, (void)W, (void)rows, (void)cols; }
 void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols) { (void)q, (void)s, (void)c, (void)x, (void)M, (void)cols; }
 void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }

@@ -164,6 +164,9 @@ void nn_ref_axpy(float *y, float a, const float *x, int n); /* y += a x */
 void nn_ref_gelu_erf(float *x, size_t n);                   /* with libm erff */
 void nn_ref_dot4(const float *const q[4], const float *k, int n, float out[4]);
 void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n);
+/* out[j] = q . K[j * ld + 0..hd); o[i] += sum_j w[j] V[j * ld + i] (j < n) */
+void nn_ref_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
+void nn_ref_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
 /* y[m * ldy + r] = x[m, :] . W[r, :]; x [M, cols], W [rows, cols] */
 void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
 

@@ -235,7 +235,30 @@ static void t_flowlm_q8(ut_ctx *t)
     st_close(w);
 }
 
+/* single-query attention kernels vs their references (summation order differs only) */
+static void t_dotn_axpyn(ut_ctx *t)
+{
+    if (!nn_cpu_avx512()) return;
+    enum { N = 37, LD = 200 };
+    static const int hds[] = {16, 64, 128};
+    float K[N * LD], q[128], w[N], o0[128], o1[128], d0[N], d1[N];
+    fill(K, N * LD), fill(q, 128), fill(w, N);
+    for (int k = 0; k < 3; k++) {
+        int hd = hds[k];
+        nn_ref_dotn(d0, q, K + 3, LD, N, hd);
+        nn_avx512_dotn(d1, q, K + 3, LD, N, hd);
+        for (int j = 0; j < N; j++) UT_NEAR(t, d0[j], d1[j], 1e-5);
+        fill(o0, 128);
+        memcpy(o1, o0, sizeof o0);
+        nn_ref_axpyn(o0, w, K + 5, LD, N, hd);
+        nn_avx512_axpyn(o1, w, K + 5, LD, N, hd);
+        for (int i = 0; i < 128; i++) UT_NEAR(t, o0[i], o1[i], i < hd ? 1e-5 : 0);
+    }
+    UT_CHECK(t, nn_pick_dotn(20) == nn_ref_dotn && nn_pick_axpyn(144) == nn_ref_axpyn);
+}
+
 static const ut_case cases[] = {
+    {"dotn_axpyn", t_dotn_axpyn},
     {"flowlm_q8", t_flowlm_q8},
     {"quant_simd", t_quant_simd},
     {"quant_weights", t_quant_weights},
