@@ -81,11 +81,21 @@ static int get_short(const char *s, const char *param, char *dst, size_t dstlen,
     return 0;
 }
 
+/* Only whitespace (ASCII or Unicode: NBSP, ideographic space, zero-width, BOM, ...)? */
 static int only_space(const char *s)
 {
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r' && *s != '\f' && *s != '\v')
-            return 0;
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = utf8_decode(s + i, n - i, &cp);
+        if (k <= 0) return 0;
+        i += (size_t)k;
+        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0xA0 ||
+            cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200D) || cp == 0x2028 || cp == 0x2029 ||
+            cp == 0x202F || cp == 0x205F || cp == 0x2060 || cp == 0x3000 || cp == 0xFEFF)
+            continue;
+        return 0;
+    }
     return 1;
 }
 
@@ -279,6 +289,9 @@ int oai_speech_parse(const char *body, size_t len, const reg_registry *reg,
     if (!body || len == 0)
         return oai_error_set(e, 400, T_INVALID, "invalid_json", NULL,
                              "The request body is empty; expected a JSON object.");
+    if (memchr(body, 0, len))
+        return oai_error_set(e, 400, T_INVALID, "invalid_json", NULL,
+                             "The request body contains a NUL byte, which JSON does not allow.");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root)

@@ -43,6 +43,7 @@
 #define WHOLE_BUDGET ((size_t)768 << 20) /* all non-streamed bodies held at once (being built
                                             or waiting for slow readers); over it: 503 */
 #define BODY_DISCARD_MAX (4u << 20)    /* bytes past max_body_bytes read before answering 413 */
+#define STALL_NEVER_READ_MS 2000.0     /* same, for a client that never read a byte */
 #define RESPONSE_TIMEOUT_S 3600       /* idle timeout once a speech response is queued */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
 #define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
@@ -89,6 +90,7 @@ struct job {
     int over_budget;             /* WHOLE_BUDGET exhausted: 503, retryable */
     size_t whole_accounted;      /* our share of s->whole_bytes */
     int last_outq;               /* bytes in the socket's send queue at the last look */
+    int client_read;             /* the send queue was seen draining: the client reads */
     int done, rc;
     char err[256];
     oai_stats st;
@@ -238,12 +240,18 @@ static int job_out(void *user, const void *bytes, size_t n)
              * only refills it in big steps: bytes leaving the socket count as progress */
             int q;
             if (j->conn && j->fd >= 0 && ioctl(j->fd, SIOCOUTQ, &q) == 0) {
-                if (q < j->last_outq) j->last_read = now_ms();
+                if (q < j->last_outq) {
+                    j->last_read = now_ms();
+                    j->client_read = 1;
+                }
                 j->last_outq = q;
             }
+            /* a client never seen reading gets a short leash, so a few sockets that never
+             * read cannot keep every worker busy */
+            double limit = j->client_read ? STALL_MS : STALL_NEVER_READ_MS;
             double last = j->last_read > wait_start ? j->last_read : wait_start;
-            if (now_ms() - last > STALL_MS) {
-                snprintf(j->err, sizeof j->err, "client stopped reading for %.0f s", STALL_MS / 1000);
+            if (now_ms() - last > limit) {
+                snprintf(j->err, sizeof j->err, "client stopped reading for %.0f s", limit / 1000);
                 atomic_store(&j->cancel, 1);
                 break;
             }
@@ -382,8 +390,8 @@ static enum MHD_Result send_buf(conn_ctx *x, struct MHD_Connection *c, int statu
                                 x->route && !strcmp(x->route, "speech") ? "POST, OPTIONS"
                                                                          : "GET, HEAD, OPTIONS");
     }
-    x->status = status;
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    if (ret == MHD_YES) x->status = status;
     MHD_destroy_response(r);
     return ret;
 }
@@ -786,11 +794,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* Past the cap we keep discarding for a while, so a client that sends a body a bit
          * too big reads a clean 413 at its end (answering mid-upload makes the kernel reset
          * the connection under the client's feet); an endless body is cut off at once. */
-        if (x->body_too_big && x->discarded > BODY_DISCARD_MAX && !x->status) {
-            char m[160];
-            snprintf(m, sizeof m, "The request body is larger than %zu bytes.",
-                     s->c->max_body_bytes);
-            return send_err(x, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+        if (x->body_too_big && x->discarded > BODY_DISCARD_MAX) {
+            /* MHD 0.9.75 cannot answer while upload data is pending: just drop it */
+            snprintf(x->note, sizeof x->note, "error=request_too_large(endless body, dropped)");
+            return MHD_NO;
         }
         return MHD_YES;
     }

@@ -72,6 +72,7 @@ static void t_errors(ut_ctx *t)
         {"{\"input\":\"hi\",\"stream_format\":false}", 400, "invalid_type", "stream_format"},
         {"{\"input\":\"hi\",\"instructions\":[]}", 400, "invalid_type", "instructions"},
         {"{\"input\":\"hi\\u0000there\"}", 400, "invalid_value", "input"},
+        {"{\"input\":\"\xc2\xa0\xe3\x80\x80\\u2003\"}", 400, "empty_input", "input"},
         {"{\"input\":\"hi\",\"seed\":\"1\"}", 400, "invalid_type", "seed"},
         {"{\"input\":\"hi\",\"seed\":1.5}", 400, "invalid_value", "seed"},
         {"{\"input\":\"hi\",\"seed\":-1}", 400, "invalid_value", "seed"},
@@ -100,6 +101,19 @@ static void t_errors(ut_ctx *t)
         UT_CHECK(t, strstr(j, "\"param\":") != NULL && strstr(j, "\"code\":") != NULL);
         free(j);
     }
+    reg_free(r);
+}
+
+static void t_raw_nul(ut_ctx *t)
+{
+    reg_registry *r = mkreg(t);
+    oai_limits lim = {.max_input_chars = 4096, .stream_default = 1};
+    oai_speech s;
+    oai_error e;
+    static const char body[] = "{\"input\":\"hi\0there\"}";
+    UT_EQ_INT(t, ERR_INVAL, oai_speech_parse(body, sizeof body - 1, r, &lim, &s, &e));
+    UT_EQ_INT(t, 400, e.status);
+    UT_EQ_STR(t, "invalid_json", e.code);
     reg_free(r);
 }
 
@@ -444,7 +458,7 @@ static void t_server_roundtrip(ut_ctx *t)
 
 static const ut_case cases[] = {
     {"server_roundtrip", t_server_roundtrip},
-    {"errors", t_errors},           {"accepts", t_accepts},
+    {"errors", t_errors},           {"raw_nul", t_raw_nul},           {"accepts", t_accepts},
     {"base64", t_base64},           {"pipeline_sse", t_pipeline_sse},
     {"pipeline_cancel", t_pipeline_cancel}, {"pipeline_sse_error", t_pipeline_sse_error}, {"pool_bounds", t_pool_bounds},
     {"catalog", t_catalog},
