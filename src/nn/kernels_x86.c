@@ -5,7 +5,9 @@
  * weight rows at once so x is loaded once per 4 rows; the weight stream is the whole cost
  * (memory-bound), so there is no blocking beyond that. Tails (cols not a multiple of the
  * vector width) are finished in scalar code. Results differ from the references only by
- * summation order.
+ * summation order. Also here: the int8 (NN_Q8) GEMM for AVX-512 VNNI and AVX2 and the
+ * AVX-512 int8 quantizers (bit-identical to their references), and the single-query
+ * attention kernels (dotn/axpyn) used by every generation step.
  */
 #include "nn/dispatch.h"
 #include "nn/nn.h"

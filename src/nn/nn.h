@@ -8,7 +8,8 @@
  * Every kernel has a plain C reference (nn_ref_*, in kernels.c); the public entry points
  * below pick the fastest implementation for the running CPU in one place (dispatch.h).
  * Nothing here allocates on the hot path except nn_linear with BF16 weights and M > 1
- * (prompt passes), and nothing prints. No global mutable state: BLAS threading is the
+ * (prompt passes) or with NN_Q8 weights and M * cols > 4096 (the quantized activations of
+ * a prompt pass), and nothing prints. No global mutable state: BLAS threading is the
  * only process-wide setting and is changed only through nn_set_threads().
  *
  * Ownership: nn_mat may borrow (mmap'd F32/BF16 data) or own (converted copies) its data;
