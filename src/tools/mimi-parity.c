@@ -17,7 +17,8 @@
  * DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS threads (wall and process CPU
  * time; on a loaded machine the CPU figure for 1 thread is the stable one). Note: OpenBLAS
  * 0.3.21 may not identify a virtual CPU and fall back to its SSE3 "Prescott" kernels;
- * check with OPENBLAS_VERBOSE=2 and set OPENBLAS_CORETYPE (e.g. Zen, SkylakeX, Haswell).
+ * like the server, the tool sets OPENBLAS_CORETYPE itself (core/cpuenv.h) unless it is
+ * already set. MIMI_PROFILE=1 adds per-module thread CPU time (1 thread, via the tap).
  * Also reports our soxr resampler against golden_resample.safetensors (upstream's
  * scipy resample_poly 160/147): different filters, so only a loose bound is enforced.
  */
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpuenv.h"
 #include "core/err.h"
 #include "engine/pocket/mimi.h"
 #include "engine/pocket/mimi_parity.h"
@@ -227,6 +229,36 @@ static void *random_mimi_blob(const char *layout_json, size_t *len)
     return blob;
 }
 
+/* Per-boundary thread CPU time (the tap fires after each module; the time since the
+ * previous tap is charged to the module that just finished). */
+#define PROF_MAX 96
+typedef struct prof {
+    int n;
+    double last;
+    char name[PROF_MAX][96];
+    double ms[PROF_MAX];
+} prof;
+
+static double thr_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void prof_tap(void *user, const char *name, const float *x, int rows, int cols, int tm,
+                     int t0)
+{
+    (void)x, (void)rows, (void)cols, (void)tm, (void)t0;
+    prof *p = user;
+    double now = thr_ms();
+    int i = 0;
+    while (i < p->n && strcmp(p->name[i], name)) i++;
+    if (i == p->n && p->n < PROF_MAX) snprintf(p->name[p->n++], sizeof p->name[0], "%s", name);
+    if (i < PROF_MAX) p->ms[i] += now - p->last;
+    p->last = thr_ms();
+}
+
 static int bench(const char *dir, int frames)
 {
     char path[1024], err[256];
@@ -257,7 +289,8 @@ static int bench(const char *dir, int frames)
     int fs = mimi_frame_samples(m), ld = mimi_ldim(m);
     float *z = malloc((size_t)ld * sizeof(float)), *pcm = malloc((size_t)fs * sizeof(float));
     double *ms = malloc((size_t)frames * sizeof(double));
-    printf("Mimi english_2026-04 size, random weights, %d frames (80 ms each)\n", frames);
+    printf("Mimi english_2026-04 size, random weights, %d frames (80 ms each), OpenBLAS core %s\n",
+           frames, openblas_get_corename());
     for (int threads = 1; threads <= 2; threads++) {
         openblas_set_num_threads(threads);
         mimi_dec *d;
@@ -271,6 +304,20 @@ static int bench(const char *dir, int frames)
             sum += ms[f];
         }
         double cpu = (cpu_ms() - c0) / frames, first = ms[0];
+        if (threads == 1 && getenv("MIMI_PROFILE")) { /* per-module thread CPU, 1 thread */
+            static prof p;
+            memset(&p, 0, sizeof p);
+            mimi_dec_set_tap(d, prof_tap, &p);
+            for (int f = 0; f < frames; f++) {
+                for (int i = 0; i < ld; i++) z[i] = nrand();
+                p.last = thr_ms();
+                mimi_dec_frame(d, z, pcm, err, sizeof err);
+            }
+            mimi_dec_set_tap(d, NULL, NULL);
+            for (int i = 0; i < p.n; i++)
+                if (p.ms[i] / frames >= 0.05)
+                    printf("  prof %-48s %6.2f ms/frame\n", p.name[i], p.ms[i] / frames);
+        }
         qsort(ms, (size_t)frames, sizeof(double), cmp_dbl);
         printf("decode  threads=%d  wall: first %.2f ms  median %.2f ms  p90 %.2f ms  mean %.2f ms/frame"
                " (RTF %.3f);  cpu %.2f ms/frame\n", threads, first, ms[frames / 2], ms[frames * 9 / 10],
@@ -317,6 +364,7 @@ static int bench(const char *dir, int frames)
 
 int main(int argc, char **argv)
 {
+    cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     if (argc >= 3 && !strcmp(argv[1], "--bench"))
         return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50);
     if (argc != 2) {

@@ -23,6 +23,7 @@
  * Upstream's figures (README, idle machine, OpenBLAS 1 thread, its best) are printed
  * beside ours. Nothing is asserted; SPEED.md keeps the history.
  */
+#include "core/cpuenv.h"
 #include "core/err.h"
 #include "engine/engine.h"
 #include "engine/pocket/pocket.h"
@@ -254,6 +255,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
 
 int main(int argc, char **argv)
 {
+    cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
     int runs = argc > 2 ? atoi(argv[2]) : 5;
     const char *configs = argc > 3 ? argv[3] : "1p,2p,2s,1pb,1pbh,2pbh";
