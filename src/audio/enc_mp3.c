@@ -6,10 +6,19 @@
  * LAME snaps it to the nearest legal MPEG-2 rate (8..160). Input is clipped to [-1, 1]
  * (LAME's float API expects full scale) in AENC_CHUNK steps.
  *
- * Streaming: no Xing/LAME tag frame (a stream cannot go back to fill one in; CBR needs
- * none to be playable); every step's output is emitted at once, so bytes leave as soon
- * as LAME completes a frame. Decoders then play LAME's 1105-sample encoder delay and the
- * last frame's padding as silence.
+ * Streaming: the first bytes (sent with the first encoded audio, never during open, so
+ * open still writes nothing) are an "Info" frame we
+ * build here (mp3_info_frame): a silent frame of the stream's own header whose Xing
+ * part has only the bytes flag set (value 0xFFFFFFFF: unknown, the stream is still
+ * growing; the frame count is absent because a stream cannot go back to fill it in)
+ * and whose LAME tag carries the encoder delay (576) and padding 0 (unknown). libavformat
+ * (ffmpeg, Chromium) then skips the tag frame and trims delay + its 529-sample decoder
+ * delay, so the decoded audio starts exactly at the PCM's first sample and is at most
+ * the last frame's padding (< 1 frame, 576 samples at 24 kHz) longer. The bytes flag
+ * is what makes libavformat treat the frame as a tag (with neither frames nor bytes it
+ * decodes the frame as 576 samples of audio); decoders that ignore Info tags decode it
+ * as one frame of silence. Every encode step's output is then emitted at once, so bytes
+ * leave as soon as LAME completes a frame.
  * Buffered: the file is kept (capped at AENC_MP3_MAX) and at close the placeholder first
  * frame is overwritten with LAME's "Info" tag (frame count, encoder delay, padding), so
  * gapless decoders (ffmpeg, browsers) trim delay and padding: exact duration.
@@ -30,10 +39,13 @@
 #define MP3_DEFAULT_KBPS 160
 #define MP3_OUT_MAX (AENC_CHUNK + AENC_CHUNK / 4 + 7200) /* LAME's worst case per call */
 #define AENC_MP3_MAX ((size_t)64 << 20) /* buffered mode: ~55 min at 160 kbps */
+#define MP3_TAG_MAX 1441 /* largest layer III frame: MPEG-1 320 kbps at 32 kHz, padded */
 
 typedef struct mp3_state {
     lame_t gf;
-    buf file; /* buffered mode only */
+    buf file;        /* buffered mode only */
+    size_t tag_len;  /* streaming: Info frame in tag[] still to send first; 0 = sent/none */
+    uint8_t tag[MP3_TAG_MAX];
     float in[AENC_CHUNK];
     unsigned char out[MP3_OUT_MAX];
 } mp3_state;
@@ -47,6 +59,87 @@ static void lame_warm(void)
     lame_set_mode(g, MONO);
     lame_init_params(g);
     lame_close(g);
+}
+
+/* CRC-16/ARC (reflected 0x8005, init 0): the LAME tag's own checksum. */
+static uint16_t crc16_arc(const uint8_t *p, size_t n)
+{
+    uint16_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int b = 0; b < 8; b++) c = (uint16_t)(c & 1 ? (c >> 1) ^ 0xA001 : c >> 1);
+    }
+    return c;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+#define LAME_TAG_LEN 36  /* "LAME3.100" .. tag CRC */
+
+/* Builds the streaming Info frame into out[MP3_TAG_MAX] for the encoder's version, rate,
+ * bit rate and delay; returns its length, 0 if the parameters have no legal frame big
+ * enough (then no tag is sent and decoders play the delay, as before).
+ * Layout: 4-byte header (protection off, padding off, mono), zero side info (9 bytes
+ * MPEG-2/2.5 mono, 17 MPEG-1 mono), "Info", flags = 2 (bytes), bytes, then the 36-byte
+ * LAME tag: version[9], revision/method (0/1 = CBR), lowpass/100, peak[4], radio and
+ * audiophile gain[2+2], flags/ATH, bit rate, delay(12 bits)|padding(12 bits), misc,
+ * mp3 gain, preset[2], music length[4] (0: unknown), music CRC[2], tag CRC[2] (CRC-16
+ * of every byte of the frame before it). */
+static size_t mp3_info_frame(lame_t gf, uint8_t *out)
+{
+    static const int kbps1[15] = {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320};
+    static const int kbps2[15] = {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160};
+    static const int rates[3][3] = {{22050, 24000, 16000}, {44100, 48000, 32000}, {11025, 12000, 8000}};
+    int ver = lame_get_version(gf); /* 0 MPEG-2, 1 MPEG-1, 2 MPEG-2.5 */
+    int rate = lame_get_out_samplerate(gf), kbps = lame_get_brate(gf);
+    if (ver < 0 || ver > 2) return 0;
+    int sri = -1;
+    for (int i = 0; i < 3; i++)
+        if (rates[ver][i] == rate) sri = i;
+    if (sri < 0) return 0;
+    const int *tab = ver == 1 ? kbps1 : kbps2;
+    size_t side = ver == 1 ? 17 : 9;
+    size_t crc_at = 4 + side + 4 + 4 + 4 + LAME_TAG_LEN - 2;
+    /* The stream's own bit rate if its frame holds the tag, else the next that does. */
+    int bri = 1;
+    while (bri < 15 && tab[bri] < kbps) bri++;
+    size_t len = 0;
+    for (; bri < 15; bri++) {
+        len = (size_t)((ver == 1 ? 144000 : 72000) * tab[bri] / rate);
+        if (len >= crc_at + 2) break;
+    }
+    if (bri == 15 || len > MP3_TAG_MAX) return 0;
+    memset(out, 0, len);
+    out[0] = 0xFF;
+    out[1] = (uint8_t)(0xE0 | (ver == 1 ? 3 : ver == 0 ? 2 : 0) << 3 | 1 << 1 | 1); /* L3, no CRC */
+    out[2] = (uint8_t)(bri << 4 | sri << 2);
+    out[3] = 3 << 6; /* mono */
+    uint8_t *x = out + 4 + side;
+    memcpy(x, "Info", 4);
+    put_be32(x + 4, 2u);          /* flags: bytes only */
+    put_be32(x + 8, 0xFFFFFFFFu); /* bytes: unknown */
+    uint8_t *l = x + 12;
+    const char *v = get_lame_very_short_version();
+    memcpy(l, "LAME     ", 9);
+    if (v && !strncmp(v, "LAME", 4)) memcpy(l, v, strnlen(v, 9));
+    l[9] = 0x01; /* tag revision 0, CBR */
+    int lp = lame_get_lowpassfreq(gf) / 100;
+    l[10] = (uint8_t)(lp < 0 ? 0 : lp > 255 ? 255 : lp);
+    l[20] = (uint8_t)(kbps > 255 ? 255 : kbps);
+    int delay = lame_get_encoder_delay(gf);
+    if (delay < 0 || delay > 4095) return 0;
+    l[21] = (uint8_t)(delay >> 4);
+    l[22] = (uint8_t)((delay & 15) << 4); /* padding 0: unknown */
+    uint16_t crc = crc16_arc(out, crc_at);
+    out[crc_at] = (uint8_t)(crc >> 8);
+    out[crc_at + 1] = (uint8_t)crc;
+    return len;
 }
 
 static int mp3_open(aenc *e, char *err, size_t errlen)
@@ -71,13 +164,22 @@ static int mp3_open(aenc *e, char *err, size_t errlen)
     if (lame_init_params(m->gf) < 0)
         return err_set(err, errlen, ERR_INVAL, "lame: cannot encode %d Hz at %d kbps",
                        e->opts.sample_rate, kbps);
+    if (e->opts.streaming) m->tag_len = mp3_info_frame(m->gf, m->tag);
     return 0;
 }
 
 /* Streaming: to the writer now; buffered: into the file. */
 static int mp3_out(aenc *e, mp3_state *m, const unsigned char *b, size_t n, char *err, size_t errlen)
 {
-    if (e->opts.streaming) return aenc_emit(e, b, n, err, errlen);
+    if (e->opts.streaming) {
+        if (n && m->tag_len) {
+            size_t t = m->tag_len;
+            m->tag_len = 0;
+            int rc = aenc_emit(e, m->tag, t, err, errlen);
+            if (rc) return rc;
+        }
+        return aenc_emit(e, b, n, err, errlen);
+    }
     int rc = buf_append(&m->file, b, n);
     if (rc == ERR_TOOBIG)
         return err_set(err, errlen, rc, "mp3: more than %zu MiB of output", AENC_MP3_MAX >> 20);
