@@ -65,6 +65,9 @@ void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int
 void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
 
+/* dst[i] = nn_f32_to_bf16(src[i]) for i < n, bit-identical (integer rounding, NaN kept quiet) */
+void nn_avx512_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
+
 int nn_cpu_avx2(void);   /* AVX2 + FMA */
 int nn_cpu_avx512vnni(void); /* nn_cpu_avx512() + AVX-512 VNNI */
 int nn_cpu_avx512(void); /* AVX-512 F */

@@ -133,6 +133,15 @@ uint16_t nn_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+void nn_f32_to_bf16_n(uint16_t *dst, const float *src, size_t n)
+{
+    if (nn_cpu_avx512()) {
+        nn_avx512_f32_to_bf16(dst, src, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = nn_f32_to_bf16(src[i]);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 nn_gemv_f32_fn nn_pick_gemv_f32(void)
@@ -429,6 +438,7 @@ int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype w
         uint16_t *o = malloc(n * sizeof *o);
         if (!o) return err_set(err, errlen, ERR_NOMEM, "tensor '%s': out of memory", t->name);
         if (t->dtype == ST_BF16) memcpy(o, t->data, n * 2);
+        else if (t->dtype == ST_F32 && ((uintptr_t)t->data & 3) == 0) nn_f32_to_bf16_n(o, t->data, n);
         else {
             float *tmp = malloc(n * sizeof *tmp);
             int rc = tmp ? st_to_f32(t, tmp, n, err, errlen) : err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -437,7 +447,7 @@ int nn_mat_from_st(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype w
                 free(o);
                 return rc;
             }
-            for (size_t i = 0; i < n; i++) o[i] = nn_f32_to_bf16(tmp[i]);
+            nn_f32_to_bf16_n(o, tmp, n);
             free(tmp);
         }
         m->w = m->owned = o;
@@ -475,6 +485,16 @@ int nn_mat_into(nn_mat *m, const st_tensor *t, int rows, int cols, nn_dtype want
         int rc = q8_fill(dst, t, rows, cols, err, errlen);
         if (!rc) *m = (nn_mat){.w = dst, .dtype = NN_Q8, .rows = rows, .cols = cols, .owned = NULL};
         return rc;
+    }
+    /* the common cases straight into dst (one pass, no temporary) */
+    if (t && rows > 0 && cols > 0 && t->numel == (int64_t)rows * cols && ((uintptr_t)t->data & 3) == 0 &&
+        (want == NN_F32 || want == NN_BF16) && (t->dtype == ST_F32 || (t->dtype == ST_BF16 && want == NN_BF16))) {
+        size_t n = (size_t)rows * cols;
+        if (want == NN_F32) memcpy(dst, t->data, n * 4);
+        else if (t->dtype == ST_BF16) memcpy(dst, t->data, n * 2);
+        else nn_f32_to_bf16_n(dst, t->data, n);
+        *m = (nn_mat){dst, want, rows, cols, NULL};
+        return 0;
     }
     nn_mat tmp;
     int rc = nn_mat_from_st(&tmp, t, rows, cols, want, err, errlen);

@@ -541,6 +541,23 @@ T2 static inline float dot256_bf16(const void *Wv, int r, const float *x, int co
 GEMM256(nn_avx2_gemm_f32, float, LW2_F32, SC_F32, dot256_f32)
 GEMM256(nn_avx2_gemm_bf16, uint16_t, LW2_BF16, SC_BF16, dot256_bf16)
 
+/* nn_f32_to_bf16 on 16 lanes: u + 0x7fff + ((u >> 16) & 1), >> 16; NaN -> (u >> 16) | 0x40 */
+T5 void nn_avx512_f32_to_bf16(uint16_t *dst, const float *src, size_t n)
+{
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000),
+                  bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), qb = _mm512_set1_epi32(0x40);
+    size_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512i u = _mm512_maskz_loadu_epi32(k, src + i);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), qb));
+        _mm256_mask_storeu_epi16(dst + i, k, _mm512_cvtepi32_epi16(r));
+    }
+}
+
 /* single-query attention: q (or the output row o) stays in up to 8 registers while the
  * cache rows stream past; 16-lane partial sums are reduced once per row (dotn) or never
  * (axpyn). hd % 16 == 0, hd <= 128. */
@@ -733,6 +750,7 @@ T2 void nn_avx2_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const 
 int nn_cpu_avx2(void) { return 0; }
 int nn_cpu_avx512(void) { return 0; }
 int nn_cpu_avx512vnni(void) { return 0; }
+void nn_avx512_f32_to_bf16(uint16_t *dst, const float *src, size_t n) { (void)dst, (void)src, (void)n; }
 void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd) { (void)out, (void)q, (void)K, (void)ld, (void)n, (void)hd; }
 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd) { (void)o, (void)w, (void)V, (void)ld, (void)n, (void)hd; }
 void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols) { (void)q, (void)s, (void)W, (void)rows, (void)cols; }

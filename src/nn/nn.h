@@ -178,5 +178,7 @@ static inline float nn_bf16_to_f32(uint16_t h)
     return c.f;
 }
 uint16_t nn_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+/* dst[i] = nn_f32_to_bf16(src[i]), i < n (AVX-512 when available; identical results) */
+void nn_f32_to_bf16_n(uint16_t *dst, const float *src, size_t n);
 
 #endif

@@ -257,7 +257,29 @@ static void t_dotn_axpyn(ut_ctx *t)
     UT_CHECK(t, nn_pick_dotn(20) == nn_ref_dotn && nn_pick_axpyn(144) == nn_ref_axpyn);
 }
 
+/* vectorised f32 -> bf16 is bit-identical to nn_f32_to_bf16 (ties, NaN, Inf, subnormals,
+ * a masked tail) */
+static void t_bf16_simd(ut_ctx *t)
+{
+    if (!nn_cpu_avx512()) return;
+    enum { N = 1000 };
+    static const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u,
+                                       0xffffffffu, 0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x00000000u, 0x80000000u};
+    float x[N];
+    uint16_t a[N], b[N];
+    fill(x, N);
+    for (int i = 0; i < N; i++) x[i] *= (float)(1 << (i % 20));
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) memcpy(&x[i * 7], &special[i], 4);
+    for (int i = 0; i < N; i++) a[i] = nn_f32_to_bf16(x[i]);
+    b[N - 1] = 0xabcd;
+    nn_avx512_f32_to_bf16(b, x, N - 1); /* tail of 7 */
+    for (int i = 0; i < N - 1; i++)
+        if (a[i] != b[i]) ut_fail(t, __FILE__, __LINE__, "x[%d] (%a): expected 0x%04x, got 0x%04x", i, x[i], a[i], b[i]);
+    UT_EQ_INT(t, 0xabcd, b[N - 1]);
+}
+
 static const ut_case cases[] = {
+    {"bf16_simd", t_bf16_simd},
     {"dotn_axpyn", t_dotn_axpyn},
     {"flowlm_q8", t_flowlm_q8},
     {"quant_simd", t_quant_simd},
