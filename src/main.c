@@ -14,6 +14,7 @@
 #include "api/request.h"
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/cpuenv.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "engine/registry.h"
@@ -346,37 +347,9 @@ static int cmd_voices(const cfg *c, lg_logger *lg)
     return rc ? (rc == ERR_NOTFOUND ? 2 : 1) : 0;
 }
 
-/* OpenBLAS 0.3.21 (Debian 12) misdetects some CPUs (this VM's Zen 4 reads as "Prescott",
- * SSE3 kernels: 1.5-2.5x slower GEMM for pocket-tts). It picks its kernels when the
- * library is loaded, before main, from OPENBLAS_CORETYPE, so setting the variable here
- * is too late for this process: set it and re-exec ourselves once (POCKETTTS_REEXEC
- * marks the second run, so there is no loop). A user's own OPENBLAS_CORETYPE wins; if
- * exec fails we just go on with the library's choice. */
-static void fix_openblas_coretype(char **argv)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    if (getenv("OPENBLAS_CORETYPE") || getenv("POCKETTTS_REEXEC")) return;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2")) return;
-    const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell";
-    if (setenv("OPENBLAS_CORETYPE", core, 1) || setenv("POCKETTTS_REEXEC", "1", 1)) return;
-    /* The signal mask and pending signals survive execve: block the stop signals so one
-     * that arrives while the new image loads waits for main() to install its handler. */
-    sigset_t stop, old;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop, &old);
-    execv("/proc/self/exe", argv);
-    sigprocmask(SIG_SETMASK, &old, NULL); /* exec failed: carry on in this process */
-#else
-    (void)argv;
-#endif
-}
-
 int main(int argc, char **argv)
 {
-    fix_openblas_coretype(argv);
+    cpuenv_fix_openblas(argv); /* may re-exec once: OpenBLAS kernels (core/cpuenv.h) */
     signal(SIGPIPE, SIG_IGN);
     /* first thing, so a stop request during start-up (engine loading) still exits 0 */
     if (install_stop_handler()) {

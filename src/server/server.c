@@ -44,6 +44,7 @@
                                             or waiting for slow readers); over it: 503 */
 #define BODY_DISCARD_MAX (4u << 20)    /* bytes past max_body_bytes read before answering 413 */
 #define STALL_NEVER_READ_MS 2000.0     /* same, for a client that never read a byte */
+#define IDLE_TIMEOUT_S 30              /* MHD idle timeout outside speech responses */
 #define RESPONSE_TIMEOUT_S 3600       /* idle timeout once a speech response is queued */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
 #define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
@@ -112,6 +113,7 @@ typedef struct conn_ctx {
     buf body;
     int body_too_big;
     size_t discarded;   /* body bytes dropped past the cap */
+    int long_timeout;   /* RESPONSE_TIMEOUT_S set on the connection */
     int form_ct;        /* curl's default form content type: accepted if the body is JSON */
     int status;         /* status of the response we queued */
     job *j;
@@ -611,6 +613,7 @@ static enum MHD_Result answer_job(conn_ctx *x, struct MHD_Connection *c)
      * hour. Clients that stop reading are still caught by STALL_MS (streams) and bounded
      * by WHOLE_BUDGET (buffered bodies) and the connection limits. */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)RESPONSE_TIMEOUT_S);
+    x->long_timeout = 1;
     if (!j->sp.stream) {
         /* the worker is done: MHD sends j->whole in place; the job (and its share of the
          * buffered-bytes budget) lives until MHD frees the response */
@@ -847,6 +850,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
     double t_end = now_ms();
     int aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    /* a keep-alive connection goes back to the short idle timeout after a long response */
+    if (!aborted && x->long_timeout)
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S);
     if (x->j) {
         job *j = x->j;
         pthread_mutex_lock(&j->mu);
@@ -928,7 +934,7 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         /* idle timeout; suspended (streaming, waiting) connections do not time out */
-        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->max_conns_per_ip, NULL},
         {c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
