@@ -293,8 +293,10 @@ typedef struct fmt_expect {
     aenc_format f;
     const char *codec;
     int rate;   /* what ffprobe reports (Opus always decodes at 48 kHz) */
-    int delay;  /* the codec's fixed encoder delay in samples that ADTS/plain mp3 cannot
-                   signal (decoders play it): LAME 576 + 529, AAC priming 1024 */
+    int delay;  /* the codec's fixed encoder delay in samples where the stream cannot
+                   signal it (decoders play it): LAME 576 + 529 (buffered files and
+                   streams carry an Info tag instead: see gapless/stream_tag), AAC
+                   priming 1024 (raw ADTS has no field for it: see enc_aac.c) */
     int frame;  /* frame length in samples at 24 kHz: padding of the last frame */
     int gapless; /* buffered files carry a tag (LAME "Info") that makes decoders trim
                     delay and padding: the decoded length is then exact */
@@ -364,6 +366,71 @@ static void t_ffprobe(ut_ctx *t)
         }
     }
     free(rnd);
+    free(x);
+}
+
+/* Decodes bytes with ffmpeg to s16 at RATE into *out (caller frees); returns samples, -1. */
+static long ffmpeg_decode(const void *data, size_t n, const char *fmt, int16_t **out)
+{
+    char path[] = "/tmp/ut_aenc_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) { close(fd); return -1; }
+    fwrite(data, 1, n, f);
+    fclose(f);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ffmpeg -v error -f %s -i %s -f s16le -ac 1 -ar %d - 2>/dev/null", fmt,
+             path, RATE);
+    FILE *pp = popen(cmd, "r");
+    size_t cap = (size_t)RATE * 20;
+    *out = malloc(cap * sizeof **out);
+    long got = pp ? (long)fread(*out, sizeof **out, cap, pp) : -1;
+    if (pp) pclose(pp);
+    unlink(path);
+    return got;
+}
+
+/* A streamed mp3 opens with an Info frame whose LAME tag carries LAME's encoder delay
+ * (576) and no frame count; ffmpeg then decodes it aligned with the input (lag 0, found by
+ * cross-correlation on a gliding, non-periodic signal) and at most one frame longer. */
+static void t_mp3_stream_tag(ut_ctx *t)
+{
+    size_t n = 2 * RATE + 311;
+    float *x = malloc(n * sizeof *x);
+    double ph = 0;
+    for (size_t i = 0; i < n; i++) {
+        double tt = (double)i / RATE, f0 = 120 + 60 * sin(2 * M_PI * 0.7 * tt);
+        ph += 2 * M_PI * f0 / RATE;
+        x[i] = (float)(0.4 * (0.5 + 0.5 * sin(2 * M_PI * 4 * tt)) * (sin(ph) + 0.5 * sin(2.7 * ph)));
+    }
+    sink s;
+    encode(t, AENC_MP3, 1, x, n, seq_mixed, NSEQ, &s);
+    const uint8_t *b = (const uint8_t *)s.out.data;
+    UT_CHECK(t, s.out.len > 600);
+    /* MPEG-2 layer III, no CRC, 160 kbps, 24 kHz, mono: a 480-byte frame */
+    UT_EQ_INT(t, 0xFFF3, b[0] << 8 | b[1]);
+    UT_EQ_INT(t, 0xE4, b[2] & 0xFC); /* bit rate index 14, rate index 1 */
+    UT_CHECK(t, !memcmp(b + 13, "Info", 4));
+    UT_EQ_INT(t, 2, b[20]); /* flags: bytes only, no frame count */
+    UT_CHECK(t, !memcmp(b + 25, "LAME", 4));
+    UT_EQ_INT(t, 576, b[25 + 21] << 4 | b[25 + 22] >> 4);        /* encoder delay */
+    UT_EQ_INT(t, 0, (b[25 + 22] & 15) << 8 | b[25 + 23]);         /* padding: unknown */
+    UT_EQ_INT(t, 0xFFF3, b[480] << 8 | b[481]);                   /* audio follows the tag */
+    int16_t *d = NULL;
+    long nd = ffmpeg_decode(s.out.data, s.out.len, "mp3", &d);
+    buf_free(&s.out);
+    if (nd < (long)n || nd >= (long)n + 576)
+        ut_fail(t, __FILE__, __LINE__, "decoded %ld samples, expected %zu..%zu", nd, n, n + 575);
+    int best = 9999;
+    double bc = -1e300;
+    for (int lag = -1200; lag <= 1200; lag++) {
+        double c = 0;
+        for (size_t i = 1500; i + 1500 < n; i += 2) c += x[i] * d[(long)i + lag];
+        if (c > bc) { bc = c; best = lag; }
+    }
+    UT_EQ_INT(t, 0, best);
+    free(d);
     free(x);
 }
 
@@ -585,6 +652,7 @@ static const ut_case cases[] = {
     {"free_unclosed", t_free_unclosed},
     {"bitrate", t_bitrate},
     {"ffprobe", t_ffprobe},
+    {"mp3_stream_tag", t_mp3_stream_tag},
     {"prompt", t_prompt},
     {"names", t_names},
     {"f2s16", t_f2s16},
