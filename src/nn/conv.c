@@ -213,6 +213,110 @@ void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, floa
     convtr1d_finish(c, T, full, partial, y);
 }
 
+/* ---- packed small-M GEMM ------------------------------------------------------------- */
+
+size_t conv_pack_floats(int rows, int cols)
+{
+    return (size_t)((rows + CONV_PANEL - 1) / CONV_PANEL) * CONV_PANEL * (size_t)cols;
+}
+
+void conv_pack(float *wp, const float *W, int rows, int cols)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    for (int p = 0; p < np; p++) {
+        float *dp = wp + (size_t)p * cols * CONV_PANEL;
+        for (int k = 0; k < cols; k++)
+            for (int j = 0; j < CONV_PANEL; j++) {
+                int r = p * CONV_PANEL + j;
+                dp[(size_t)k * CONV_PANEL + j] = r < rows ? W[(size_t)r * cols + k] : 0.0f;
+            }
+    }
+}
+
+/* Stores acc [CONV_PANEL] for output columns r0.. of row y (only the valid ones). */
+static void pg_store(float *y, const float *acc, int r0, int rows)
+{
+    int n = rows - r0 < CONV_PANEL ? rows - r0 : CONV_PANEL;
+    memcpy(y + r0, acc, (size_t)n * sizeof(float));
+}
+
+void conv_pgemm_ref(float *y, int ldy, const float *x, int M, const float *wp, int rows, int cols)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * cols;
+        for (int p = 0; p < np; p++) {
+            const float *w = wp + (size_t)p * cols * CONV_PANEL;
+            float acc[CONV_PANEL] = {0};
+            for (int k = 0; k < cols; k++)
+                for (int j = 0; j < CONV_PANEL; j++) acc[j] = fmaf(xm[k], w[(size_t)k * CONV_PANEL + j], acc[j]);
+            pg_store(y + (size_t)m * ldy, acc, p * CONV_PANEL, rows);
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* 16 rows of x against one panel: 16 zmm accumulators, one weight load and 16
+ * broadcast-FMAs per k. MB is a compile-time constant at each call so the
+ * accumulators stay in registers. */
+#define PG_BODY(MB)                                                                         \
+    do {                                                                                    \
+        __m512 acc[MB];                                                                     \
+        _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) acc[i] = _mm512_setzero_ps(); \
+        for (int k = 0; k < cols; k++) {                                                    \
+            __m512 wv = _mm512_loadu_ps(w + (size_t)k * CONV_PANEL);                        \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++)                         \
+                acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(xm[(size_t)i * cols + k]), wv, acc[i]); \
+        }                                                                                   \
+        _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) {                           \
+            float *yr = y + (size_t)(m + i) * ldy + r0;                                     \
+            if (r0 + CONV_PANEL <= rows) {                                                  \
+                _mm512_storeu_ps(yr, acc[i]);                                               \
+            } else {                                                                        \
+                float t[CONV_PANEL];                                                        \
+                _mm512_storeu_ps(t, acc[i]);                                                \
+                memcpy(yr, t, (size_t)(rows - r0) * sizeof(float));                         \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void pgemm_avx512(float *y, int ldy, const float *x, int M,
+                                                           const float *wp, int rows, int cols)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    for (int p = 0; p < np; p++) {
+        const float *w = wp + (size_t)p * cols * CONV_PANEL;
+        int r0 = p * CONV_PANEL;
+        int m = 0;
+        for (; m + 16 <= M; m += 16) {
+            const float *xm = x + (size_t)m * cols;
+            PG_BODY(16);
+        }
+        for (; m + 4 <= M; m += 4) {
+            const float *xm = x + (size_t)m * cols;
+            PG_BODY(4);
+        }
+        for (; m < M; m++) {
+            const float *xm = x + (size_t)m * cols;
+            PG_BODY(1);
+        }
+    }
+}
+#undef PG_BODY
+#endif
+
+void conv_pgemm(float *y, int ldy, const float *x, int M, const float *wp, int rows, int cols)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        pgemm_avx512(y, ldy, x, M, wp, rows, cols);
+        return;
+    }
+#endif
+    conv_pgemm_ref(y, ldy, x, M, wp, rows, cols);
+}
+
 /* expm1 for x <= 0 without a libm call: x = n ln2 + r, |r| <= ln2/2,
  * expm1(x) = 2^n expm1(r) + (2^n - 1) with a degree-8 Taylor polynomial for expm1(r)
  * (truncation < 3e-10 relative) and 2^n built from its exponent bits. Max error against
