@@ -14,6 +14,11 @@
  * muxing delay 80 ms (pages leave at least that often even if nobody flushes) and the
  * headers go out at the first write. Buffered mode keeps the defaults (fewer pages).
  * Default bit rate 48 kbps (transparent for 24 kHz speech), signal type voice.
+ * Empty input at 48 kHz: libopusenc 0.2's drain aborts the process (assert
+ * `enc->streams == NULL` in ope_encoder_drain: without a resampler and without a single
+ * input sample the stream never completes; found by tests/fuzz/fuzz_aenc.c), so close
+ * feeds one zero sample first in that case only: the file then decodes to one sample of
+ * silence instead of none. Other rates go through the resampler and drain empty input.
  */
 #include "audio/enc_internal.h"
 #include "core/err.h"
@@ -27,6 +32,7 @@
 typedef struct opus_state {
     OggOpusEnc *enc;
     int headers_out;
+    int any_input; /* at least one sample was given to libopusenc */
 } opus_state;
 
 /* Emits every page libopusenc has ready; flush = also close the page in progress. */
@@ -98,6 +104,7 @@ static int opus_write(aenc *e, const float *pcm, size_t n, char *err, size_t err
         }
         int ret = ope_encoder_write_float(o->enc, in, (int)k);
         if (ret != OPE_OK) return opus_fail(e, ret, "encoding", err, errlen);
+        o->any_input = 1;
         if ((rc = opus_pages(e, o, 0, err, errlen))) return rc;
         pcm += k;
         n -= k;
@@ -116,7 +123,13 @@ static int opus_flush(aenc *e, char *err, size_t errlen)
 static int opus_close(aenc *e, char *err, size_t errlen)
 {
     opus_state *o = e->impl;
-    int ret = ope_encoder_drain(o->enc);
+    int ret;
+    if (!o->any_input && e->opts.sample_rate == 48000) {
+        static const float zero = 0.0f;
+        if ((ret = ope_encoder_write_float(o->enc, &zero, 1)) != OPE_OK)
+            return opus_fail(e, ret, "encoding", err, errlen);
+    }
+    ret = ope_encoder_drain(o->enc);
     if (ret != OPE_OK) return opus_fail(e, ret, "finishing", err, errlen);
     return opus_pages(e, o, 1, err, errlen);
 }

@@ -19,6 +19,7 @@
 #include "core/err.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,15 @@
 #define FZ_MAX_OPS 64
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Harness-only: says which contract broke (rc and the encoder's reason), then aborts. */
+#define FZ_CHECK(c, rc, err)                                                              \
+    do {                                                                                  \
+        if (!(c)) {                                                                       \
+            fprintf(stderr, "fuzz_aenc:%d: %s failed (rc %d: %s)\n", __LINE__, #c, rc, err); \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
 
 typedef struct fz_sink {
     unsigned calls;
@@ -107,20 +117,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n > budget) n = budget;
         budget -= n;
         for (size_t i = 0; i < n; i++) pcm[i] = fz_sample(op >> 2, i + k * 131, data, size);
-        int r = 0;
-        if ((op & 3) != 2) r = aenc_write(e, pcm, n, err, sizeof err);
-        if (r > 0 || (dead && r != ERR_CANCEL) || (r && !s.refused)) abort();
-        if (r) dead = 1;
+        int r;
+        if ((op & 3) != 2) {
+            r = aenc_write(e, pcm, n, err, sizeof err);
+            FZ_CHECK(!(r > 0 || (dead && r != ERR_CANCEL) || (r && !s.refused)), r, err);
+            if (r) dead = 1;
+        }
         if ((op & 3) >= 2) {
             r = aenc_flush(e, err, sizeof err);
-            if (r > 0 || (dead && r != ERR_CANCEL) || (r && !s.refused)) abort();
+            FZ_CHECK(!(r > 0 || (dead && r != ERR_CANCEL) || (r && !s.refused)), r, err);
             if (r) dead = 1;
         }
         if (s.refused && !dead) abort(); /* a refusal must surface as an error */
     }
     rc = aenc_close(e, err, sizeof err);
     if (rc > 0 || (dead && rc != ERR_CANCEL)) abort();
-    if (s.refused ? rc != ERR_CANCEL : rc != 0) abort(); /* healthy encoders close cleanly */
+    FZ_CHECK(s.refused ? rc == ERR_CANCEL : rc == 0, rc, err); /* healthy encoders close cleanly */
     float one = 0.5f;
     rc = aenc_write(e, &one, 1, err, sizeof err);
     if (rc == 0) abort();

@@ -434,6 +434,32 @@ static void t_mp3_stream_tag(ut_ctx *t)
     free(x);
 }
 
+/* Open then close with no audio at every format, common rate and mode: close succeeds
+ * (libopusenc used to abort the process on empty 48 kHz input: see enc_opus.c). */
+static void t_empty_all(ut_ctx *t)
+{
+    static const int rates[] = {24000, 48000, 16000, 44100};
+    for (int f = 0; f < AENC_NFORMATS; f++)
+        for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
+            for (int st = 0; st < 2; st++) {
+                char err[256] = "";
+                sink s = {0};
+                buf_init(&s.out, 1 << 20);
+                aenc *e = NULL;
+                aenc_opts o = {rates[r], st, 0};
+                int rc = aenc_open(&e, (aenc_format)f, &o, sink_write, &s, err, sizeof err);
+                if (rc == 0) {
+                    UT_EQ_INT(t, 0, aenc_flush(e, err, sizeof err));
+                    rc = aenc_close(e, err, sizeof err);
+                    if (rc)
+                        ut_fail(t, __FILE__, __LINE__, "%s %d Hz streaming=%d: close %d %s",
+                                aenc_format_name((aenc_format)f), rates[r], st, rc, err);
+                }
+                aenc_free(e);
+                buf_free(&s.out);
+            }
+}
+
 /* Streaming formats put audio on the wire before close: after 0.5 s of input and a
  * flush, more than the headers has gone out. FLAC/AAC/MP3 need whole frames, so
  * 0.5 s (many frames) is enough for all. */
@@ -653,6 +679,7 @@ static const ut_case cases[] = {
     {"bitrate", t_bitrate},
     {"ffprobe", t_ffprobe},
     {"mp3_stream_tag", t_mp3_stream_tag},
+    {"empty_all", t_empty_all},
     {"prompt", t_prompt},
     {"names", t_names},
     {"f2s16", t_f2s16},
