@@ -40,8 +40,11 @@
 
 #define RING_BYTES (256u << 10)        /* per streaming request */
 #define WHOLE_MAX_BYTES (256u << 20)   /* cap for a non-streamed response body */
-#define WHOLE_BUDGET ((size_t)768 << 20) /* all non-streamed bodies held at once (being built
-                                            or waiting for slow readers); over it: 503 */
+#define WHOLE_BUDGET ((size_t)768 << 20) /* all non-streamed bodies held at once (allocated,
+                                            being built or waiting for slow readers); over
+                                            it: 503. Buffering encoders (wav/mp3/flac when
+                                            not streaming) hold their own copy on top, up
+                                            to their cap, per running worker. */
 #define BODY_DISCARD_MAX (4u << 20)    /* bytes past max_body_bytes read before answering 413 */
 #define STALL_NEVER_READ_MS 2000.0     /* same, for a client that never read a byte */
 #define IDLE_TIMEOUT_S 30              /* MHD idle timeout outside speech responses */
@@ -213,19 +216,19 @@ static int job_out(void *user, const void *bytes, size_t n)
     pthread_mutex_lock(&j->mu);
     if (client_gone_locked(j)) atomic_store(&j->cancel, 1);
     if (!j->sp.stream) {
-        int rc = atomic_load(&j->cancel) ? 1 : 0;
-        if (!rc) {
-            size_t was = atomic_fetch_add(&j->s->whole_bytes, n);
-            if (was + n > WHOLE_BUDGET) {
-                atomic_fetch_sub(&j->s->whole_bytes, n);
+        int rc = atomic_load(&j->cancel) ? 1 : buf_append(&j->whole, p, n);
+        if (!rc && j->whole.cap > j->whole_accounted) {
+            /* count what is allocated (the buffer grows by doubling), not just what is used */
+            size_t grow = j->whole.cap - j->whole_accounted;
+            size_t was = atomic_fetch_add(&j->s->whole_bytes, grow);
+            j->whole_accounted += grow; /* given back when the job is freed */
+            if (was + grow > WHOLE_BUDGET) {
                 j->over_budget = 1;
                 snprintf(j->err, sizeof j->err, "too much buffered audio in flight; retry, or "
                          "use \"stream\": true");
                 pthread_mutex_unlock(&j->mu);
                 return 1;
             }
-            j->whole_accounted += n;
-            rc = buf_append(&j->whole, p, n);
         }
         if (rc && !atomic_load(&j->cancel)) {
             j->too_big = 1;
@@ -579,8 +582,12 @@ static enum MHD_Result send_job_error(conn_ctx *x, struct MHD_Connection *c, job
         break;
     case ERR_INVAL:
     case ERR_FORMAT:
-        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "input",
-                      "The engine cannot speak this input: %s", j->err);
+        if (!strncmp(j->err, "voice", 5) || strstr(j->err, "audio prompt"))
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_voice", "voice",
+                          "The voice cannot be used: %s", j->err);
+        else
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "input",
+                          "The engine cannot speak this input: %s", j->err);
         break;
     case ERR_CANCEL:
     case ERR_BUSY:
