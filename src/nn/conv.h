@@ -65,21 +65,6 @@ void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, floa
 void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, float *y,
                       float *work);
 
-/* ---- small-M linear layers with pre-packed weights -----------------------------------
- * y [M, ldy] (first `rows` columns written) = x [M, cols] W^T, W [rows, cols] row-major
- * (PyTorch Linear weight). For the Mimi transformers (M = 16 steps per latent frame),
- * where OpenBLAS spends more time packing W than multiplying. W is packed once at load
- * into panels of CONV_PANEL output rows, k-major: Wp [ceil(rows/16)][cols][16], zero
- * padded, so the kernel streams each weight once per 16 rows of x and every output is
- * summed in plain k order (the result is independent of M and of the split: batching
- * frames does not change a bit). conv_pgemm picks AVX-512F when the CPU has it, else the
- * plain C conv_pgemm_ref (same k order, so the two agree to float rounding of FMA). */
-#define CONV_PANEL 16
-size_t conv_pack_floats(int rows, int cols);                         /* size of Wp */
-void conv_pack(float *wp, const float *W, int rows, int cols);      /* W borrowed, wp caller's */
-void conv_pgemm(float *y, int ldy, const float *x, int M, const float *wp, int rows, int cols);
-void conv_pgemm_ref(float *y, int ldy, const float *x, int M, const float *wp, int rows, int cols);
-
 /* In place ELU with alpha 1: x > 0 ? x : expm1(x). */
 void conv_elu(float *x, size_t n);
 /* dst = ELU(src), n floats (dst may equal src). Polynomial expm1 (a few ulps from libm),

@@ -209,46 +209,7 @@ static void t_elu_vs_ref(ut_ctx *t)
     free(b);
 }
 
-/* conv_pgemm: dispatched kernel == plain C reference (same k-order FMA chains, so bit for
- * bit), both near a double-precision product with the unpacked W, every edge of the
- * 16-row panels and of the 16/4/1-row blocks of x; and rows of x computed one at a time
- * give the same bits as one call (what makes batched Mimi frames equal single ones). */
-static void t_pgemm(ut_ctx *t)
-{
-    static const int R[] = {1, 15, 16, 17, 100}, K[] = {1, 7, 64}, MS[] = {1, 3, 4, 5, 16, 17, 37};
-    unsigned s = 7;
-    for (size_t ri = 0; ri < sizeof R / sizeof R[0]; ri++)
-        for (size_t ki = 0; ki < sizeof K / sizeof K[0]; ki++)
-            for (size_t mi = 0; mi < sizeof MS / sizeof MS[0]; mi++) {
-                int rows = R[ri], cols = K[ki], M = MS[mi], ldy = rows + 3;
-                float *W = rvec(&s, (size_t)rows * cols), *x = rvec(&s, (size_t)M * cols);
-                float *wp = malloc(conv_pack_floats(rows, cols) * sizeof(float));
-                float *a = malloc((size_t)M * ldy * sizeof(float)), *b = malloc((size_t)M * ldy * sizeof(float));
-                float *c = malloc((size_t)M * ldy * sizeof(float));
-                for (int i = 0; i < M * ldy; i++) a[i] = b[i] = c[i] = 42.0f;
-                conv_pack(wp, W, rows, cols);
-                conv_pgemm(a, ldy, x, M, wp, rows, cols);
-                conv_pgemm_ref(b, ldy, x, M, wp, rows, cols);
-                for (int m = 0; m < M; m++) conv_pgemm(c + (size_t)m * ldy, ldy, x + (size_t)m * cols, 1, wp, rows, cols);
-                for (int m = 0; m < M; m++)
-                    for (int r = 0; r < ldy; r++) {
-                        size_t i = (size_t)m * ldy + r;
-                        double e = 42.0;
-                        if (r < rows) {
-                            e = 0;
-                            for (int k = 0; k < cols; k++) e += (double)x[(size_t)m * cols + k] * W[(size_t)r * cols + k];
-                        }
-                        if (a[i] != b[i] || a[i] != c[i] || fabs(a[i] - e) > 1e-5 * (1 + cols))
-                            ut_fail(t, __FILE__, __LINE__,
-                                    "pgemm rows %d cols %d M %d at [%d,%d]: expected %.9g, got fast %.9g "
-                                    "ref %.9g one-row %.9g", rows, cols, M, m, r, e, a[i], b[i], c[i]);
-                    }
-                free(W), free(x), free(wp), free(a), free(b), free(c);
-            }
-}
-
 static const ut_case cases[] = {
-    {"pgemm", t_pgemm},
     {"elu_vs_ref", t_elu_vs_ref},
     {"conv_hand", t_conv_hand},
     {"conv_replicate", t_conv_replicate},

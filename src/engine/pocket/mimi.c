@@ -69,8 +69,6 @@ typedef struct mm_tlayer {
     const float *lin1;               /* [ff, d] */
     const float *lin2;               /* [d, ff] */
     const float *ls1, *ls2;          /* [d] LayerScale, or NULL */
-    /* the four linears packed for conv_pgemm (owned; see conv.h): [ceil(rows/16)][cols][16] */
-    const float *in_p, *out_p, *lin1_p, *lin2_p;
 } mm_tlayer;
 
 typedef struct mm_tf {
@@ -465,27 +463,6 @@ static int load_seanet(mimi *m, const st_file *f, const char *prefix, mm_seanet 
                      err, errlen, mbase(base, sizeof base, pre, idx));
 }
 
-/* Packs W [rows, cols] for conv_pgemm into owned memory (*out). If W itself was an owned
- * converted copy (not borrowed from the file) it is freed: only the packed form is used. */
-static int mm_pack(mimi *m, const float *W, int rows, int cols, const float **out, char *err,
-                   size_t errlen)
-{
-    float *p = malloc(conv_pack_floats(rows, cols) * sizeof(float));
-    if (!p || mm_own(m, p)) {
-        free(p);
-        return err_set(err, errlen, ERR_NOMEM, "out of memory packing a %dx%d linear", rows, cols);
-    }
-    conv_pack(p, W, rows, cols);
-    *out = p;
-    for (int i = 0; i < m->nowned; i++)
-        if (m->owned[i] == (void *)W) {
-            free(m->owned[i]);
-            m->owned[i] = m->owned[--m->nowned];
-            break;
-        }
-    return 0;
-}
-
 static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, const char *name,
                    char *err, size_t errlen)
 {
@@ -525,12 +502,6 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
         if (has_tensor(f, "%s.layer_scale_1.scale", p)) LG(L->ls1, "layer_scale_1.scale", d);
         if (has_tensor(f, "%s.layer_scale_2.scale", p)) LG(L->ls2, "layer_scale_2.scale", d);
 #undef LG
-        if ((rc = mm_pack(m, L->in_proj, 3 * d, d, &L->in_p, err, errlen)) ||
-            (rc = mm_pack(m, L->out_proj, d, d, &L->out_p, err, errlen)) ||
-            (rc = mm_pack(m, L->lin1, ff, d, &L->lin1_p, err, errlen)) ||
-            (rc = mm_pack(m, L->lin2, d, ff, &L->lin2_p, err, errlen)))
-            return rc;
-        L->in_proj = L->out_proj = L->lin1 = L->lin2 = NULL; /* may be freed: use the packs */
     }
     return 0;
 }
@@ -809,11 +780,10 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 
 /* y [T, out] = x [T, in] W^T, W [out, in] row-major (PyTorch Linear, no bias), through
  * nn's dispatched GEMM/GEMV kernels (AVX2/AVX-512 when available). */
-/* y [T, out] = x [T, in] W^T with W packed by mm_pack (conv_pgemm: summed in k order,
- * so the result does not depend on T, i.e. on how many frames a call decodes). */
-static void linear(const float *x, int T, int in, const float *Wp, int out, float *y)
+static void linear(const float *x, int T, int in, const float *W, int out, float *y)
 {
-    conv_pgemm(y, out, x, T, Wp, out, in);
+    nn_mat m = {.w = W, .dtype = NN_F32, .rows = out, .cols = in, .owned = NULL};
+    nn_linear(NULL, y, x, T, &m, NULL);
 }
 
 /* x [T, d] in/out, T <= s->tmax, at positions s->pos .. s->pos+T-1. Pre-norm layers:
@@ -827,7 +797,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
-        linear(s->h, T, d, L->in_p, 3 * d, s->qkv);
+        linear(s->h, T, d, L->in_proj, 3 * d, s->qkv);
         for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -838,14 +808,14 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
         int rc = nn_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
-        linear(s->att, T, d, L->out_p, d, s->o);
+        linear(s->att, T, d, L->out_proj, d, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
         nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
-        linear(s->h, T, d, L->lin1_p, tf->ff, s->f);
+        linear(s->h, T, d, L->lin1, tf->ff, s->f);
         nn_gelu_erf(s->f, (size_t)T * tf->ff);
-        linear(s->f, T, tf->ff, L->lin2_p, d, s->o);
+        linear(s->f, T, tf->ff, L->lin2, d, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];
