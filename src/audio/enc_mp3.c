@@ -14,7 +14,8 @@
  * and whose LAME tag carries the encoder delay (576) and padding 0 (unknown). libavformat
  * (ffmpeg, Chromium) then skips the tag frame and trims delay + its 529-sample decoder
  * delay, so the decoded audio starts exactly at the PCM's first sample and is at most
- * the last frame's padding (< 1 frame, 576 samples at 24 kHz) longer. The bytes flag
+ * the last frame's padding (< 1 frame, 576 samples at 24 kHz) longer (close drops the
+ * trailing frames of LAME's flush that only hold padding; it pads up to ~2 frames). The bytes flag
  * is what makes libavformat treat the frame as a tag (with neither frames nor bytes it
  * decodes the frame as 576 samples of audio); decoders that ignore Info tags decode it
  * as one frame of silence. Every encode step's output is then emitted at once, so bytes
@@ -45,6 +46,10 @@ typedef struct mp3_state {
     lame_t gf;
     buf file;        /* buffered mode only */
     size_t tag_len;  /* streaming: Info frame in tag[] still to send first; 0 = sent/none */
+    uint64_t in_samples; /* samples given to LAME */
+    uint64_t frames_out; /* streaming: audio frames emitted */
+    size_t frame_left;   /* streaming: bytes of the current frame still to come */
+    int unparsed;        /* streaming: a header could not be read: stop counting/trimming */
     uint8_t tag[MP3_TAG_MAX];
     float in[AENC_CHUNK];
     unsigned char out[MP3_OUT_MAX];
@@ -96,8 +101,9 @@ static size_t mp3_info_frame(lame_t gf, uint8_t *out)
     static const int kbps1[15] = {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320};
     static const int kbps2[15] = {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160};
     static const int rates[3][3] = {{22050, 24000, 16000}, {44100, 48000, 32000}, {11025, 12000, 8000}};
-    int ver = lame_get_version(gf); /* 0 MPEG-2, 1 MPEG-1, 2 MPEG-2.5 */
+    int ver = lame_get_version(gf); /* 0 MPEG-2 (or 2.5), 1 MPEG-1 */
     int rate = lame_get_out_samplerate(gf), kbps = lame_get_brate(gf);
+    if (ver == 0 && rate < 16000) ver = 2; /* LAME reports MPEG-2.5 rates as version 0 */
     if (ver < 0 || ver > 2) return 0;
     int sri = -1;
     for (int i = 0; i < 3; i++)
@@ -142,6 +148,41 @@ static size_t mp3_info_frame(lame_t gf, uint8_t *out)
     return len;
 }
 
+/* Layer III frame length from its 4-byte header; 0 if it is not one. */
+static size_t mp3_frame_len(const uint8_t *h)
+{
+    static const int kbps1[15] = {0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320};
+    static const int kbps2[15] = {0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160};
+    static const int rates1[3] = {44100, 48000, 32000};
+    if (h[0] != 0xFF || (h[1] & 0xE0) != 0xE0 || ((h[1] >> 1) & 3) != 1) return 0;
+    int ver = (h[1] >> 3) & 3, bri = h[2] >> 4, sri = (h[2] >> 2) & 3;
+    if (ver == 1 || bri == 0 || bri == 15 || sri == 3) return 0;
+    int rate = rates1[sri] >> (ver == 3 ? 0 : ver == 2 ? 1 : 2);
+    int kbps = ver == 3 ? kbps1[bri] : kbps2[bri];
+    return (size_t)((ver == 3 ? 144000 : 72000) * kbps / rate + ((h[2] >> 1) & 1));
+}
+
+/* Streaming: walks the frames in b[0..n) (continuing one split across calls) and returns
+ * how many bytes to send so that at most max_frames audio frames go out in all. */
+static size_t mp3_count(mp3_state *m, const uint8_t *b, size_t n, uint64_t max_frames)
+{
+    size_t pos = 0;
+    while (pos < n && !m->unparsed) {
+        if (m->frame_left) {
+            size_t k = n - pos < m->frame_left ? n - pos : m->frame_left;
+            pos += k;
+            m->frame_left -= k;
+            continue;
+        }
+        if (m->frames_out >= max_frames) return pos;
+        size_t len = n - pos >= 4 ? mp3_frame_len(b + pos) : 0;
+        if (!len) m->unparsed = 1; /* LAME emits whole frames; never seen, but stay safe */
+        m->frames_out++;
+        m->frame_left = len;
+    }
+    return n;
+}
+
 static int mp3_open(aenc *e, char *err, size_t errlen)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -169,9 +210,11 @@ static int mp3_open(aenc *e, char *err, size_t errlen)
 }
 
 /* Streaming: to the writer now; buffered: into the file. */
-static int mp3_out(aenc *e, mp3_state *m, const unsigned char *b, size_t n, char *err, size_t errlen)
+static int mp3_out(aenc *e, mp3_state *m, const unsigned char *b, size_t n, uint64_t max_frames,
+                   char *err, size_t errlen)
 {
     if (e->opts.streaming) {
+        n = mp3_count(m, b, n, max_frames);
         if (n && m->tag_len) {
             size_t t = m->tag_len;
             m->tag_len = 0;
@@ -197,7 +240,8 @@ static int mp3_write(aenc *e, const float *pcm, size_t n, char *err, size_t errl
         }
         int got = lame_encode_buffer_ieee_float(m->gf, m->in, m->in, (int)k, m->out, MP3_OUT_MAX);
         if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: encode error %d", got);
-        int rc = mp3_out(e, m, m->out, (size_t)got, err, errlen);
+        m->in_samples += k;
+        int rc = mp3_out(e, m, m->out, (size_t)got, UINT64_MAX, err, errlen);
         if (rc) return rc;
         pcm += k;
         n -= k;
@@ -210,7 +254,14 @@ static int mp3_close(aenc *e, char *err, size_t errlen)
     mp3_state *m = e->impl;
     int got = lame_encode_flush(m->gf, m->out, MP3_OUT_MAX);
     if (got < 0) return err_set(err, errlen, ERR_INTERNAL, "lame: flush error %d", got);
-    int rc = mp3_out(e, m, m->out, (size_t)got, err, errlen);
+    /* Streaming: frames whose decoded samples all lie past the input's end (after the
+     * decoder trims delay + 529) are dropped, so the padding stays under one frame. A
+     * layer III frame's output depends only on itself and earlier frames (the bit
+     * reservoir points backwards, the MDCT overlap comes from the previous granule). */
+    uint64_t spf = (uint64_t)lame_get_framesize(m->gf);
+    uint64_t delay = (uint64_t)lame_get_encoder_delay(m->gf) + 529;
+    uint64_t need = spf ? (m->in_samples + delay + spf - 1) / spf : UINT64_MAX;
+    int rc = mp3_out(e, m, m->out, (size_t)got, need, err, errlen);
     if (rc || e->opts.streaming) return rc;
     /* The tag replaces the placeholder frame LAME wrote first, byte for byte. */
     size_t tag = lame_get_lametag_frame(m->gf, m->out, MP3_OUT_MAX);

@@ -369,8 +369,8 @@ static void t_ffprobe(ut_ctx *t)
     free(x);
 }
 
-/* Decodes bytes with ffmpeg to s16 at RATE into *out (caller frees); returns samples, -1. */
-static long ffmpeg_decode(const void *data, size_t n, const char *fmt, int16_t **out)
+/* Decodes bytes with ffmpeg to s16 at rate into *out (caller frees); returns samples, -1. */
+static long ffmpeg_decode(const void *data, size_t n, const char *fmt, int rate, int16_t **out)
 {
     char path[] = "/tmp/ut_aenc_XXXXXX";
     int fd = mkstemp(path);
@@ -381,9 +381,9 @@ static long ffmpeg_decode(const void *data, size_t n, const char *fmt, int16_t *
     fclose(f);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "ffmpeg -v error -f %s -i %s -f s16le -ac 1 -ar %d - 2>/dev/null", fmt,
-             path, RATE);
+             path, rate);
     FILE *pp = popen(cmd, "r");
-    size_t cap = (size_t)RATE * 20;
+    size_t cap = (size_t)rate * 20;
     *out = malloc(cap * sizeof **out);
     long got = pp ? (long)fread(*out, sizeof **out, cap, pp) : -1;
     if (pp) pclose(pp);
@@ -418,7 +418,7 @@ static void t_mp3_stream_tag(ut_ctx *t)
     UT_EQ_INT(t, 0, (b[25 + 22] & 15) << 8 | b[25 + 23]);         /* padding: unknown */
     UT_EQ_INT(t, 0xFFF3, b[480] << 8 | b[481]);                   /* audio follows the tag */
     int16_t *d = NULL;
-    long nd = ffmpeg_decode(s.out.data, s.out.len, "mp3", &d);
+    long nd = ffmpeg_decode(s.out.data, s.out.len, "mp3", RATE, &d);
     buf_free(&s.out);
     if (nd < (long)n || nd >= (long)n + 576)
         ut_fail(t, __FILE__, __LINE__, "decoded %ld samples, expected %zu..%zu", nd, n, n + 575);
@@ -432,6 +432,40 @@ static void t_mp3_stream_tag(ut_ctx *t)
     UT_EQ_INT(t, 0, best);
     free(d);
     free(x);
+}
+
+/* Streamed mp3 at every MPEG version (2.5: 8/12 kHz, 2: 16/22.05 kHz, 1: 32..48 kHz) and
+ * at a bit rate too low to hold the tag in a frame of its own rate (8 kbps): ffmpeg's
+ * decoded length is the input's plus less than one frame (576 or 1152 samples). */
+static void t_mp3_stream_rates(ut_ctx *t)
+{
+    static const int rates[] = {8000, 12000, 16000, 22050, 32000, 44100, 48000};
+    static const int kbps[] = {0, 8};
+    for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++)
+        for (size_t b = 0; b < 2; b++) {
+            int rate = rates[r], spf = rate >= 32000 ? 1152 : 576;
+            size_t n = (size_t)rate + 77;
+            float *x = malloc(n * sizeof *x);
+            for (size_t i = 0; i < n; i++) x[i] = 0.3f * sinf(0.05f * (float)i + 1e-5f * (float)i * (float)i);
+            char err[256] = "";
+            sink s = {0};
+            buf_init(&s.out, 1 << 22);
+            aenc *e = NULL;
+            aenc_opts o = {rate, 1, kbps[b]};
+            UT_EQ_INT(t, 0, aenc_open(&e, AENC_MP3, &o, sink_write, &s, err, sizeof err));
+            for (size_t off = 0; off < n; off += 777)
+                UT_EQ_INT(t, 0, aenc_write(e, x + off, n - off < 777 ? n - off : 777, err, sizeof err));
+            UT_EQ_INT(t, 0, aenc_close(e, err, sizeof err));
+            aenc_free(e);
+            int16_t *d = NULL;
+            long nd = ffmpeg_decode(s.out.data, s.out.len, "mp3", rate, &d);
+            buf_free(&s.out);
+            free(d);
+            free(x);
+            if (nd < (long)n || nd >= (long)n + spf)
+                ut_fail(t, __FILE__, __LINE__, "%d Hz %d kbps: decoded %ld samples, expected %zu..%zu",
+                        rate, kbps[b], nd, n, n + (size_t)spf - 1);
+        }
 }
 
 /* Open then close with no audio at every format, common rate and mode: close succeeds
@@ -680,6 +714,7 @@ static const ut_case cases[] = {
     {"ffprobe", t_ffprobe},
     {"mp3_stream_tag", t_mp3_stream_tag},
     {"empty_all", t_empty_all},
+    {"mp3_stream_rates", t_mp3_stream_rates},
     {"prompt", t_prompt},
     {"names", t_names},
     {"f2s16", t_f2s16},
