@@ -1002,7 +1002,9 @@ static int stft(const float *x, size_t L, int N, int hop, float *har, size_t nF)
                 re += fr[n] * cos(a);
                 im -= fr[n] * sin(a);
             }
-            float fre = (float)re, fim = (k == 0 || k == N / 2) ? 0.f : (float)im;
+            /* +0 imag where it is exactly zero analytically: DC, Nyquist, and every bin of
+             * frame 0 (even about the window centre) */
+            float fre = (float)re, fim = (k == 0 || k == N / 2 || f == 0) ? 0.f : (float)im;
             har[(size_t)k * nF + f] = hypotf(fre, fim);
             har[(size_t)(nb + k) * nF + f] = atan2f(fim, fre);
         }
@@ -1094,6 +1096,25 @@ out:
     return c->rc;
 }
 
+int kk_harmonic(const kk_model *m, const float *f0, int F2, const float *randn, float *har, const kk_tap *tp,
+                char *err, size_t errlen)
+{
+    kc cc = {m, tp, err, errlen, 0}, *c = &cc;
+    const kk_dims *d = &m->d;
+    int N = d->n_fft, hop = d->hop, nb = N / 2 + 1, prod = 1;
+    if (N > 64) return err_set(err, errlen, ERR_FORMAT, "kokoro: n_fft %d over 64", N);
+    for (int i = 0; i < d->n_ups; i++) prod *= d->ups_rate[i];
+    size_t L = (size_t)F2 * prod * hop, nF = L / hop + 1;
+    float *hs = falloc(L);
+    NEED(hs);
+    if (sine_source(c, f0, F2, prod * hop, randn, hs)) goto out;
+    if (stft(hs, L, N, hop, har, nF)) { c->rc = err_set(err, errlen, ERR_INVAL, "kokoro: audio too short for the STFT"); goto out; }
+    tap(c, har, 2 * (size_t)nb * nF, "decoder.generator.noise_convs.0.in.har");
+out:
+    free(hs);
+    return c->rc;
+}
+
 int kk_generator(const kk_model *m, const float *x, int F2, const float *s, const float *f0, const float *randn,
                  const float *har_in, float *audio, const kk_tap *tp, char *err, size_t errlen)
 {
@@ -1104,16 +1125,15 @@ int kk_generator(const kk_model *m, const float *x, int F2, const float *s, cons
     for (int i = 0; i < d->n_ups; i++) prod *= d->ups_rate[i];
     size_t L = (size_t)F2 * prod * hop, nF = L / hop + 1;
     size_t cap = (size_t)d->up_init * F2 * prod + (size_t)d->up_init; /* widest stage: C halves as T grows */
-    float *hs = falloc(L), *har = falloc(2 * (size_t)nb * nF), *a = falloc(cap), *b = falloc(cap);
+    float *har = falloc(2 * (size_t)nb * nF), *a = falloc(cap), *b = falloc(cap);
     float *xs = falloc(cap), *sum = falloc(cap), *rb = falloc(cap);
-    NEED(hs && har && a && b && xs && sum && rb);
+    NEED(har && a && b && xs && sum && rb);
     if (har_in) {
         memcpy(har, har_in, 2 * (size_t)nb * nF * sizeof(float));
-    } else {
-        if (sine_source(c, f0, F2, prod * hop, randn, hs)) goto out;
-        if (stft(hs, L, N, hop, har, nF)) { c->rc = err_set(err, errlen, ERR_INVAL, "kokoro: audio too short for the STFT"); goto out; }
+    } else if (kk_harmonic(m, f0, F2, randn, har, tp, err, errlen)) {
+        c->rc = c->rc ? c->rc : ERR_INVAL;
+        goto out;
     }
-    tap(c, har, 2 * (size_t)nb * nF, "decoder.generator.noise_convs.0.in.har");
     int C = d->up_init, T = F2;
     memcpy(a, x, (size_t)C * T * sizeof(float));
     for (int i = 0; i < d->n_ups; i++) {
@@ -1185,6 +1205,6 @@ int kk_generator(const kk_model *m, const float *x, int F2, const float *s, cons
     if (istft(b, b + (size_t)nb * T, nF, N, hop, audio)) { c->rc = err_set(err, errlen, ERR_NOMEM, "kokoro: istft"); goto out; }
     tap(c, audio, L, "audio");
 out:
-    free(hs); free(har); free(a); free(b); free(xs); free(sum); free(rb);
+    free(har); free(a); free(b); free(xs); free(sum); free(rb);
     return c->rc;
 }

@@ -92,6 +92,12 @@ int kk_text_encoder(const kk_model *m, const int64_t *ids, int T, float *t_en, c
 /* Decoder front: asr [C, F], f0 [2F], n [2F], s [S] (= ref_s[:S]) -> x [up_init, 2F]. */
 int kk_decoder(const kk_model *m, const float *asr, int F, const float *f0, const float *n, const float *s,
                float *x, const kk_tap *tap, char *err, size_t errlen);
+/* Harmonic source and its STFT: f0 [F2] (= F0_pred), randn [L, 9] -> har [n_fft + 2,
+ * L/hop + 1] = [|X| ; angle X]. Frame 0 is analytically real (reflect padding, Hann w[0] = 0):
+ * bins with a negative real part get phase +pi here (imag forced to +0), where PyTorch's FFT
+ * picks +pi or -pi by rounding noise (ARCHITECTURE.md §8 / README "trap in frame 0"). */
+int kk_harmonic(const kk_model *m, const float *f0, int F2, const float *randn, float *har, const kk_tap *tap,
+                char *err, size_t errlen);
 /* Generator: x [up_init, 2F], s [S], f0 [2F], randn [L, 9] (the SineGen noise draw,
  * L = 2F * prod(ups_rate) * hop) -> audio [L]. har_in: if non-NULL, [n_fft+2, L/hop + 1]
  * used instead of the computed harmonic STFT (teacher forcing). */
