@@ -16,9 +16,10 @@
  * one-shot encoder (zero left padding, replicate padding on the downsample) and its
  * streaming decoder, up to float summation order.
  *
- * The transformer uses nn's kernels (nn_linear, nn_layernorm, nn_rope, nn_attend with a
- * ring KV cache and the context window, nn_gelu_erf); nothing model-specific is
- * re-implemented here beyond the layer wiring and LayerScale.
+ * The transformer uses nn's kernels (nn_linear, nn_layernorm, nn_rope, nn_kv ring caches,
+ * nn_gelu_erf) and its own block attention (mm_attend: nn_attend's contract, but the 16
+ * queries of a frame go through sgemm per head instead of dot/axpy per key: ~0.7 ms less
+ * per layer and frame, see SPEED.md "mperf").
  *
  * Invariants: everything is float32; activations are channel-major [C, T] around the
  * convolutions and time-major [T, d] inside the transformers; no allocation happens in
@@ -760,7 +761,7 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
     s->att = malloc(td * sizeof(float));
     s->o = malloc(td * sizeof(float));
     s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
-    s->sc = malloc((size_t)cap * sizeof(float));
+    s->sc = malloc((size_t)tmax * cap * sizeof(float)); /* scores [tmax, cap] */
     if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc)
         return ERR_NOMEM;
     return 0;
@@ -786,6 +787,56 @@ static void linear(const float *x, int T, int in, const float *W, int out, float
     nn_linear(NULL, y, x, T, &m, NULL);
 }
 
+/* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
+ * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), for a
+ * block of T queries at once: per head, scores S [T, nu] over the union of the windows
+ * (nu <= context + T - 1 keys, at most two contiguous runs of ring slots) with one sgemm
+ * per run, masked softmax per row, then O = P V with one sgemm per run. sc: [T, cap]. */
+static int mm_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int T,
+                     float *sc)
+{
+    int H = c->heads, hd = c->hd, row = H * hd;
+    int64_t p0 = c->len;
+    if (c->context == 0 ? p0 + T > c->cap : c->cap < c->context + T - 1) return ERR_TOOBIG;
+    for (int t = 0; t < T; t++) {
+        size_t sl = (size_t)((p0 + t) % c->cap);
+        memcpy(c->k + sl * row, k + (size_t)t * row, (size_t)row * sizeof(float));
+        memcpy(c->v + sl * row, v + (size_t)t * row, (size_t)row * sizeof(float));
+    }
+    c->len = p0 + T;
+    int64_t lo_u = c->context && p0 - c->context + 1 > 0 ? p0 - c->context + 1 : 0;
+    int nu = (int)(p0 + T - lo_u);
+    int s0 = (int)(lo_u % c->cap), n0 = c->cap - s0 < nu ? c->cap - s0 : nu;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n0, hd, scale, qh, row,
+                    c->k + (size_t)s0 * row + h * hd, row, 0.0f, sc, nu);
+        if (nu > n0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nu - n0, hd, scale, qh, row,
+                        c->k + (size_t)h * hd, row, 0.0f, sc + n0, nu);
+        for (int t = 0; t < T; t++) {
+            int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
+            int a = (int)(lo - lo_u), b = (int)(p - lo_u); /* valid keys [a, b] */
+            float *r = sc + (size_t)t * nu, mx = -INFINITY, sum = 0.0f;
+            for (int j = a; j <= b; j++) mx = r[j] > mx ? r[j] : mx;
+            for (int j = 0; j < nu; j++) {
+                r[j] = j < a || j > b ? 0.0f : expf(r[j] - mx);
+                sum += r[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = a; j <= b; j++) r[j] *= inv;
+        }
+        float *oh = out + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n0, 1.0f, sc, nu,
+                    c->v + (size_t)s0 * row + h * hd, row, 0.0f, oh, row);
+        if (nu > n0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nu - n0, 1.0f, sc + n0,
+                        nu, c->v + (size_t)h * hd, row, 1.0f, oh, row);
+    }
+    return 0;
+}
+
 /* x [T, d] in/out, T <= s->tmax, at positions s->pos .. s->pos+T-1. Pre-norm layers:
  * x += ls1 * out_proj(attn(LN1 x)); x += ls2 * linear2(gelu(linear1(LN2 x))). */
 static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap, void *user,
@@ -806,7 +857,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         }
         nn_rope(s->q, T, tf->heads, tf->hd, s->pos, tf->max_period);
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
-        int rc = nn_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
+        int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
         linear(s->att, T, d, L->out_proj, d, s->o);
         for (int t = 0; t < T; t++)
