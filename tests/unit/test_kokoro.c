@@ -5,6 +5,7 @@
  * tolerances are relative to the tensor's max (pkp_diff), 1e-4 as in kokoro-parity. */
 #include "ut.h"
 #include "core/err.h"
+#include "engine/kokoro/kkconv.h"
 #include "engine/kokoro/kokoro.h"
 #include "engine/pocket/pkparity.h"
 #include "model/safetensors.h"
@@ -202,7 +203,55 @@ static void t_generator(ut_ctx *t)
     fx_close(&f);
 }
 
+/* deterministic uniform [-1, 1) */
+static void fill(float *p, size_t n, unsigned *st)
+{
+    for (size_t i = 0; i < n; i++) {
+        *st = *st * 1103515245u + 12345u;
+        p[i] = (float)((*st >> 8) & 0xffff) / 32768.f - 1.f;
+    }
+}
+
+static void expect_close(ut_ctx *t, const char *what, const float *ref, const float *got, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(ref[i] - got[i]) <= 1e-4f * (1.f + fabsf(ref[i]))))
+            ut_fail(t, __FILE__, __LINE__, "%s[%zu]: reference %.7g, fast %.7g", what, i, ref[i], got[i]);
+}
+
+/* fast (BLAS) kernels equal their plain references, on sizes that take the fast paths */
+static void t_kernels(ut_ctx *t)
+{
+    unsigned st = 7;
+    enum { CI = 16, CO = 24, T = 300, K = 7, DIL = 3 };
+    float *x = malloc(sizeof(float) * CO * T), *w = malloc(sizeof(float) * CO * CI * 12), *b = malloc(sizeof(float) * CO);
+    float *y0 = malloc(sizeof(float) * CO * 2000), *y1 = malloc(sizeof(float) * CO * 2000);
+    UT_CHECK(t, x && w && b && y0 && y1);
+    fill(x, (size_t)CO * T, &st);
+    fill(w, (size_t)CO * CI * 12, &st);
+    fill(b, CO, &st);
+    int pad = DIL * (K - 1) / 2, To = kk_conv_out(T, K, 1, pad, DIL);
+    UT_EQ_INT(t, T, To);
+    kk_conv1d_ref(y0, x, CI, T, w, b, CO, K, 1, pad, DIL);
+    kk_conv1d(y1, x, CI, T, w, b, CO, K, 1, pad, DIL);
+    expect_close(t, "conv1d", y0, y1, (size_t)CO * To);
+    /* ups-like transposed conv: cin 24 -> cout 16, k 12, stride 6, pad 3 */
+    int Tt = kk_convtr_out(T, 12, 6, 3, 0);
+    UT_EQ_INT(t, 6 * T, Tt);
+    float *z0 = malloc(sizeof(float) * CI * Tt), *z1 = malloc(sizeof(float) * CI * Tt);
+    UT_CHECK(t, z0 && z1);
+    kk_convtr1d_ref(z0, x, CO, T, w, b, CI, 12, 6, 3, 0, 0);
+    kk_convtr1d(z1, x, CO, T, w, b, CI, 12, 6, 3, 0, 0);
+    expect_close(t, "convtr1d", z0, z1, (size_t)CI * Tt);
+    /* linear: x [50, 64] -> [50, 24] */
+    kk_linear_ref(y0, x, 50, 64, CO, w, b);
+    kk_linear(y1, x, 50, 64, CO, w, b);
+    expect_close(t, "linear", y0, y1, 50 * CO);
+    free(x); free(w); free(b); free(y0); free(y1); free(z0); free(z1);
+}
+
 static const ut_case cases[] = {
+    {"kernels", t_kernels},
     {"open_errors", t_open_errors}, {"dims", t_dims},         {"bert", t_bert},
     {"durations", t_durations},     {"harmonic", t_harmonic}, {"generator", t_generator},
 };

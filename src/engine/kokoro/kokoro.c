@@ -13,6 +13,8 @@
  */
 #include "engine/kokoro/kokoro.h"
 
+#include "engine/kokoro/kkconv.h"
+
 #include "core/err.h"
 #include "model/safetensors.h"
 
@@ -327,17 +329,7 @@ static float *falloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 /* ---- plain kernels ------------------------------------------------------------------ */
 
-/* y [M, out] = x [M, in] W^T (W [out, in]) + b (b may be NULL) */
-static void linear(float *y, const float *x, int M, int in, int outn, const float *W, const float *b)
-{
-    for (int i = 0; i < M; i++)
-        for (int o = 0; o < outn; o++) {
-            const float *w = W + (size_t)o * in, *xi = x + (size_t)i * in;
-            float s = 0;
-            for (int k = 0; k < in; k++) s += xi[k] * w[k];
-            y[(size_t)i * outn + o] = s + (b ? b[o] : 0.f);
-        }
-}
+#define linear kk_linear
 
 /* Row LayerNorm over D (biased var), affine if w/b; in place allowed. */
 static void layernorm(float *y, const float *x, int M, int D, const float *w, const float *b, float eps)
@@ -364,53 +356,10 @@ static void leaky(float *x, size_t n, float slope)
         if (x[i] < 0) x[i] *= slope;
 }
 
-/* Conv1d, channel-major: x [cin, T] -> y [cout, Tout], w [cout, cin, k], b [cout] or NULL,
- * zero padding `pad` both sides. Tout = (T + 2 pad - dil (k-1) - 1) / stride + 1. */
-static int conv_out(int T, int k, int stride, int pad, int dil) { return (T + 2 * pad - dil * (k - 1) - 1) / stride + 1; }
-
-static void conv1d(float *y, const float *x, int cin, int T, const float *w, const float *b, int cout, int k,
-                   int stride, int pad, int dil)
-{
-    int To = conv_out(T, k, stride, pad, dil);
-    for (int co = 0; co < cout; co++) {
-        float *yr = y + (size_t)co * To;
-        for (int t = 0; t < To; t++) yr[t] = b ? b[co] : 0.f;
-        for (int ci = 0; ci < cin; ci++) {
-            const float *xr = x + (size_t)ci * T;
-            for (int kk = 0; kk < k; kk++) {
-                float wv = w[((size_t)co * cin + ci) * k + kk];
-                int off = kk * dil - pad;
-                int t0 = off < 0 ? (-off + stride - 1) / stride : 0;
-                int t1 = (T - 1 - off) < 0 ? -1 : (T - 1 - off) / stride;
-                if (t1 > To - 1) t1 = To - 1;
-                for (int t = t0; t <= t1; t++) yr[t] += wv * xr[t * stride + off];
-            }
-        }
-    }
-}
-
-/* ConvTranspose1d: x [cin, T] -> y [cout, Tout], w [cin, cout, k] (depthwise: [c, 1, k]
- * with cin == cout), Tout = (T-1) stride - 2 pad + k + opad. */
-static void convtr1d(float *y, const float *x, int cin, int T, const float *w, const float *b, int cout, int k,
-                     int stride, int pad, int opad, int depthwise)
-{
-    int To = (T - 1) * stride - 2 * pad + k + opad;
-    for (int co = 0; co < cout; co++)
-        for (int t = 0; t < To; t++) y[(size_t)co * To + t] = b ? b[co] : 0.f;
-    for (int ci = 0; ci < cin; ci++) {
-        const float *xr = x + (size_t)ci * T;
-        int c0 = depthwise ? ci : 0, c1 = depthwise ? ci + 1 : cout;
-        for (int co = c0; co < c1; co++) {
-            float *yr = y + (size_t)co * To;
-            const float *wr = depthwise ? w + (size_t)ci * k : w + ((size_t)ci * cout + co) * k;
-            for (int t = 0; t < T; t++)
-                for (int kk = 0; kk < k; kk++) {
-                    int o = t * stride - pad + kk;
-                    if (o >= 0 && o < To) yr[o] += wr[kk] * xr[t];
-                }
-        }
-    }
-}
+/* Conv1d / ConvTranspose1d: kkconv.h (BLAS fast paths with plain references) */
+#define conv_out kk_conv_out
+#define conv1d kk_conv1d
+#define convtr1d kk_convtr1d
 
 static float sigm(float x) { return 1.f / (1.f + expf(-x)); }
 
