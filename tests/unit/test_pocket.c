@@ -270,7 +270,8 @@ static void t_refusals(ut_ctx *t)
         {"escape.wav", ERR_INVAL},        {"nobody", ERR_NOTFOUND},      {"alba", ERR_NOTFOUND},
         {"https://x.y/z.wav", ERR_INVAL}, {"hf://a/b/c.wav", ERR_INVAL}, {"/etc/passwd", ERR_INVAL},
         {"a\\b", ERR_INVAL},              {"inside", 0},                 {"a", 0},
-        {"clone.wav", 0},                 {"a.safetensors", 0},
+        {"clone.wav", 0},                 {"a.safetensors", 0},          {"alloy", 0},
+        {"shimmer", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = eng_check_voice(f.e, cases[i].v, err, sizeof err);
@@ -285,6 +286,13 @@ static void t_refusals(ut_ctx *t)
     UT_EQ_INT(t, 0, say(f.e, "Hi.", "inside", 0, 0, &c, err, sizeof err));
     UT_CHECK(t, c.calls > 0);
     free(c.v);
+    /* OpenAI names without built-ins speak with the default voice, same samples (seeded) */
+    cap d1 = {0}, d2 = {0};
+    UT_EQ_INT(t, 0, say(f.e, "Hi.", "alloy", 1, 7, &d1, err, sizeof err));
+    UT_EQ_INT(t, 0, say(f.e, "Hi.", NULL, 1, 7, &d2, err, sizeof err));
+    UT_CHECK(t, d1.calls > 0 && d1.n == d2.n && d1.n > 0 && !memcmp(d1.v, d2.v, d1.n * sizeof(float)));
+    free(d1.v);
+    free(d2.v);
     fx_close(&f);
 }
 
@@ -584,10 +592,26 @@ static void t_builtin_uri(ut_ctx *t)
     eng_voice *v = NULL;
     size_t nv = 0;
     UT_EQ_INT(t, 0, pkv_list(s, &v, &nv, err, sizeof err));
-    UT_EQ_INT(t, 26, nv);
+    UT_EQ_INT(t, 26 + 13, nv); /* built-ins, then the 13 OpenAI aliases */
     UT_EQ_STR(t, "builtin", v[0].type);
+    UT_EQ_STR(t, "alloy", v[26].id);
+    UT_EQ_STR(t, "alias", v[26].type);
+    UT_EQ_STR(t, "Alloy (Alba)", v[26].name);
+    UT_EQ_STR(t, "cedar", v[38].id);
     free(v);
     pkv_free(s);
+    /* every OpenAI name maps to a distinct built-in */
+    static const char *const oai[] = {"alloy", "ash",  "ballad", "coral", "echo",  "fable", "nova",
+                                      "onyx",  "sage", "shimmer", "verse", "marin", "cedar"};
+    for (size_t i = 0; i < 13; i++) {
+        const char *a = pkv_alias(oai[i]);
+        UT_CHECK(t, a != NULL);
+        int known = 0;
+        for (int b = 0; a && pkv_builtin_name(b); b++) known |= !strcmp(a, pkv_builtin_name(b));
+        UT_CHECK(t, known);
+        for (size_t j = 0; j < i; j++) UT_CHECK(t, a && strcmp(a, pkv_alias(oai[j])) != 0);
+    }
+    UT_CHECK(t, pkv_alias("alba") == NULL && pkv_alias("Alloy") == NULL && pkv_alias(NULL) == NULL);
 }
 
 static const ut_case cases[] = {

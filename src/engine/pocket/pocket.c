@@ -268,11 +268,27 @@ static int state_from_audio(pke *e, const char *path, int fmt, pk_fstate **out, 
     return 0;
 }
 
+/* An OpenAI voice name that names nothing else (no file, no built-in of that name) stands
+ * for its built-in voice (pkv_alias), or for the default voice when there are no built-ins;
+ * any other name is returned as is. */
+static const char *alias_of(pke *e, const char *voice)
+{
+    const char *tgt = pkv_alias(voice);
+    if (!tgt) return voice;
+    pkv_source *src = malloc(sizeof *src);
+    char e2[64];
+    int rc = src ? pkv_resolve(e->vs, voice, src, e2, sizeof e2) : ERR_NOMEM;
+    free(src);
+    if (rc != ERR_NOTFOUND) return voice;
+    return pkv_has_builtins(e->vs) ? tgt : e->default_voice;
+}
+
 /* voice -> held cache entry (NULL entry = no voice: generate without a prefix). */
 static int get_voice(pke *e, const char *voice, const atomic_int *cancel, pkv_entry **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!voice || !*voice) voice = e->default_voice;
+    voice = alias_of(e, voice);
     if (!*voice || !strcmp(voice, "none")) return 0;
     pkv_source *src = malloc(sizeof *src);
     if (!src) return err_set(err, errlen, ERR_NOMEM, "out of memory");
@@ -585,6 +601,7 @@ static int pke_list(engine *base, eng_voice **out, size_t *n, char *err, size_t 
 static int pke_check(engine *base, const char *voice, char *err, size_t errlen)
 {
     pke *e = (pke *)base;
+    if (voice && *voice) voice = alias_of(e, voice);
     if (!voice || !*voice || !strcmp(voice, "none")) return 0;
     pkv_source *src = malloc(sizeof *src);
     if (!src) return err_set(err, errlen, ERR_NOMEM, "out of memory");

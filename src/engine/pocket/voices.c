@@ -42,6 +42,20 @@ static const char *const builtin_names[] = {
     "peter_yearsley", "stuart_bell", "caro_davy", "giovanni", "lola", "juergen", "rafael",   "estelle", NULL};
 static const char builtin_gender[] = "fmmmffffffmmmffmfmmmfmfmmf"; /* best guess from names; "" unknown */
 
+/* OpenAI voice -> built-in voice, by the voices' usual gender (all targets distinct) */
+static const char *const alias_tab[][2] = {
+    {"alloy", "alba"},    {"ash", "marius"},  {"ballad", "javert"}, {"coral", "fantine"}, {"echo", "jean"},
+    {"fable", "charles"}, {"nova", "cosette"}, {"onyx", "george"},  {"sage", "eponine"},  {"shimmer", "azelma"},
+    {"verse", "paul"},    {"marin", "mary"},  {"cedar", "michael"},
+};
+
+const char *pkv_alias(const char *voice)
+{
+    for (size_t i = 0; voice && i < sizeof alias_tab / sizeof *alias_tab; i++)
+        if (!strcmp(voice, alias_tab[i][0])) return alias_tab[i][1];
+    return NULL;
+}
+
 struct pkv_entry {
     pkv_entry *prev, *next; /* LRU list (head = most recent); both NULL when detached */
     int listed;
@@ -352,6 +366,30 @@ int pkv_list(const pkv_store *s, eng_voice **out, size_t *n, char *err, size_t e
         k++;
     }
     if (d) closedir(d);
+    for (size_t a = 0; s->lang[0] && a < sizeof alias_tab / sizeof *alias_tab; a++) {
+        int dup = 0;
+        for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(v[j].id, alias_tab[a][0]);
+        if (dup) continue; /* a file of that name is what the name means */
+        if (k == cap) {
+            eng_voice *nv = realloc(v, 2 * cap * sizeof *v);
+            if (!nv) {
+                free(v);
+                return err_set(err, errlen, ERR_NOMEM, "out of memory");
+            }
+            v = nv;
+            cap *= 2;
+        }
+        int bi = 0;
+        while (builtin_names[bi] && strcmp(builtin_names[bi], alias_tab[a][1])) bi++;
+        memset(&v[k], 0, sizeof v[k]);
+        snprintf(v[k].id, sizeof v[k].id, "%s", alias_tab[a][0]);
+        snprintf(v[k].name, sizeof v[k].name, "%c%s (%c%s)", alias_tab[a][0][0] - 32, alias_tab[a][0] + 1,
+                 alias_tab[a][1][0] - 32, alias_tab[a][1] + 1);
+        snprintf(v[k].lang, sizeof v[k].lang, "%s", !strncmp(s->lang, "english", 7) ? "en" : "");
+        snprintf(v[k].gender, sizeof v[k].gender, "%s", builtin_gender[bi] == 'f' ? "female" : "male");
+        snprintf(v[k].type, sizeof v[k].type, "alias");
+        k++;
+    }
     *out = v;
     *n = k;
     return 0;

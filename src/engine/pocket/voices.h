@@ -72,8 +72,16 @@ int pkv_has_builtins(const pkv_store *s);
 /* The built-in voice URI for name in language lang into out[n]. */
 int pkv_builtin_uri(const char *lang, const char *name, char *out, size_t n, char *err, size_t errlen);
 
+/* OpenAI's voice names (alloy ash ballad coral echo fable nova onyx sage shimmer verse marin
+ * cedar): the built-in voice each stands for (13 distinct ones), or NULL when voice is not
+ * one of them. pkv_resolve does not apply it: the engine does, only when the name is not
+ * found otherwise (a user's alloy.wav wins), and falls back to its default voice when the
+ * store has no built-ins. Static strings. */
+const char *pkv_alias(const char *voice);
+
 /* Every voice offered now: built-ins, then the folder's files (type "cloned"; a name that
- * exists with several extensions is listed once). *out malloc'd, caller frees. */
+ * exists with several extensions is listed once), then, with built-ins, the OpenAI aliases
+ * not shadowed by a file (type "alias"). *out malloc'd, caller frees. */
 int pkv_list(const pkv_store *s, eng_voice **out, size_t *n, char *err, size_t errlen);
 
 /* ---- cache of encoded voices ----------------------------------------------------------- */
