@@ -4,6 +4,11 @@
  * if any row fails.
  *
  *   kokoro-parity DIR [--config F] [--weights F] [--golden F] [--rng F]
+ *   kokoro-parity --bench CONFIG WEIGHTS [T]
+ *
+ * --bench times every stage on any checkpoint (e.g. the real layout with random values):
+ * T tokens (default 100), durations forced to 4 frames each (F = 4T; T = 100 gives 10 s
+ * of audio, the README §9 baseline input), zero noise. No goldens needed.
  *
  * Defaults inside DIR: config-tiny.json, kokoro-tiny-random.safetensors,
  * golden-tiny.safetensors, golden-tiny-rng.safetensors. Sizes come from the config, the
@@ -33,7 +38,9 @@
 #include "model/safetensors.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,8 +196,78 @@ static double snr_db(const float *ref, const float *x, size_t n)
         }                                                                  \
     } while (0)
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int bench(const char *cfg, const char *wpath, int T)
+{
+    char err[512];
+    kk_model *m = NULL;
+    double t0 = now_s();
+    if (kk_open(&m, wpath, cfg, err, sizeof err)) { fprintf(stderr, "kokoro-parity: %s\n", err); return 2; }
+    double tload = now_s() - t0;
+    const kk_dims *d = kk_get_dims(m);
+    if (T < 3 || T > d->bert_maxpos) { fprintf(stderr, "T out of range\n"); kk_free(m); return 2; }
+    int C = d->hidden, S = d->style, W = C + S, F = 4 * T, rc = 0;
+    size_t L = kk_samples(m, F);
+    int64_t *ids = calloc((size_t)T, sizeof *ids), *dur = calloc((size_t)T, sizeof *dur);
+    size_t big = (size_t)(W > d->bert_hidden ? W : d->bert_hidden) * 2 * F;
+    float *a = calloc(big, sizeof(float)), *b = calloc(big, sizeof(float)), *sig = calloc((size_t)T, sizeof(float));
+    float *s = calloc(2 * (size_t)S, sizeof(float)), *f0 = calloc(2 * (size_t)F, sizeof(float));
+    float *nn = calloc(2 * (size_t)F, sizeof(float)), *asr = calloc((size_t)C * F, sizeof(float));
+    float *x = calloc((size_t)d->up_init * 2 * F, sizeof(float)), *rn = calloc(L * 9, sizeof(float));
+    float *au = calloc(L, sizeof(float));
+    if (!ids || !dur || !a || !b || !sig || !s || !f0 || !nn || !asr || !x || !rn || !au) { rc = 2; goto out; }
+    for (int i = 1; i + 1 < T; i++) ids[i] = 1 + (i * 37) % (d->n_token - 1);
+    for (int i = 0; i < 2 * S; i++) s[i] = 0.1f * sinf((float)i);
+    double tm[8];
+    const char *nm[8] = {"bert+bert_encoder", "duration encoder+durations", "F0/N", "text encoder",
+                         "decoder front", "generator", "total", ""};
+    t0 = now_s();
+    rc = kk_bert(m, ids, T, a, NULL, err, sizeof err) || kk_bert_encoder(m, a, T, b, NULL, err, sizeof err);
+    tm[0] = now_s();
+    rc = rc || kk_dur_encoder(m, b, T, s + S, a, NULL, err, sizeof err) ||
+         kk_durations(m, a, T, 1.f, sig, dur, NULL, err, sizeof err);
+    tm[1] = now_s();
+    for (int i = 0; i < T; i++) dur[i] = 4;
+    if (!rc) {
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < W; k++) b[(size_t)k * T + t] = a[(size_t)t * W + k];
+        kk_align(b, W, T, dur, a);
+    }
+    rc = rc || kk_f0n(m, a, F, s + S, f0, nn, NULL, err, sizeof err);
+    tm[2] = now_s();
+    rc = rc || kk_text_encoder(m, ids, T, b, NULL, err, sizeof err);
+    if (!rc) kk_align(b, C, T, dur, asr);
+    tm[3] = now_s();
+    for (int i = 0; i < 2 * F; i++) f0[i] = 120.f + 40.f * sinf(i * 0.05f); /* voiced, speech-like */
+    rc = rc || kk_decoder(m, asr, F, f0, nn, s, x, NULL, err, sizeof err);
+    tm[4] = now_s();
+    rc = rc || kk_generator(m, x, 2 * F, s, f0, rn, NULL, au, NULL, err, sizeof err);
+    tm[5] = now_s();
+    if (rc) { fprintf(stderr, "kokoro-parity --bench: %s\n", err); rc = 1; goto out; }
+    printf("bench: %s, T = %d tokens, F = %d frames, %.2f s of audio, load %.2f s\n", wpath, T, F,
+           (double)L / d->sample_rate, tload);
+    double prev = t0;
+    for (int i = 0; i < 6; i++) {
+        printf("  %-28s %8.3f s\n", nm[i], tm[i] - prev);
+        prev = tm[i];
+    }
+    printf("  %-28s %8.3f s  (RTF %.3f)\n", nm[6], tm[5] - t0, (tm[5] - t0) * d->sample_rate / (double)L);
+out:
+    free(ids); free(dur); free(a); free(b); free(sig); free(s); free(f0); free(nn); free(asr); free(x); free(rn);
+    free(au);
+    kk_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "--bench")) return bench(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 100);
     if (argc < 2) {
         fprintf(stderr, "usage: %s DIR [--config F] [--weights F] [--golden F] [--rng F]\n", argv[0]);
         return 2;
