@@ -103,6 +103,15 @@ describe('pocket-tts engine (tiny reference model)', { skip }, () => {
         assert.ok(r.tFirstByte < r.tEnd, `first byte at ${r.tFirstByte} ms, end at ${r.tEnd} ms`);
     });
 
+    test("OpenAI voice names work (tts-1 + alloy): the tiny model has no built-ins, so they speak with the default voice", async () => {
+        const r = await speech(srv.port, { model: 'tts-1', voice: 'alloy', input: 'Hello there.', response_format: 'pcm', seed: 3 });
+        assert.equal(r.status, 200, r.text().slice(0, 300));
+        assert.ok(r.body.length > 0 && r.body.length % FRAME_BYTES === 0, `pcm bytes ${r.body.length}`);
+        const s = await speech(srv.port, { model: 'tts-1', voice: 'shimmer', input: 'Hello there.', response_format: 'pcm', seed: 3 });
+        assert.equal(s.status, 200, s.text().slice(0, 300));
+        assert.ok(r.body.equals(s.body), 'alloy and shimmer should both be the default voice here');
+    });
+
     test('same seed, same bytes; another seed, other bytes', async () => {
         const body = { voice: 'a', input: 'Seeds make this repeatable.', stream: false };
         const a = await say({ ...body, seed: 42 });
