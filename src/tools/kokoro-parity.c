@@ -32,6 +32,7 @@
  *   magnitude is < 1e-3 of the max (their phase is meaningless); durations exact.
  * Golden tensors no stage reproduced are listed at the end as notes.
  */
+#include "core/cpuenv.h"
 #include "core/err.h"
 #include "engine/kokoro/kokoro.h"
 #include "engine/pocket/pkparity.h"
@@ -267,6 +268,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server (Zen 4 misdetected as Prescott) */
     if (argc >= 4 && !strcmp(argv[1], "--bench")) return bench(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 100);
     if (argc < 2) {
         fprintf(stderr, "usage: %s DIR [--config F] [--weights F] [--golden F] [--rng F]\n", argv[0]);

@@ -934,8 +934,12 @@ static int stft(const float *x, size_t L, int N, int hop, float *har, size_t nF)
 {
     int nb = N / 2 + 1, p = N / 2;
     if ((size_t)p >= L) return -1;
-    double w[64];
+    double w[64], cs[64], sn[64]; /* twiddles e^{-2 pi i m / N}, m = k n mod N */
     hann(w, N);
+    for (int i = 0; i < N; i++) {
+        cs[i] = cos(2 * M_PI * i / N);
+        sn[i] = sin(2 * M_PI * i / N);
+    }
     for (size_t f = 0; f < nF; f++) {
         double fr[64];
         for (int n = 0; n < N; n++) {
@@ -947,9 +951,8 @@ static int stft(const float *x, size_t L, int N, int hop, float *har, size_t nF)
         for (int k = 0; k < nb; k++) {
             double re = 0, im = 0;
             for (int n = 0; n < N; n++) {
-                double a = 2 * M_PI * (double)((k * n) % N) / N;
-                re += fr[n] * cos(a);
-                im -= fr[n] * sin(a);
+                re += fr[n] * cs[(k * n) % N];
+                im -= fr[n] * sn[(k * n) % N];
             }
             /* +0 imag where it is exactly zero analytically: DC, Nyquist, and every bin of
              * frame 0 (even about the window centre) */
@@ -968,8 +971,12 @@ static int istft(const float *spec, const float *phase, size_t nF, int N, int ho
     size_t Lp = (size_t)N + (size_t)hop * (nF - 1);
     double *acc = calloc(Lp, sizeof(double)), *env = calloc(Lp, sizeof(double));
     if (!acc || !env) { free(acc); free(env); return ERR_NOMEM; }
-    double w[64];
+    double w[64], cs[64], sn[64];
     hann(w, N);
+    for (int i = 0; i < N; i++) {
+        cs[i] = cos(2 * M_PI * i / N);
+        sn[i] = sin(2 * M_PI * i / N);
+    }
     for (size_t f = 0; f < nF; f++) {
         float re[33], im[33];
         for (int k = 0; k < nb; k++) {
@@ -979,10 +986,7 @@ static int istft(const float *spec, const float *phase, size_t nF, int N, int ho
         }
         for (int n = 0; n < N; n++) {
             double s = re[0] + ((n & 1) ? -re[N / 2] : re[N / 2]);
-            for (int k = 1; k < N / 2; k++) {
-                double a = 2 * M_PI * (double)((k * n) % N) / N;
-                s += 2 * (re[k] * cos(a) - im[k] * sin(a));
-            }
+            for (int k = 1; k < N / 2; k++) s += 2 * (re[k] * cs[(k * n) % N] - im[k] * sn[(k * n) % N]);
             acc[f * hop + n] += (float)(s / N) * w[n];
             env[f * hop + n] += w[n] * w[n];
         }
