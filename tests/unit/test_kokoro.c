@@ -250,7 +250,48 @@ static void t_kernels(ut_ctx *t)
     free(x); free(w); free(b); free(y0); free(y1); free(z0); free(z1);
 }
 
+/* whole forward from ids + voice-pack row with the injected noise: durations exact, audio
+ * within the loose end-to-end bound (F0 noise integrates into the sine phase: README §8
+ * measures 12-13 dB for any float reordering; we require 10 dB) */
+static void t_forward(ut_ctx *t)
+{
+    fx f;
+    fx_open(t, &f);
+    const kk_dims *d = kk_get_dims(f.m);
+    int64_t ids[KK_MAX_TOKENS], ref[KK_MAX_TOKENS], dur[KK_MAX_TOKENS];
+    int T = 0, Td = 0;
+    golden_ids(t, f.g, "input.input_ids", ids, KK_MAX_TOKENS, &T);
+    golden_ids(t, f.g, "durations.pred_dur", ref, KK_MAX_TOKENS, &Td);
+    int F = frames(t, f.g);
+    size_t L = kk_samples(f.m, F);
+    char vp[1024], err[256];
+    ut_path(vp, sizeof vp, "reference/kokoro/voice-tiny-random.bin");
+    float *s = calloc(2 * (size_t)d->style, sizeof(float));
+    float *sref = gold(t, f.g, "input.ref_s", 2 * (size_t)d->style);
+    UT_EQ_INT(t, 60, kk_voice_row_for(T));
+    UT_EQ_INT(t, 0, kk_voice_row(f.m, vp, kk_voice_row_for(T), s, err, sizeof err));
+    for (int i = 0; i < 2 * d->style; i++) UT_NEAR(t, sref[i], s[i], 0.0);
+    UT_EQ_INT(t, ERR_INVAL, kk_voice_row(f.m, vp, 510, s, err, sizeof err));
+    float *rn = gold(t, f.rng, "sine_gen.randn", L * 9), *ga = gold(t, f.g, "audio", L), *au = NULL;
+    size_t n = 0;
+    UT_EQ_INT(t, ERR_INVAL, kk_forward(f.m, ids, T, s, 1.f, rn, L * 9 - 1, 0, &au, &n, dur, err, sizeof err));
+    UT_EQ_INT(t, 0, kk_forward(f.m, ids, T, s, 1.f, rn, L * 9, 0, &au, &n, dur, err, sizeof err));
+    UT_EQ_INT(t, L, n);
+    for (int i = 0; i < T; i++) UT_EQ_INT(t, ref[i], dur[i]);
+    double se = 0, sr = 0;
+    for (size_t i = 0; i < L; i++) {
+        sr += (double)ga[i] * ga[i];
+        se += ((double)au[i] - ga[i]) * ((double)au[i] - ga[i]);
+    }
+    double snr = 10 * log10(sr / se);
+    if (!(snr >= 10.0)) ut_fail(t, __FILE__, __LINE__, "end-to-end SNR %.2f dB, need >= 10", snr);
+    free(au);
+    free(s); free(sref); free(rn); free(ga);
+    fx_close(&f);
+}
+
 static const ut_case cases[] = {
+    {"forward", t_forward},
     {"kernels", t_kernels},
     {"open_errors", t_open_errors}, {"dims", t_dims},         {"bert", t_bert},
     {"durations", t_durations},     {"harmonic", t_harmonic}, {"generator", t_generator},

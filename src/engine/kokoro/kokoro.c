@@ -1161,3 +1161,91 @@ out:
     free(har); free(a); free(b); free(xs); free(sum); free(rb);
     return c->rc;
 }
+
+/* ---- whole forward ------------------------------------------------------------------------ */
+
+/* splitmix64 -> Box-Muller: N(0, 1) floats (not torch's stream; only the statistics matter) */
+static void gauss_fill(float *x, size_t n, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (size_t i = 0; i < n; i += 2) {
+        double u[2];
+        for (int j = 0; j < 2; j++) {
+            uint64_t z = (st += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            u[j] = ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+        }
+        double r = sqrt(-2 * log(u[0]));
+        x[i] = (float)(r * cos(2 * M_PI * u[1]));
+        if (i + 1 < n) x[i + 1] = (float)(r * sin(2 * M_PI * u[1]));
+    }
+}
+
+int kk_forward(const kk_model *m, const int64_t *ids, int T, const float *ref_s, float speed, const float *randn,
+               size_t randn_n, uint64_t seed, float **audio, size_t *n, int64_t *dur_out, char *err, size_t errlen)
+{
+    *audio = NULL;
+    *n = 0;
+    const kk_dims *d = &m->d;
+    int C = d->hidden, S = d->style, W = C + S, rc = 0;
+    if (T < 1 || T > d->bert_maxpos) return err_set(err, errlen, ERR_TOOBIG, "kokoro: %d tokens (max %d)", T, d->bert_maxpos);
+    size_t tw = (size_t)T * (W > d->bert_hidden ? W : d->bert_hidden);
+    float *a = falloc(tw), *b = falloc(tw), *sig = falloc((size_t)T), *en = NULL, *f0 = NULL, *nn = NULL, *asr = NULL;
+    float *x = NULL, *rn = NULL, *au = NULL;
+    int64_t *dur = calloc((size_t)T, sizeof *dur);
+    if (!a || !b || !sig || !dur) { rc = err_set(err, errlen, ERR_NOMEM, "kokoro: forward"); goto out; }
+    if ((rc = kk_bert(m, ids, T, a, NULL, err, errlen)) || (rc = kk_bert_encoder(m, a, T, b, NULL, err, errlen)) ||
+        (rc = kk_dur_encoder(m, b, T, ref_s + S, a, NULL, err, errlen)) ||
+        (rc = kk_durations(m, a, T, speed, sig, dur, NULL, err, errlen)))
+        goto out;
+    int64_t F = 0;
+    for (int t = 0; t < T; t++) F += dur[t];
+    if (F > KK_MAX_FRAMES) { rc = err_set(err, errlen, ERR_TOOBIG, "kokoro: %lld frames (max %d)", (long long)F, KK_MAX_FRAMES); goto out; }
+    size_t L = kk_samples(m, (int)F);
+    if (randn && randn_n < 9 * L) { rc = err_set(err, errlen, ERR_INVAL, "kokoro: %zu noise values, need %zu", randn_n, 9 * L); goto out; }
+    en = falloc((size_t)W * F);
+    f0 = falloc(2 * (size_t)F);
+    nn = falloc(2 * (size_t)F);
+    asr = falloc((size_t)C * F);
+    x = falloc((size_t)d->up_init * 2 * F);
+    au = falloc(L);
+    rn = randn ? NULL : falloc(9 * L);
+    if (!en || !f0 || !nn || !asr || !x || !au || (!randn && !rn)) { rc = err_set(err, errlen, ERR_NOMEM, "kokoro: forward"); goto out; }
+    transpose(b, a, T, W); /* d^T [W, T] */
+    kk_align(b, W, T, dur, en);
+    if ((rc = kk_f0n(m, en, (int)F, ref_s + S, f0, nn, NULL, err, errlen)) ||
+        (rc = kk_text_encoder(m, ids, T, b, NULL, err, errlen)))
+        goto out;
+    kk_align(b, C, T, dur, asr);
+    if (rn) gauss_fill(rn, 9 * L, seed);
+    if ((rc = kk_decoder(m, asr, (int)F, f0, nn, ref_s, x, NULL, err, errlen)) ||
+        (rc = kk_generator(m, x, 2 * (int)F, ref_s, f0, randn ? randn : rn, NULL, au, NULL, err, errlen)))
+        goto out;
+    if (dur_out) memcpy(dur_out, dur, (size_t)T * sizeof *dur);
+    *audio = au;
+    *n = L;
+    au = NULL;
+out:
+    free(a); free(b); free(sig); free(en); free(f0); free(nn); free(asr); free(x); free(rn); free(au); free(dur);
+    return rc;
+}
+
+int kk_voice_row(const kk_model *m, const char *path, int row, float *out, char *err, size_t errlen)
+{
+    size_t w = 2 * (size_t)m->d.style;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return err_set(err, errlen, ERR_NOTFOUND, "kokoro: cannot open voice %s", path);
+    int rc = 0;
+    long sz = fseek(fp, 0, SEEK_END) ? -1 : ftell(fp);
+    if (sz <= 0 || (size_t)sz % (w * sizeof(float)))
+        rc = err_set(err, errlen, ERR_INVAL, "kokoro: voice %s is not a [rows, %zu] f32 pack", path, w);
+    else if (row < 0 || (size_t)row >= (size_t)sz / (w * sizeof(float)))
+        rc = err_set(err, errlen, ERR_INVAL, "kokoro: voice %s has %zu rows, row %d asked", path,
+                     (size_t)sz / (w * sizeof(float)), row);
+    else if (fseek(fp, (long)((size_t)row * w * sizeof(float)), SEEK_SET) || fread(out, sizeof(float), w, fp) != w)
+        rc = err_set(err, errlen, ERR_IO, "kokoro: cannot read voice %s", path);
+    fclose(fp);
+    return rc; /* little-endian hosts only (x86-64, arm64), like every tensor here */
+}

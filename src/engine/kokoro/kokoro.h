@@ -14,8 +14,9 @@
  * batch-first C order without the batch dim).
  *
  * Layouts: time-major [T, C] for ALBERT / LSTM stages, channel-major [C, T] for convs.
- * Status: all stages implemented in plain C loops (reference speed, no SIMD yet); no
- * streaming, B = 1, no masks (single utterance <= 510 tokens).
+ * Status: every stage matches the tiny golden (kokoro-parity: 127 rows, worst 8e-5 relative);
+ * GEMM-shaped work goes through kkconv.h (OpenBLAS sgemm, plain references beside it), the
+ * rest is plain C. No streaming yet, B = 1, no masks (one utterance <= 510 tokens).
  *
  * Ownership: kk_open() creates a model the caller frees with kk_free() (NULL-safe); it
  * owns copies of all weights (the file is closed before kk_open returns). Stage outputs
@@ -103,6 +104,22 @@ int kk_harmonic(const kk_model *m, const float *f0, int F2, const float *randn, 
  * used instead of the computed harmonic STFT (teacher forcing). */
 int kk_generator(const kk_model *m, const float *x, int F2, const float *s, const float *f0, const float *randn,
                  const float *har_in, float *audio, const kk_tap *tap, char *err, size_t errlen);
+
+/* Whole forward pass: ids [T] (with the boundary 0s), ref_s [2S] (voice-pack row), speed
+ * -> *audio (malloc'd, caller frees, *n samples at 24 kHz) and, if dur_out != NULL, the
+ * durations [T]. randn: the SineGen noise [L, 9] to inject (randn_n values, must be >= 9 L),
+ * or NULL to draw N(0, 1) from a generator seeded with `seed`. Refuses more than
+ * KK_MAX_FRAMES frames (ERR_TOOBIG). */
+#define KK_MAX_FRAMES 24000 /* 10 minutes */
+int kk_forward(const kk_model *m, const int64_t *ids, int T, const float *ref_s, float speed, const float *randn,
+               size_t randn_n, uint64_t seed, float **audio, size_t *n, int64_t *dur_out, char *err, size_t errlen);
+
+/* Voice packs (onnx-community `voices/NAME.bin`: raw f32 LE [rows, 2S], rows = 510). Upstream
+ * picks row len(phonemes) - 1 = T - 3 for T ids including the two boundary 0s
+ * (kk_voice_row_for). Reads row `row` of the pack at `path` into out [2S]; ERR_INVAL if
+ * the file is not a whole number of rows or the row is past its end. */
+int kk_voice_row(const kk_model *m, const char *path, int row, float *out, char *err, size_t errlen);
+static inline int kk_voice_row_for(int T) { return T >= 3 ? T - 3 : 0; }
 
 /* Audio samples for F frames: F * 2 * prod(ups_rate) * hop (600 F with the real config). */
 size_t kk_samples(const kk_model *m, int F);
