@@ -223,9 +223,9 @@ static void expect_close(ut_ctx *t, const char *what, const float *ref, const fl
 static void t_kernels(ut_ctx *t)
 {
     unsigned st = 7;
-    enum { CI = 16, CO = 24, T = 300, K = 7, DIL = 3 };
+    enum { CI = 16, CO = 24, T = 1200, K = 7, DIL = 3 };
     float *x = malloc(sizeof(float) * CO * T), *w = malloc(sizeof(float) * CO * CI * 12), *b = malloc(sizeof(float) * CO);
-    float *y0 = malloc(sizeof(float) * CO * 2000), *y1 = malloc(sizeof(float) * CO * 2000);
+    float *y0 = malloc(sizeof(float) * CO * T), *y1 = malloc(sizeof(float) * CO * T);
     UT_CHECK(t, x && w && b && y0 && y1);
     fill(x, (size_t)CO * T, &st);
     fill(w, (size_t)CO * CI * 12, &st);
@@ -235,6 +235,11 @@ static void t_kernels(ut_ctx *t)
     kk_conv1d_ref(y0, x, CI, T, w, b, CO, K, 1, pad, DIL);
     kk_conv1d(y1, x, CI, T, w, b, CO, K, 1, pad, DIL);
     expect_close(t, "conv1d", y0, y1, (size_t)CO * To);
+    /* strided, noise_convs-like: k 12, stride 6, pad 3 */
+    int Ts = kk_conv_out(T, 12, 6, 3, 1);
+    kk_conv1d_ref(y0, x, CI, T, w, b, CO, 12, 6, 3, 1);
+    kk_conv1d(y1, x, CI, T, w, b, CO, 12, 6, 3, 1);
+    expect_close(t, "conv1d stride 6", y0, y1, (size_t)CO * Ts);
     /* ups-like transposed conv: cin 24 -> cout 16, k 12, stride 6, pad 3 */
     int Tt = kk_convtr_out(T, 12, 6, 3, 0);
     UT_EQ_INT(t, 6 * T, Tt);

@@ -5,7 +5,8 @@
  * input shifted by j*dil - pad, a strided view of x (leading dimension T), restricted to the
  * output columns whose input lies inside [0, T) (zero padding = skipping). One sgemm per tap
  * accumulates into y; W_j is repacked per call (cout*cin*k floats, negligible next to the
- * GEMM for long inputs). Strided convs (noise_convs, F0_conv/N_conv) use the reference.
+ * GEMM for long inputs). Strided convs (noise_convs.0) build im2col columns for 256 outputs at
+ * a time and run one sgemm per chunk; tiny ones (F0_conv/N_conv) use the reference.
  * ConvTranspose1d fast path: Z_j = W_j^T X ([cout, T], one sgemm per tap) scattered into
  * y[:, t*stride - pad + j]. Summation order differs from the references: results agree to
  * float32 rounding, not bit for bit.
@@ -69,8 +70,39 @@ void kk_conv1d(float *y, const float *x, int cin, int T, const float *w, const f
                int pad, int dil)
 {
     int To = kk_conv_out(T, k, stride, pad, dil);
-    if (stride != 1 || (size_t)cin * cout * To < 65536) {
+    if ((size_t)cin * cout * To < 65536) {
         kk_conv1d_ref(y, x, cin, T, w, b, cout, k, stride, pad, dil);
+        return;
+    }
+    if (stride != 1) { /* strided (noise_convs): im2col over chunks of output columns, one sgemm each */
+        enum { CH = 256 };
+        size_t ck = (size_t)cin * k;
+        float *col = malloc(ck * CH * sizeof(float)), *yc = malloc((size_t)cout * CH * sizeof(float));
+        if (!col || !yc) {
+            free(col);
+            free(yc);
+            kk_conv1d_ref(y, x, cin, T, w, b, cout, k, stride, pad, dil);
+            return;
+        }
+        for (int t0 = 0; t0 < To; t0 += CH) {
+            int n = To - t0 < CH ? To - t0 : CH;
+            for (int ci = 0; ci < cin; ci++)
+                for (int kk = 0; kk < k; kk++) {
+                    float *cr = col + ((size_t)ci * k + kk) * n;
+                    const float *xr = x + (size_t)ci * T;
+                    for (int j = 0; j < n; j++) {
+                        int i = (t0 + j) * stride + kk * dil - pad;
+                        cr[j] = i >= 0 && i < T ? xr[i] : 0.f;
+                    }
+                }
+            /* yc [cout, n] = w [cout, cin k] col [cin k, n] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, n, (int)ck, 1.0f, w, (int)ck, col, n, 0.0f, yc,
+                        n);
+            for (int co = 0; co < cout; co++)
+                for (int j = 0; j < n; j++) y[(size_t)co * To + t0 + j] = yc[(size_t)co * n + j] + (b ? b[co] : 0.f);
+        }
+        free(col);
+        free(yc);
         return;
     }
     float *wj = malloc((size_t)cout * cin * sizeof(float));
