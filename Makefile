@@ -110,9 +110,8 @@ test-unit:
 	$(ASAN_ENV) POCKETTTS_SHARED=$(SHARED) ./$(BUILD)/asan/unit_tests
 
 test-parity:
-	@if [ -x $(BUILD)/asan/pocket-parity ]; then \
-	  $(ASAN_ENV) ./$(BUILD)/asan/pocket-parity $(SHARED)/reference/pocket-tts; \
-	else echo "pocket-parity not built yet: skipped"; fi
+	$(ASAN_ENV) ./$(BUILD)/asan/pocket-parity $(SHARED)/reference/pocket-tts
+	$(ASAN_ENV) ./$(BUILD)/asan/kokoro-parity $(SHARED)/reference/kokoro
 
 tests/node_modules/.package-lock.json: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund
