@@ -12,13 +12,15 @@
  * 1 if any row is past its tolerance (relative to the tensor's max |ref|, see pkparity.h).
  *
  * Tolerances: see mimi_parity.h (1e-5 relative for quantizer/upsample, 1e-4 for the rest).
- * `mimi-parity --bench DIR [FRAMES]` instead times the decoder (ms per 80 ms frame) and the
- * encoder (10 s prompt) at english_2026-04 size with random weights built in memory from
- * DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS threads (wall and process CPU
- * time; on a loaded machine the CPU figure for 1 thread is the stable one). Note: OpenBLAS
- * 0.3.21 may not identify a virtual CPU and fall back to its SSE3 "Prescott" kernels;
- * like the server, the tool sets OPENBLAS_CORETYPE itself (core/cpuenv.h) unless it is
- * already set. MIMI_PROFILE=1 adds per-module thread CPU time (1 thread, via the tap).
+ * `mimi-parity --bench DIR [FRAMES [bf16|q8]]` (bf16/q8: mimi_set_dec_dtype, plus the
+ * error of that mode against exact F32 on the same latents) instead times the decoder (ms
+ * per 80 ms frame) and the encoder (10 s prompt) at english_2026-04 size with random
+ * weights built in memory from DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS
+ * threads (wall and process CPU time; on a loaded machine the CPU figure for 1 thread is
+ * the stable one). Note: OpenBLAS 0.3.21 may not identify a virtual CPU and fall back to
+ * its SSE3 "Prescott" kernels; like the server, the tool sets OPENBLAS_CORETYPE itself
+ * (core/cpuenv.h) unless it is already set. MIMI_PROFILE=1 adds per-module thread CPU
+ * time (1 thread, via the tap).
  * Also reports our soxr resampler against golden_resample.safetensors (upstream's
  * scipy resample_poly 160/147): different filters, so only a loose bound is enforced.
  */
@@ -259,7 +261,42 @@ static void prof_tap(void *user, const char *name, const float *x, int rows, int
     p->last = thr_ms();
 }
 
-static int bench(const char *dir, int frames)
+/* Reduced weight mode vs exact on the same random latents (streamed, frame by frame):
+ * max |pcm - ref| / max |ref| and rms(pcm - ref) / rms(ref) over `frames` frames. */
+static void reduced_error(const st_file *w, const mimi_config *cfg, const mimi *m, int frames)
+{
+    char err[256];
+    mimi *ex;
+    mimi_dec *da = NULL, *db = NULL;
+    if (mimi_open(&ex, w, "mimi.", "flow_lm.", cfg, MIMI_DECODER, err, sizeof err)) return;
+    int fs = mimi_frame_samples(m), ld = mimi_ldim(m);
+    float *z = malloc((size_t)ld * sizeof(float)), *pa = malloc((size_t)fs * sizeof(float)),
+          *pb = malloc((size_t)fs * sizeof(float));
+    double mx = 0, md = 0, s2 = 0, d2 = 0;
+    if (z && pa && pb && !mimi_dec_new(&da, m, err, sizeof err) && !mimi_dec_new(&db, ex, err, sizeof err)) {
+        for (int f = 0; f < frames; f++) {
+            for (int i = 0; i < ld; i++) z[i] = nrand();
+            if (mimi_dec_frame(da, z, pa, err, sizeof err) || mimi_dec_frame(db, z, pb, err, sizeof err)) break;
+            for (int i = 0; i < fs; i++) {
+                double r = pb[i], e = (double)pa[i] - r;
+                mx = fabs(r) > mx ? fabs(r) : mx;
+                md = fabs(e) > md ? fabs(e) : md;
+                s2 += r * r;
+                d2 += e * e;
+            }
+        }
+        printf("reduced mode vs exact F32, %d frames streamed: max rel %.3e, rms rel %.3e\n", frames,
+               mx > 0 ? md / mx : 0.0, s2 > 0 ? sqrt(d2 / s2) : 0.0);
+    }
+    mimi_dec_free(da);
+    mimi_dec_free(db);
+    free(z);
+    free(pa);
+    free(pb);
+    mimi_free(ex);
+}
+
+static int bench(const char *dir, int frames, nn_dtype dt)
 {
     char path[1024], err[256];
     snprintf(path, sizeof path, "%s/layout-english_2026-04.json", dir);
@@ -286,6 +323,14 @@ static int bench(const char *dir, int frames)
         free(blob);
         return 2;
     }
+    if (mimi_set_dec_dtype(m, dt, err, sizeof err)) {
+        fprintf(stderr, "mimi-parity: %s\n", err);
+        mimi_free(m);
+        st_close(w);
+        free(blob);
+        return 2;
+    }
+    if (dt != NN_F32) reduced_error(w, &cfg, m, frames);
     int fs = mimi_frame_samples(m), ld = mimi_ldim(m);
     float *z = malloc((size_t)ld * sizeof(float)), *pcm = malloc((size_t)fs * sizeof(float));
     double *ms = malloc((size_t)frames * sizeof(double));
@@ -366,11 +411,14 @@ int main(int argc, char **argv)
 {
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     if (argc >= 3 && !strcmp(argv[1], "--bench"))
-        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50);
+        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50,
+                     argc >= 5 && !strcmp(argv[4], "bf16") ? NN_BF16
+                     : argc >= 5 && !strcmp(argv[4], "q8") ? NN_Q8
+                                                           : NN_F32);
     if (argc != 2) {
         fprintf(stderr,
                 "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
-                "       %s --bench DIR [FRAMES]   full-size speed, random weights\n",
+                "       %s --bench DIR [FRAMES [bf16|q8]]   full-size speed, random weights\n",
                 argv[0], argv[0]);
         return 2;
     }

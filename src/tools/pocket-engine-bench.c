@@ -6,7 +6,8 @@
  *       RUNS     TTFA repetitions per configuration (default 5)
  *       CONFIGS  comma list of THREADSxPIPE, e.g. "1p,2p,2s" (default): p = Mimi on its
  *                own thread, s = sequential; b = FlowLM as BF16 (else F32); q = int8
- *                (--quantize); h = huge-page weight arena; t = TTFA only ("1pt")
+ *                (--quantize; the Mimi decoder transformer int8 too, env PKEB_MIMI_Q8=-1 keeps it
+ *                exact); h = huge-page weight arena; t = TTFA only ("1pt")
  *
  * Setup: a random F32 checkpoint from DIR/layout-english_2026-04.json is written into a
  * temp folder as model.safetensors (the english_2026-04 built-in config is used; the tiny
@@ -177,6 +178,8 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     o.quantize = q8;
     const char *fct = getenv("PKEB_FIRST_CHUNK_TOKENS"); /* experiments: 0 = engine default, -1 = off */
     o.first_chunk_tokens = fct ? atoi(fct) : 0;
+    const char *mq = getenv("PKEB_MIMI_Q8"); /* A/B: -1 = exact Mimi with q, 1 = int8 Mimi always */
+    o.mimi_quantize = mq ? atoi(mq) : 0;
     reset_peak();
     engine *e = NULL;
     double t0 = now_ms();

@@ -181,6 +181,45 @@ static void t_stream_equals_oneshot(ut_ctx *t)
     fx_close(&x);
 }
 
+/* mimi_set_dec_dtype: BF16 decoder transformer linears stay close to exact F32 (but are
+ * really used: not bit-identical), streamed == one-shot still holds in that mode; NN_Q8 on
+ * the tiny shapes (d_model 40, not a multiple of 32) keeps F32 bit for bit; bad dtype. */
+static void t_reduced_dtype(ut_ctx *t)
+{
+    fx x;
+    fx_open(t, &x, MIMI_DECODER);
+    int F, fs = mimi_frame_samples(x.m), ld = mimi_ldim(x.m);
+    char err[256];
+    float *z = golden_z(t, &x, &F);
+    size_t n = (size_t)F * fs;
+    float *ref = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(x.m, z, F, ref, err, sizeof err));
+    mimi *mb, *mq;
+    UT_EQ_INT(t, 0, mimi_open(&mb, x.w, "mimi.", "flow_lm.", &x.cfg, MIMI_DECODER, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_open(&mq, x.w, "mimi.", "flow_lm.", &x.cfg, MIMI_DECODER, err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, mimi_set_dec_dtype(mb, (nn_dtype)7, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_set_dec_dtype(mb, NN_BF16, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_set_dec_dtype(mq, NN_Q8, err, sizeof err));
+    mimi_dec *d;
+    UT_EQ_INT(t, 0, mimi_dec_new(&d, mb, err, sizeof err));
+    for (int f = 0; f < F; f++)
+        UT_EQ_INT(t, 0, mimi_dec_frame(d, z + (size_t)f * ld, a + (size_t)f * fs, err, sizeof err));
+    mimi_dec_free(d);
+    expect_close(t, "BF16 decoder transformer vs exact", ref, a, n, 2e-2);
+    UT_CHECK(t, memcmp(ref, a, n * sizeof(float)) != 0);
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(mb, z, F, b, err, sizeof err));
+    expect_close(t, "BF16 streamed vs one-shot", b, a, n, 1e-5);
+    UT_EQ_INT(t, 0, mimi_decode_oneshot(mq, z, F, b, err, sizeof err));
+    UT_CHECK(t, memcmp(ref, b, n * sizeof(float)) == 0);
+    mimi_free(mb);
+    mimi_free(mq);
+    free(ref);
+    free(a);
+    free(b);
+    free(z);
+    fx_close(&x);
+}
+
 typedef struct st_ctx {
     ut_ctx *t;
     const st_file *g;
@@ -517,5 +556,6 @@ static const ut_case cases[] = {
     {"state_after_frame0", t_state_after_frame0},
     {"encoder_golden", t_encoder_golden},
     {"bad_input", t_bad_input},
+    {"reduced_dtype", t_reduced_dtype},
 };
 UT_SUITE(mimi, cases)

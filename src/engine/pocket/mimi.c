@@ -70,6 +70,9 @@ typedef struct mm_tlayer {
     const float *lin1;               /* [ff, d] */
     const float *lin2;               /* [d, ff] */
     const float *ls1, *ls2;          /* [d] LayerScale, or NULL */
+    /* The four matrices above as nn_linear sees them: F32 views of the same memory by
+     * default; BF16 / NN_Q8 copies (owned by the mimi) after mimi_set_dec_dtype. */
+    nn_mat w_in, w_out, w_1, w_2;
 } mm_tlayer;
 
 typedef struct mm_tf {
@@ -499,6 +502,10 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
         LG(L->n2b, "norm2.bias", d);
         LG(L->lin1, "linear1.weight", ff, d);
         LG(L->lin2, "linear2.weight", d, ff);
+        L->w_in = (nn_mat){.w = L->in_proj, .dtype = NN_F32, .rows = 3 * d, .cols = d};
+        L->w_out = (nn_mat){.w = L->out_proj, .dtype = NN_F32, .rows = d, .cols = d};
+        L->w_1 = (nn_mat){.w = L->lin1, .dtype = NN_F32, .rows = ff, .cols = d};
+        L->w_2 = (nn_mat){.w = L->lin2, .dtype = NN_F32, .rows = d, .cols = ff};
         L->ls1 = L->ls2 = NULL;
         if (has_tensor(f, "%s.layer_scale_1.scale", p)) LG(L->ls1, "layer_scale_1.scale", d);
         if (has_tensor(f, "%s.layer_scale_2.scale", p)) LG(L->ls2, "layer_scale_2.scale", d);
@@ -569,6 +576,46 @@ int mimi_open(mimi **out, const st_file *f, const char *prefix, const char *flow
         return rc;
     }
     *out = m;
+    return 0;
+}
+
+/* Converts one F32 [rows, cols] matrix into an owned BF16 / NN_Q8 copy (64-byte aligned). */
+static int mm_convert(mimi *m, nn_mat *w, nn_dtype dt)
+{
+    if (w->dtype != NN_F32) return 0;
+    size_t n = (size_t)w->rows * (size_t)w->cols;
+    size_t bytes = (nn_mat_bytes(w->rows, w->cols, dt) + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p) return ERR_NOMEM;
+    if (mm_own(m, p)) {
+        free(p);
+        return ERR_NOMEM;
+    }
+    if (dt == NN_BF16) {
+        nn_f32_to_bf16_n(p, w->w, n);
+    } else {
+        float *sc = (float *)((char *)p + ((n + 63) & ~(size_t)63));
+        nn_q8_quant_weights(p, sc, w->w, w->rows, w->cols);
+    }
+    w->w = p;
+    w->dtype = dt;
+    return 0;
+}
+
+int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen)
+{
+    if (!m || (dt != NN_F32 && dt != NN_BF16 && dt != NN_Q8))
+        return err_set(err, errlen, ERR_INVAL, "mimi_set_dec_dtype: bad arguments");
+    if (dt == NN_F32 || !(m->parts & MIMI_DECODER)) return 0;
+    mm_tf *tf = &m->dtf;
+    if (dt == NN_Q8 && (tf->d % NN_Q8_GROUP || tf->ff % NN_Q8_GROUP || tf->ff > NN_Q8_MAXCOLS))
+        return 0; /* shapes int8 cannot take (tiny test models): stay exact */
+    for (int l = 0; l < tf->nl; l++) {
+        mm_tlayer *L = &tf->L[l];
+        if (mm_convert(m, &L->w_in, dt) || mm_convert(m, &L->w_out, dt) || mm_convert(m, &L->w_1, dt) ||
+            mm_convert(m, &L->w_2, dt))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -779,12 +826,11 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
     s->pos = 0;
 }
 
-/* y [T, out] = x [T, in] W^T, W [out, in] row-major (PyTorch Linear, no bias), through
- * nn's dispatched GEMM/GEMV kernels (AVX2/AVX-512 when available). */
-static void linear(const float *x, int T, int in, const float *W, int out, float *y)
+/* y [T, W->rows] = x [T, W->cols] W^T (PyTorch Linear, no bias), through nn's dispatched
+ * GEMM/GEMV kernels (AVX2/AVX-512 when available; F32, BF16 or NN_Q8 weights). */
+static void linear(const float *x, int T, const nn_mat *W, float *y)
 {
-    nn_mat m = {.w = W, .dtype = NN_F32, .rows = out, .cols = in, .owned = NULL};
-    nn_linear(NULL, y, x, T, &m, NULL);
+    nn_linear(NULL, y, x, T, W, NULL);
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
@@ -848,7 +894,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
-        linear(s->h, T, d, L->in_proj, 3 * d, s->qkv);
+        linear(s->h, T, &L->w_in, s->qkv);
         for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -859,14 +905,14 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
         int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
-        linear(s->att, T, d, L->out_proj, d, s->o);
+        linear(s->att, T, &L->w_out, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
         nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
-        linear(s->h, T, d, L->lin1, tf->ff, s->f);
+        linear(s->h, T, &L->w_1, s->f);
         nn_gelu_erf(s->f, (size_t)T * tf->ff);
-        linear(s->f, T, tf->ff, L->lin2, d, s->o);
+        linear(s->f, T, &L->w_2, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];

@@ -35,6 +35,7 @@
 #include <stddef.h>
 
 #include "model/safetensors.h"
+#include "nn/nn.h"
 
 #define MIMI_MAX_RATIOS 8
 
@@ -83,6 +84,13 @@ enum { MIMI_DECODER = 1, MIMI_ENCODER = 2 };
 int mimi_open(mimi **out, const st_file *f, const char *prefix, const char *flow_prefix,
               const mimi_config *cfg, int parts, char *err, size_t errlen);
 void mimi_free(mimi *m);
+/* Speed mode for full-size models: stores the decoder transformer's linears (in_proj,
+ * out_proj, linear1, linear2 of every layer: ~25 MB F32 per frame on the English model) as
+ * NN_BF16 (half the bytes) or NN_Q8 (int8 per-row scales + int8 activations, a quarter),
+ * copies owned by m. Approximate: not for parity. NN_F32 (the default state) is a no-op;
+ * NN_Q8 on shapes that are not multiples of 32 keeps F32. Call once after mimi_open,
+ * before any mimi_dec is made. */
+int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen);
 
 int mimi_ldim(const mimi *m);          /* latent width (inner_dim) */
 int mimi_frame_samples(const mimi *m); /* samples per latent frame (1920) */

@@ -63,6 +63,9 @@ typedef struct pke_options {
     int hugepages;               /* pk_flowlm_opts.hugepages: 1 on, -1 off, 0 = on with auto BF16 */
     int quantize;                /* 1: FlowLM linears as int8 (NN_Q8: approximate, fewest bytes per
                                   * frame; "--quantize"); overrides bf16 */
+    int mimi_quantize;           /* Mimi decoder transformer linears as int8 (mimi_set_dec_dtype:
+                                  * ~1/4 of its weight bytes per frame): 1 on, -1 off (exact),
+                                  * 0 = follows quantize. BF16 is not offered: no faster there. */
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
     const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
