@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -242,12 +243,12 @@ int nn_get_threads(void) { return openblas_get_num_threads(); }
 /* ---- pool ------------------------------------------------------------------------------
  * Fork-join with a short spin before sleeping: a FlowLM step issues ~40 splits a few
  * hundred microseconds apart, and a condition-variable wake-up costs tens of
- * microseconds each time. Workers and the caller spin on atomics for up to NN_SPIN polls,
- * then fall back to the condition variables (so an idle pool sleeps). Lost wake-ups are
+ * microseconds each time. Workers and the caller spin on atomics for up to NN_SPIN polls
+ * (`pause` first, then sched_yield so an oversubscribed box is not fought), then fall back to the condition variables (so an idle pool sleeps). Lost wake-ups are
  * impossible: `gen` is bumped and broadcast under `mu`, and sleepers re-check it under
  * `mu`; likewise for `pending`/`done`. */
 
-#define NN_SPIN 4000
+#define NN_SPIN (NN_SPIN_PAUSE + 128)
 
 struct nn_pool {
     int n;                 /* parts = threads incl. caller */
@@ -274,6 +275,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* One poll of a spin-wait: the first NN_SPIN_PAUSE polls are `pause`, the rest give the
+ * core away (sched_yield). When the machine is oversubscribed both pool threads can share
+ * one core; a pure pause-spin then burns the time slice the thread it waits for needs. */
+#define NN_SPIN_PAUSE 512
+static inline void spin_poll(int spins)
+{
+    if (spins < NN_SPIN_PAUSE) cpu_relax();
+    else sched_yield();
+}
+
 static void *worker(void *a)
 {
     worker_arg wa = *(worker_arg *)a;
@@ -283,8 +294,8 @@ static void *worker(void *a)
     for (;;) {
         int spins = 0;
         while (__atomic_load_n(&p->gen, __ATOMIC_ACQUIRE) == seen && !__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE) &&
-               spins++ < NN_SPIN)
-            cpu_relax();
+               spins < NN_SPIN)
+            spin_poll(spins++);
         pthread_mutex_lock(&p->mu);
         while (__atomic_load_n(&p->gen, __ATOMIC_ACQUIRE) == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
         if (p->quit) {
@@ -371,7 +382,7 @@ void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg)
     pthread_mutex_unlock(&p->mu);
     fn(arg, 0, p->n);
     int spins = 0;
-    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) && spins++ < NN_SPIN) cpu_relax();
+    while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) && spins < NN_SPIN) spin_poll(spins++);
     pthread_mutex_lock(&p->mu);
     while (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE)) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
