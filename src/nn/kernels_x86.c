@@ -261,7 +261,7 @@ T2 void nn_avx2_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows,
 }
 
 #ifndef NN_F32_PF
-#define NN_F32_PF 1024
+#define NN_F32_PF 2048
 #endif
 T5 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols)
 {
@@ -273,7 +273,8 @@ T5 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, i
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
                a3 = _mm512_setzero_ps();
         for (int i = 0; i < full; i += 16) {
-            /* software prefetch NN_F32_PF bytes ahead in each of the 4 row streams: with two
+            /* software prefetch NN_F32_PF bytes ahead in each of the 4 row streams (2048 beat 1024
+             * by 1-4 ms CPU/frame, SPEED.md f32; NTA hint was 2x slower): with two
              * threads streaming, the hardware prefetcher alone keeps too few misses in flight */
             _mm_prefetch((const char *)(w0 + i) + NN_F32_PF, _MM_HINT_T0);
             _mm_prefetch((const char *)(w1 + i) + NN_F32_PF, _MM_HINT_T0);
