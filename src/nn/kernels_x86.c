@@ -273,9 +273,9 @@ T5 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, i
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
                a3 = _mm512_setzero_ps();
         for (int i = 0; i < full; i += 16) {
-            /* software prefetch NN_F32_PF bytes ahead in each of the 4 row streams (2048 beat 1024
-             * by 1-4 ms CPU/frame, SPEED.md f32; NTA hint was 2x slower): with two
-             * threads streaming, the hardware prefetcher alone keeps too few misses in flight */
+            /* software prefetch NN_F32_PF bytes ahead in each of the 4 row streams; gain vs no
+             * prefetch is within noise on this box (SPEED.md f32), but the NTA hint was 2x
+             * slower, so keep T0 */
             _mm_prefetch((const char *)(w0 + i) + NN_F32_PF, _MM_HINT_T0);
             _mm_prefetch((const char *)(w1 + i) + NN_F32_PF, _MM_HINT_T0);
             _mm_prefetch((const char *)(w2 + i) + NN_F32_PF, _MM_HINT_T0);
