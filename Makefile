@@ -2,7 +2,8 @@
 #
 #   make            release build: build/pockettts and the tools (build/pocket-parity, ...)
 #   make run        install missing packages (as root) or print the apt-get line, build, serve
-#   make test       ASan+UBSan build; unit tests, parity, end-to-end and client tests
+#   make test       installs missing test packages (as root) or prints the apt-get line;
+#                   ASan+UBSan build; unit tests, parity, fuzz, end-to-end and client tests
 #   make bench      speed and memory figures (printed; history lives in SPEED.md)
 #   make debug      ASan+UBSan build only (build/asan/)
 #   make fuzz       libFuzzer targets (clang), each run for FUZZ_SECONDS
@@ -50,7 +51,7 @@ TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/ut_suites.o
 LIB       := $(BUILD)/libpockettts.a
 BIN       := $(BUILD)/pockettts
 
-.PHONY: all run test debug bench fuzz fuzz-build clean deps test-unit test-parity test-fuzz test-e2e test-client
+.PHONY: all run test debug bench fuzz fuzz-build clean deps deps-test test-unit test-parity test-fuzz test-e2e test-client
 all: $(BIN) $(TOOLS) $(BUILD)/unit_tests
 
 $(BUILD)/obj/%.o: %.c
@@ -92,6 +93,9 @@ $(BUILD)/unit_tests: $(TEST_OBJ) $(LIB)
 deps:
 	@sh scripts/deps.sh
 
+deps-test:
+	@sh scripts/deps.sh --test
+
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) $(BIN)
 	./$(BIN) serve $(ARGS)
@@ -103,7 +107,8 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 
             LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-test: debug
+test: deps-test
+	@$(MAKE) --no-print-directory debug
 	@$(MAKE) --no-print-directory test-unit test-parity test-fuzz test-e2e test-client
 
 test-unit:
