@@ -14,20 +14,6 @@
 #include <pthread.h>
 #include <stdint.h>
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, fp) != (size_t)n) n = 0;
-    s[n] = 0;
-    fclose(fp);
-    return s;
-}
-
 typedef struct fx {
     st_file *w, *g;
     mimi *m;
@@ -38,7 +24,7 @@ static void fx_open(ut_ctx *t, fx *x, int parts)
 {
     char p[512], err[256];
     memset(x, 0, sizeof *x);
-    char *js = slurp(ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"));
+    char *js = ut_slurp(ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"), NULL);
     if (!js) ut_fail(t, __FILE__, __LINE__, "cannot read %s", p);
     int rc = mimi_config_parse(&x->cfg, js, err, sizeof err);
     free(js);
@@ -376,8 +362,8 @@ static void t_prompt_pcm(ut_ctx *t)
 static void t_english_layout_loads(ut_ctx *t)
 {
     char p[512], err[256];
-    char *lj = slurp(ut_path(p, sizeof p, "reference/pocket-tts/layout-english_2026-04.json"));
-    char *cj = slurp(ut_path(p, sizeof p, "reference/pocket-tts/english_2026-04.resolved.json"));
+    char *lj = ut_slurp(ut_path(p, sizeof p, "reference/pocket-tts/layout-english_2026-04.json"), NULL);
+    char *cj = ut_slurp(ut_path(p, sizeof p, "reference/pocket-tts/english_2026-04.resolved.json"), NULL);
     if (!lj || !cj) ut_fail(t, __FILE__, __LINE__, "cannot read the english layout/config");
     mimi_config eng, parsed;
     mimi_config_english(&eng);

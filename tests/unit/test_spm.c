@@ -31,24 +31,6 @@
 #include <cJSON.h>
 #include <stdint.h>
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    if (p && fread(p, 1, (size_t)sz, f) != (size_t)sz) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) p[sz] = 0;
-    if (n) *n = (size_t)sz;
-    return p;
-}
-
 static spm_model *load_tiny(ut_ctx *t)
 {
     char path[1024], err[256] = "";
@@ -56,16 +38,6 @@ static spm_model *load_tiny(ut_ctx *t)
     int rc = spm_load_file(&m, ut_path(path, sizeof path, "reference/pocket-tts/tiny_tokenizer.model"), err, sizeof err);
     if (rc) ut_fail(t, __FILE__, __LINE__, "load %s: %s", path, err);
     return m;
-}
-
-static cJSON *load_json(ut_ctx *t, const char *path)
-{
-    char *s = slurp(path, NULL);
-    if (!s) ut_fail(t, __FILE__, __LINE__, "cannot read %s", path);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    if (!j) ut_fail(t, __FILE__, __LINE__, "bad JSON in %s", path);
-    return j;
 }
 
 /* Compares encode(text) with a JSON int array; prints both on mismatch. */
@@ -132,7 +104,7 @@ static void t_goldens(ut_ctx *t)
 {
     char path[1024];
     spm_model *m = load_tiny(t);
-    cJSON *j = load_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
+    cJSON *j = ut_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
     expect_ids(t, m, ".!...?", 6, cJSON_GetObjectItem(j, "encode_raw_of_'.!...?'"), "eos string");
     expect_ids(t, m, ",;:", 3, cJSON_GetObjectItem(j, "encode_raw_of_',;:'"), "fallback string");
     const cJSON *c;
@@ -158,17 +130,6 @@ static void t_goldens(ut_ctx *t)
     spm_free(m);
 }
 
-static size_t unhex(const char *h, char *out)
-{
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        out[i] = (char)v;
-    }
-    return n;
-}
-
 static void run_corpus(ut_ctx *t, const char *path, const char *model_path)
 {
     spm_model *m = NULL;
@@ -176,14 +137,14 @@ static void run_corpus(ut_ctx *t, const char *path, const char *model_path)
     if (!model_path) m = load_tiny(t);
     else if (spm_load_file(&m, model_path, err0, sizeof err0))
         ut_fail(t, __FILE__, __LINE__, "load %s: %s", model_path, err0);
-    cJSON *j = load_json(t, path);
+    cJSON *j = ut_json(t, path);
     const cJSON *c;
     int count = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases"))
     {
         const char *hx = cJSON_GetObjectItem(c, "text_hex")->valuestring;
         char *text = malloc(strlen(hx) / 2 + 1);
-        size_t len = unhex(hx, text);
+        size_t len = ut_unhex(hx, text);
         char what[64];
         snprintf(what, sizeof what, "case %d", count);
         expect_ids(t, m, text, len, cJSON_GetObjectItem(c, "ids"), what);
@@ -195,7 +156,7 @@ static void run_corpus(ut_ctx *t, const char *path, const char *model_path)
         for (size_t i = 0; i < tk.n; i++) UT_EQ_STR(t, cJSON_GetArrayItem(pcs, (int)i)->valuestring, tk.pieces[i]);
         const char *dh = cJSON_GetObjectItem(c, "decoded_hex")->valuestring;
         char *dexp = malloc(strlen(dh) / 2 + 1);
-        dexp[unhex(dh, dexp)] = 0;
+        dexp[ut_unhex(dh, dexp)] = 0;
         char *dec = NULL;
         size_t dl = 0;
         UT_EQ_INT(t, 0, spm_decode(m, tk.ids, tk.n, &dec, &dl, err, sizeof err));
@@ -264,7 +225,7 @@ static void t_hostile(ut_ctx *t)
 {
     char path[1024], err[256];
     size_t n;
-    char *blob = slurp(ut_path(path, sizeof path, "reference/pocket-tts/tiny_tokenizer.model"), &n);
+    char *blob = ut_slurp(ut_path(path, sizeof path, "reference/pocket-tts/tiny_tokenizer.model"), &n);
     UT_CHECK(t, blob != NULL);
     spm_model *m = NULL;
     UT_EQ_INT(t, 0, spm_load_mem(&m, blob, n, err, sizeof err));
@@ -324,7 +285,7 @@ static void t_self_test(ut_ctx *t)
     UT_EQ_INT(t, 0, n);
     spm_free(m);
     size_t len;
-    char *blob = slurp("tests/data/spm_selftest.model", &len);
+    char *blob = ut_slurp("tests/data/spm_selftest.model", &len);
     UT_CHECK(t, blob != NULL);
     UT_EQ_INT(t, 0, spm_load_mem(&m, blob, len, err, sizeof err));
     UT_EQ_INT(t, 0, spm_self_test(m, &n, &f, err, sizeof err));

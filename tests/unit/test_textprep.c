@@ -19,33 +19,6 @@
 
 #include <cJSON.h>
 
-static char *tp_slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    if (p && fread(p, 1, (size_t)sz, f) != (size_t)sz) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) p[sz] = 0;
-    return p;
-}
-
-static cJSON *tp_json(ut_ctx *t, const char *path)
-{
-    char *s = tp_slurp(path);
-    if (!s) ut_fail(t, __FILE__, __LINE__, "cannot read %s", path);
-    cJSON *j = cJSON_Parse(s);
-    free(s);
-    if (!j) ut_fail(t, __FILE__, __LINE__, "bad JSON in %s", path);
-    return j;
-}
-
 static spm_model *tp_tiny(ut_ctx *t)
 {
     char path[1024], err[256] = "";
@@ -77,7 +50,7 @@ static void t_prepare_goldens(ut_ctx *t)
 {
     char path[1024];
     spm_model *m = tp_tiny(t);
-    cJSON *j = tp_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
+    cJSON *j = ut_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
     const cJSON *c;
     int count = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases"))
@@ -123,7 +96,7 @@ static void t_boundary_ids(ut_ctx *t)
 {
     char path[1024];
     spm_model *m = tp_tiny(t);
-    cJSON *j = tp_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
+    cJSON *j = ut_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
     int32_t *ids;
     size_t n;
     const cJSON *e = cJSON_GetObjectItem(j, "end_of_sentence_ids");
@@ -144,7 +117,7 @@ static void t_chunk_goldens(ut_ctx *t)
 {
     char path[1024];
     spm_model *m = tp_tiny(t);
-    cJSON *j = tp_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
+    cJSON *j = ut_json(t, ut_path(path, sizeof path, "reference/pocket-tts/text_goldens.json"));
     const cJSON *c;
     int count = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "chunking"))
@@ -175,18 +148,6 @@ static void t_chunk_goldens(ut_ctx *t)
     spm_free(m);
 }
 
-static size_t tp_unhex(const char *h, char *out)
-{
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        out[i] = (char)v;
-    }
-    out[n] = 0;
-    return n;
-}
-
 static int run_tp_corpus(ut_ctx *t, const char *path, const char *model_path)
 {
     spm_model *m = NULL;
@@ -194,14 +155,14 @@ static int run_tp_corpus(ut_ctx *t, const char *path, const char *model_path)
     if (!model_path) m = tp_tiny(t);
     else if (spm_load_file(&m, model_path, err0, sizeof err0))
         ut_fail(t, __FILE__, __LINE__, "load %s: %s", model_path, err0);
-    cJSON *j = tp_json(t, path);
+    cJSON *j = ut_json(t, path);
     const cJSON *c;
     int count = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases"))
     {
         const char *hx = cJSON_GetObjectItem(c, "input_hex")->valuestring;
         char *in = malloc(strlen(hx) / 2 + 1);
-        size_t len = tp_unhex(hx, in);
+        size_t len = ut_unhex(hx, in);
         tp_opts o = {cJSON_IsTrue(cJSON_GetObjectItem(c, "pad")), cJSON_IsTrue(cJSON_GetObjectItem(c, "remove_semicolons"))};
         int maxt = cJSON_GetObjectItem(c, "max_tokens")->valueint;
         char *out = NULL, err[256] = "";
@@ -218,7 +179,7 @@ static int run_tp_corpus(ut_ctx *t, const char *path, const char *model_path)
         if (rc) ut_fail(t, __FILE__, __LINE__, "case %d: prepare failed: %s", count, err);
         const char *ph = cJSON_GetObjectItem(c, "prepared_hex")->valuestring;
         char *exp = malloc(strlen(ph) / 2 + 1);
-        tp_unhex(ph, exp);
+        ut_unhex(ph, exp);
         if (strcmp(exp, out)) ut_fail(t, __FILE__, __LINE__, "case %d [%s]: prepared expected [%s], got [%s]", count, in, exp, out);
         UT_EQ_INT(t, cJSON_GetObjectItem(c, "guess")->valueint, g);
         free(exp);
@@ -232,7 +193,7 @@ static int run_tp_corpus(ut_ctx *t, const char *path, const char *model_path)
         for (size_t i = 0; i < ch.n; i++) {
             const char *h = cJSON_GetArrayItem(ec, (int)i)->valuestring;
             char *e = malloc(strlen(h) / 2 + 1);
-            tp_unhex(h, e);
+            ut_unhex(h, e);
             if (strcmp(e, ch.v[i].text))
                 ut_fail(t, __FILE__, __LINE__, "case %d chunk %zu: expected [%s], got [%s]", count, i, e, ch.v[i].text);
             free(e);

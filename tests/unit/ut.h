@@ -46,6 +46,12 @@ void ut_fail(ut_ctx *t, const char *file, int line, const char *fmt, ...)
 const char *ut_shared(void);
 /* Path under ut_shared(), in a static-per-call caller buffer. */
 const char *ut_path(char *buf, size_t n, const char *rel);
+/* Whole file, NUL-terminated, malloc'd (caller frees); NULL if unreadable. *n may be NULL. */
+char *ut_slurp(const char *path, size_t *n);
+/* Parsed JSON file (caller frees with cJSON_Delete); fails the test if unreadable or invalid. */
+struct cJSON *ut_json(ut_ctx *t, const char *path);
+/* Hex string -> bytes in out (room for strlen(hex)/2 + 1); NUL-terminates; returns the length. */
+size_t ut_unhex(const char *hex, char *out);
 
 #define UT_CHECK(t, c) \
     do { if (!(c)) ut_fail(t, __FILE__, __LINE__, "check failed: %s", #c); } while (0)

@@ -1,6 +1,8 @@
 /* ut_main.c — runs the suites listed by the generated ut_all[] (see ut.h). */
 #include "ut.h"
 
+#include <cJSON.h>
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <time.h>
@@ -29,6 +31,48 @@ const char *ut_path(char *buf, size_t n, const char *rel)
 {
     snprintf(buf, n, "%s/%s", ut_shared(), rel);
     return buf;
+}
+
+char *ut_slurp(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    char *s = NULL;
+    long len = -1;
+    if (!fseek(fp, 0, SEEK_END)) len = ftell(fp);
+    if (len >= 0 && !fseek(fp, 0, SEEK_SET) && (s = malloc((size_t)len + 1))) {
+        if (fread(s, 1, (size_t)len, fp) != (size_t)len) {
+            free(s);
+            s = NULL;
+        } else {
+            s[len] = 0;
+            if (n) *n = (size_t)len;
+        }
+    }
+    fclose(fp);
+    return s;
+}
+
+struct cJSON *ut_json(ut_ctx *t, const char *path)
+{
+    char *s = ut_slurp(path, NULL);
+    if (!s) ut_fail(t, __FILE__, __LINE__, "cannot read %s", path);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    if (!j) ut_fail(t, __FILE__, __LINE__, "bad JSON in %s", path);
+    return j;
+}
+
+size_t ut_unhex(const char *hex, char *out)
+{
+    size_t n = strlen(hex) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (char)v;
+    }
+    out[n] = 0;
+    return n;
 }
 
 static int selected(const char *name, int argc, char **argv)
