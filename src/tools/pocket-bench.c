@@ -6,12 +6,15 @@
  * right after mapping), loads FlowLM with F32 weights (used in place from the mapping),
  * with BF16 weights (converted at load) and with int8 weights (NN_Q8, quantized at load),
  * each also in a huge-page arena; ROWS picks some of these configurations by letter
- * (a f32, b f32 huge, c bf16, d bf16 huge, e int8, f int8 huge; default all). For 1 and 2
- * threads it measures: the text prompt
+ * (a f32, b f32 huge, c bf16, d bf16 huge, e int8, f int8 huge, g the memory bound;
+ * default all). For 1 and 2 threads it measures: the text prompt
  * (45 tokens, after a 126-position voice-sized prefix) and the per-frame FlowLM step
  * (transformer + flow head + EOS, LSD 1 step), median over FRAMES steps, median of RUNS
  * runs. Printed beside upstream's PyTorch figures from the reference README (same machine
- * class). Results are printed, never asserted; the history lives in SPEED.md.
+ * class). Row g is the floor any F32 step has on this machine: the same threads only READ
+ * the F32 weight bytes one step needs (the mapped flow_lm tensors a step multiplies by:
+ * transformer, flow head, norms; not the embedding table or the voice projection), with no
+ * arithmetic and no synchronisation between tensors, median over FRAMES passes. Results are printed, never asserted; the history lives in SPEED.md.
  */
 #include "core/err.h"
 #include "engine/pocket/flowlm.h"
@@ -22,6 +25,9 @@
 #define PK_RANDCKPT_NO_MAIN
 #include "tools/pocket-randckpt.c"
 
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +140,87 @@ static int run(const pk_config *cfg, const st_file *f, nn_dtype dt, int hugepage
     return rc;
 }
 
+/* ---- row g: the memory floor of an F32 step -------------------------------------------- */
+
+typedef struct rd_job {
+    const st_file *f;
+    int part, parts; /* this thread reads part `part` of every tensor split in `parts` */
+    uint64_t sum;    /* kept so the loads are not optimised away */
+} rd_job;
+
+static int step_tensor(const st_tensor *t)
+{
+    return t->dtype == ST_F32 && strncmp(t->name, "flow_lm.", 8) == 0 && !strstr(t->name, "conditioner.embed") &&
+           !strstr(t->name, "speaker_proj");
+}
+
+/* 32-byte blocks [lo, hi) of p: AVX2 loads when the CPU has them (as wide as the GEMV's
+ * loads in practice: both are bound by the memory system, not by load width) */
+__attribute__((target("avx2"))) static uint64_t rd_avx2(const uint8_t *p, size_t lo, size_t hi)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+    size_t k = lo;
+    for (; k + 2 <= hi; k += 2) {
+        a0 = _mm256_xor_si256(a0, _mm256_loadu_si256((const __m256i *)(p + 32 * k)));
+        a1 = _mm256_xor_si256(a1, _mm256_loadu_si256((const __m256i *)(p + 32 * k + 32)));
+    }
+    if (k < hi) a0 = _mm256_xor_si256(a0, _mm256_loadu_si256((const __m256i *)(p + 32 * k)));
+    a0 = _mm256_xor_si256(a0, a1);
+    return (uint64_t)_mm256_extract_epi64(a0, 0) ^ (uint64_t)_mm256_extract_epi64(a0, 3);
+}
+
+static uint64_t rd_c(const uint8_t *p, size_t lo, size_t hi)
+{
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, w[4];
+    for (size_t k = lo; k < hi; k++) {
+        memcpy(w, p + 32 * k, 32);
+        a0 ^= w[0], a1 ^= w[1], a2 ^= w[2], a3 ^= w[3];
+    }
+    return a0 ^ a1 ^ a2 ^ a3;
+}
+
+static void *rd_run(void *arg)
+{
+    rd_job *j = arg;
+    int avx2 = __builtin_cpu_supports("avx2");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < st_count(j->f); i++) {
+        const st_tensor *t = st_at(j->f, i);
+        if (!step_tensor(t)) continue;
+        size_t n = t->nbytes / 32, lo = n * (size_t)j->part / (size_t)j->parts, hi = n * (size_t)(j->part + 1) / (size_t)j->parts;
+        sum ^= avx2 ? rd_avx2(t->data, lo, hi) : rd_c(t->data, lo, hi);
+    }
+    j->sum = sum;
+    return NULL;
+}
+
+/* median ms of `frames` passes over the step's F32 weight bytes with `threads` readers */
+static double read_floor(const st_file *f, int threads, int frames, size_t *bytes)
+{
+    *bytes = 0;
+    for (size_t i = 0; i < st_count(f); i++)
+        if (step_tensor(st_at(f, i))) *bytes += st_at(f, i)->nbytes / 32 * 32;
+    double *v = calloc((size_t)frames, sizeof *v);
+    uint64_t sink = 0;
+    for (int k = 0; v && k < frames; k++) {
+        rd_job j[8];
+        pthread_t th[8];
+        double t0 = now_ms();
+        for (int t = 0; t < threads; t++) {
+            j[t] = (rd_job){f, t, threads, 0};
+            if (t) pthread_create(&th[t], NULL, rd_run, &j[t]);
+        }
+        rd_run(&j[0]);
+        for (int t = 1; t < threads; t++) pthread_join(th[t], NULL);
+        v[k] = now_ms() - t0;
+        for (int t = 0; t < threads; t++) sink ^= j[t].sum;
+    }
+    double m = v ? median(v, frames) : 0;
+    free(v);
+    if (sink == 42) printf(" "); /* keeps the loads alive */
+    return m;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
@@ -177,7 +264,7 @@ int main(int argc, char **argv)
                {NN_BF16, 1, "bf16 huge pages"},
                {NN_Q8, 0, "int8"},
                {NN_Q8, 1, "int8 huge pages"}};
-    const char *rows = argc > 4 ? argv[4] : "abcdef";
+    const char *rows = argc > 4 ? argv[4] : "abcdefg";
     for (int d = 0; d < (int)(sizeof dts / sizeof dts[0]); d++)
         for (int th = 1; th <= 2 && strchr(rows, 'a' + d); th++) {
             result r = {0, 0, 0, 0, 0, 0};
@@ -189,6 +276,13 @@ int main(int argc, char **argv)
             printf("  %-22s %7d %15.1f %11.2f %8.2f %9.1f %14.1f %12.2f %8.0f\n", dts[d].name, th, r.prompt_ms,
                    r.step_ms, r.best_ms, 1000.0 / r.step_ms, r.prompt_cpu, r.step_cpu, r.load_ms);
         }
+    for (int th = 1; th <= 2 && strchr(rows, 'g'); th++) {
+        size_t bytes = 0;
+        read_floor(f, th, 3, &bytes); /* warm the page cache / TLB once */
+        double ms = read_floor(f, th, frames, &bytes);
+        printf("  %-22s %7d %15s %11.2f %8s %9.1f   (read only: %.0f MB of F32 step weights at %.1f GB/s)\n",
+               "memory floor (f32)", th, "-", ms, "-", 1000.0 / ms, bytes / 1e6, bytes / ms / 1e6);
+    }
     printf("  (load average at the end: %s)\n", loadavg());
     printf("  upstream PyTorch (README, OpenBLAS): FlowLM step 70.9 ms (1 thread), 40.1 ms (2 threads); "
            "text prompt 153 / 110 ms\n");
