@@ -1,0 +1,126 @@
+/* g2p.h — English text to Kokoro phonemes and input ids, after hexgrad/misaki (en.py).
+ *
+ * What Kokoro-82M was trained on is misaki's output: spaCy tokens and Penn tags, the gold
+ * then silver pronunciation lexicons (us_* for American voices 'a', gb_* for British 'b'),
+ * case / possessive / -s -ed -ing rules, numbers through num2words, context words (a, the,
+ * to, in, used, ...), capital-letter stress, and espeak-ng for words in no lexicon, its IPA
+ * mapped onto misaki's symbols (O = oʊ, A = eɪ, ʤ, ...). This module redoes that in C:
+ *  - the lexicons are misaki's JSON files, loaded at run time (Apache-2.0 data, never
+ *    compiled in); lookups follow misaki's Lexicon class rule for rule;
+ *  - spaCy is replaced by a small tokenizer (whitespace, leading/trailing punctuation, then
+ *    misaki's own sub-token regex written by hand) and a tagger of a few context rules:
+ *    "a" is a determiner when a word follows; "I" is a pronoun; a capitalised word that does
+ *    not start a sentence, or an all-caps word, is a proper noun; a word after a determiner
+ *    or possessive is a noun, after to/will/can/... a verb; every other word has no tag, so
+ *    tag-keyed lexicon entries (read, live, record ...) take their DEFAULT or the
+ *    determiner/verb guess. Everything else (the/to before a vowel, in, used to, vs) is
+ *    misaki's rule on the right-hand context, as upstream.
+ *  - numbers: cardinals, ordinals (1st), 4-digit years, decimals, digit strings, $ £ €
+ *    amounts, % & + @, the -s/-ed/-ing suffixes after numbers; as misaki via num2words.
+ *  - not done: misaki's Markdown-link phoneme overrides ([word](/ps/)), Unicode NFKC and
+ *    non-ASCII digit folding, spaCy's tag-dependent cases beyond the rules above.
+ * The espeak fallback is a callback (kg2p_fallback_fn) so that the caller decides how
+ * libespeak-ng (process-global) is shared; kg2p_espeak_fallback() is the default one and
+ * kg2p_map_espeak() the pure IPA -> misaki mapping (EspeakFallback.E2M).
+ *
+ * Chunks: kg2p_chunk() is upstream KPipeline.en_tokenize: tokens are packed while the
+ * phoneme string stays <= KG2P_MAX_PHONEMES (510) code points, cutting after the last
+ * sentence end (!.?…), else clause mark (:;), else comma/dash that keeps the remainder short
+ * enough; a following ) or ” stays with the first chunk. Ids: kg2p_ids() maps code points
+ * through the model's vocab (config.json "vocab"); unknown symbols are dropped as upstream.
+ *
+ * Thread safety: a kg2p is read-only after kg2p_open(); kg2p_run() may run on many threads
+ * (the fallback callback must then be thread-safe too). Caps: input text <= KG2P_MAX_TEXT
+ * bytes, a word's phonemes <= KG2P_WORD_MAX bytes (longer: ERR_TOOBIG / the word dropped).
+ *
+ * Ownership: kg2p_open() -> kg2p_free() (NULL-safe); kg2p_run() fills a kg2p_doc the caller
+ * releases with kg2p_doc_free() (NULL-safe, zeroes it). Strings in options are borrowed for
+ * the call only.
+ */
+#ifndef ENGINE_KOKORO_G2P_H
+#define ENGINE_KOKORO_G2P_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KG2P_MAX_PHONEMES 510 /* code points per model call (ids = this + 2 boundary 0s) */
+#define KG2P_MAX_TEXT (1u << 20)
+#define KG2P_WORD_MAX 1024
+
+/* Out-of-lexicon word -> misaki phonemes (UTF-8) in out[cap]. Return 0, or non-zero when
+ * it has nothing (the word is then dropped, as misaki with unk=''). */
+typedef int (*kg2p_fallback_fn)(void *user, const char *word, int british, char *out, size_t cap);
+
+typedef struct kg2p_options {
+    const char *gold_path;   /* us_gold.json / gb_gold.json (required) */
+    const char *silver_path; /* us_silver.json / gb_silver.json; NULL = none */
+    int british;             /* 1 = gb rules (lang 'b') */
+    kg2p_fallback_fn fallback; /* NULL = unknown words are dropped */
+    void *fallback_user;
+} kg2p_options;
+
+typedef struct kg2p kg2p;
+
+int kg2p_open(kg2p **out, const kg2p_options *o, char *err, size_t errlen);
+void kg2p_free(kg2p *g);
+size_t kg2p_lexicon_size(const kg2p *g); /* entries, gold + silver after misaki's growing */
+
+/* One output token: its text, phonemes ("" = silent) and whether whitespace followed. */
+typedef struct kg2p_tok {
+    char *text; /* owned by the doc */
+    char *ps;   /* owned by the doc */
+    int ws;
+} kg2p_tok;
+
+typedef struct kg2p_doc {
+    kg2p_tok *tok;
+    size_t n;
+} kg2p_doc;
+
+/* Text (one segment: upstream splits on newlines first; newlines here count as spaces) ->
+ * tokens with phonemes. ERR_TOOBIG past KG2P_MAX_TEXT, ERR_INVAL for invalid UTF-8. */
+int kg2p_run(const kg2p *g, const char *text, kg2p_doc *out, char *err, size_t errlen);
+void kg2p_doc_free(kg2p_doc *d);
+
+/* Phonemes of tokens [from, to) joined as misaki does (ps + " " after tokens followed by
+ * whitespace, then stripped) into out[cap]; ERR_TOOBIG if it does not fit. */
+int kg2p_join(const kg2p_doc *d, size_t from, size_t to, char *out, size_t cap, char *err, size_t errlen);
+
+/* Next chunk starting at token *pos: writes its end token index to *end and advances *pos.
+ * Returns 1 while a chunk was produced, 0 at the end. A chunk may still join to more than
+ * 510 code points when one token alone is that long (the caller truncates, as upstream). */
+int kg2p_chunk(const kg2p_doc *d, size_t *pos, size_t *end);
+
+/* Code-point length of a UTF-8 string. */
+size_t kg2p_cplen(const char *s);
+
+/* The model's phoneme vocabulary: code point -> id. */
+#define KG2P_VOCAB_MAX 512
+typedef struct kg2p_vocab {
+    uint32_t cp[KG2P_VOCAB_MAX]; /* sorted */
+    int16_t id[KG2P_VOCAB_MAX];
+    int n;
+} kg2p_vocab;
+
+/* Loads "vocab" from a model config.json, or a plain {symbol: id} vocab.json. */
+int kg2p_vocab_load(kg2p_vocab *v, const char *path, char *err, size_t errlen);
+/* Phonemes -> ids (no boundary 0s) in ids[cap]; symbols missing from the vocab are
+ * skipped. *n = ids written. ERR_TOOBIG if more than cap. */
+int kg2p_ids(const kg2p_vocab *v, const char *ps, int64_t *ids, size_t cap, size_t *n, char *err,
+             size_t errlen);
+
+/* misaki EspeakFallback's mapping of espeak IPA (with '^' ties, stress marks) onto misaki
+ * symbols, for US (british = 0) or GB. Pure function. */
+int kg2p_map_espeak(const char *ipa, int british, char *out, size_t cap);
+
+/* The default fallback: libespeak-ng's en-us / en-gb voice (espeak_TextToPhonemes, IPA, tie
+ * '^') then kg2p_map_espeak. user: NULL, or a kg2p_espeak * from kg2p_espeak_init().
+ * libespeak-ng is process-global; this serialises its own calls on a process-wide mutex
+ * and restores the voice it found selected. It does NOT take the espeak engine's turn lock
+ * (engine/espeak has no API for that yet): see STATUS.md. */
+int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap);
+/* Initialises libespeak-ng for the fallback unless already_initialised (the espeak engine
+ * did it). Idempotent; returns 0 or ERR_IO. */
+int kg2p_espeak_init(int already_initialised, const char *data_path, char *err, size_t errlen);
+
+#endif
