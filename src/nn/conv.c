@@ -300,3 +300,230 @@ void conv_elu_ref(float *dst, const float *src, size_t n)
 }
 
 void conv_elu(float *x, size_t n) { conv_elu_to(x, x, n); }
+
+/* ---- time-major path with packed weights (see conv.h) --------------------------------- */
+
+size_t conv_pack_floats(int rows, int cols)
+{
+    return (size_t)((rows + CONV_PANEL - 1) / CONV_PANEL) * CONV_PANEL * (size_t)cols;
+}
+
+/* Zero-filled panels; then the callers scatter W'[r][c] to wp[(r/16)*cols*16 + c*16 + r%16]. */
+static inline float *pk_at(float *wp, int cols, int r, int c)
+{
+    return wp + ((size_t)(r / CONV_PANEL) * cols + (size_t)c) * CONV_PANEL + r % CONV_PANEL;
+}
+
+void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows,
+                   int cols, const float *b, int add)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * ldx;
+        float *ym = y + (size_t)m * ldy;
+        for (int p = 0; p < np; p++) {
+            const float *w = wp + (size_t)p * cols * CONV_PANEL;
+            float acc[CONV_PANEL];
+            for (int j = 0; j < CONV_PANEL; j++) {
+                int r = p * CONV_PANEL + j;
+                acc[j] = b && r < rows ? b[r] : 0.0f;
+            }
+            for (int c = 0; c < cols; c++)
+                for (int j = 0; j < CONV_PANEL; j++) acc[j] = fmaf(xm[c], w[(size_t)c * CONV_PANEL + j], acc[j]);
+            for (int j = 0; j < CONV_PANEL && p * CONV_PANEL + j < rows; j++)
+                ym[p * CONV_PANEL + j] = add ? ym[p * CONV_PANEL + j] + acc[j] : acc[j];
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#ifndef CG_NP
+#define CG_NP 3 /* panels per register block */
+#endif
+/* MB rows of x against NP consecutive 16-row panels: MB*NP zmm accumulators started from
+ * the bias, NP weight loads and MB broadcasts per c for MB*NP FMAs (MB, NP are constants at
+ * each use, so the accumulators stay in registers). Panels are cols*16 floats apart. */
+#define CG_BODY(MB, NP)                                                                           \
+    do {                                                                                          \
+        __m512 acc[NP][MB];                                                                       \
+        _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                    \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) acc[q][i] = bv[q];            \
+        for (int c = 0; c < cols; c++) {                                                          \
+            __m512 wv[NP];                                                                        \
+            _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                \
+                wv[q] = _mm512_loadu_ps(w + (size_t)q * pstride + (size_t)c * CONV_PANEL);        \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) {                             \
+                __m512 xb = _mm512_set1_ps(xm[(size_t)i * ldx + c]);                              \
+                _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                            \
+                    acc[q][i] = _mm512_fmadd_ps(xb, wv[q], acc[q][i]);                            \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                    \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) {                             \
+                float *yr = y + (size_t)(m + i) * ldy + r0 + q * CONV_PANEL;                      \
+                __m512 v = acc[q][i];                                                             \
+                if (add) v = _mm512_add_ps(_mm512_maskz_loadu_ps(km[q], yr), v);                  \
+                _mm512_mask_storeu_ps(yr, km[q], v);                                              \
+            }                                                                                     \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, const float *x, size_t ldx,
+                                                        int M, const float *wp, int rows, int cols,
+                                                        const float *b, int add)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    size_t pstride = (size_t)cols * CONV_PANEL;
+    for (int m = 0; m < M;) {
+        int mb = M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
+        const float *xm = x + (size_t)m * ldx;
+        for (int p = 0; p < np;) {
+            int npb = np - p >= CG_NP ? CG_NP : 1;
+            const float *w = wp + (size_t)p * pstride;
+            int r0 = p * CONV_PANEL;
+            __mmask16 km[CG_NP];
+            __m512 bv[CG_NP];
+            for (int q = 0; q < npb; q++) {
+                int nr = rows - r0 - q * CONV_PANEL;
+                km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);
+                bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();
+            }
+            if (npb == CG_NP) {
+                if (mb == 8) CG_BODY(8, CG_NP);
+                else if (mb == 4) CG_BODY(4, CG_NP);
+                else CG_BODY(1, CG_NP);
+            } else {
+                if (mb == 8) CG_BODY(8, 1);
+                else if (mb == 4) CG_BODY(4, 1);
+                else CG_BODY(1, 1);
+            }
+            p += npb;
+        }
+        m += mb;
+    }
+}
+#undef CG_BODY
+#endif
+
+void conv_gemm(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
+               const float *b, int add)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        cg_avx512(y, ldy, x, ldx, M, wp, rows, cols, b, add);
+        return;
+    }
+#endif
+    conv_gemm_ref(y, ldy, x, ldx, M, wp, rows, cols, b, add);
+}
+
+size_t conv1d_tm_pack_floats(const conv1d *c) { return conv_pack_floats(c->cout, c->k * c->cin); }
+
+void conv1d_tm_pack(const conv1d *c, float *wp)
+{
+    int cols = c->k * c->cin;
+    CORE_ASSERT(c->groups == 1);
+    memset(wp, 0, conv1d_tm_pack_floats(c) * sizeof(float));
+    for (int o = 0; o < c->cout; o++)
+        for (int ci = 0; ci < c->cin; ci++)
+            for (int j = 0; j < c->k; j++)
+                *pk_at(wp, cols, o, j * c->cin + ci) = c->w[((size_t)o * c->cin + ci) * c->k + j];
+}
+
+size_t conv1d_tm_work(const conv1d *c, int T)
+{
+    size_t P = (size_t)conv1d_hist(c), tout = (size_t)(T / c->stride);
+    size_t cols = c->dil == 1 ? 0 : tout * (size_t)c->k * c->cin;
+    return (P + (size_t)T) * c->cin + cols;
+}
+
+void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, float *prev, int *first,
+                   float *y, float *work, int flags)
+{
+    int P = conv1d_hist(c), cin = c->cin, tout = T / c->stride;
+    size_t rowb = (size_t)cin * sizeof(float);
+    float *xp = work; /* [P + T, cin] = history | (ELU of) x */
+    CORE_ASSERT(c->groups == 1 && T > 0 && T % c->stride == 0 && (P == 0 || prev));
+    if (flags & CONV_IN_ELU) conv_elu_to(xp + (size_t)P * cin, x, (size_t)T * cin);
+    else memcpy(xp + (size_t)P * cin, x, (size_t)T * rowb);
+    if (P > 0 && c->pad_replicate && first && *first)
+        for (int j = 0; j < P; j++) memcpy(prev + (size_t)j * cin, xp + (size_t)P * cin, rowb);
+    if (first) *first = 0;
+    if (P > 0) {
+        memcpy(xp, prev, (size_t)P * rowb);
+        memcpy(prev, xp + (size_t)T * cin, (size_t)P * rowb); /* last P rows of [P + T] */
+    }
+    const float *X = xp;
+    size_t ldx = (size_t)c->stride * cin;
+    if (c->dil != 1) { /* im2col: X[t][j*cin + ci] = xp[t*stride + j*dil][ci] */
+        float *cb = xp + (size_t)(P + T) * cin;
+        for (int t = 0; t < tout; t++)
+            for (int j = 0; j < c->k; j++)
+                memcpy(cb + ((size_t)t * c->k + j) * cin, xp + ((size_t)t * c->stride + (size_t)j * c->dil) * cin,
+                       rowb);
+        X = cb;
+        ldx = (size_t)c->k * cin;
+    }
+    conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, c->k * cin, c->b, flags & CONV_OUT_ADD);
+}
+
+size_t convtr1d_tm_pack_floats(const convtr1d *c)
+{
+    return c->groups == 1 ? conv_pack_floats(c->k * c->cout, c->cin) : 0;
+}
+
+void convtr1d_tm_pack(const convtr1d *c, float *wp)
+{
+    if (c->groups != 1) return;
+    int cols = c->cin;
+    memset(wp, 0, convtr1d_tm_pack_floats(c) * sizeof(float));
+    for (int ci = 0; ci < c->cin; ci++)
+        for (int o = 0; o < c->cout; o++)
+            for (int j = 0; j < c->k; j++)
+                *pk_at(wp, cols, j * c->cout + o, ci) = c->w[((size_t)ci * c->cout + o) * c->k + j];
+}
+
+size_t convtr1d_tm_work(const convtr1d *c, int T)
+{
+    size_t P = (size_t)convtr1d_hist(c), full = ((size_t)T * c->stride + P) * c->cout;
+    return full + (c->groups == 1 ? (size_t)T * c->k * c->cout : 0);
+}
+
+void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
+                     float *work)
+{
+    int P = convtr1d_hist(c), s = c->stride, co = c->cout, n = T * s;
+    size_t rowb = (size_t)co * sizeof(float);
+    float *full = work; /* [T*s + P, cout] raw sums, in increasing source step order */
+    CORE_ASSERT(T > 0 && P <= n);
+    memcpy(full, tail, (size_t)P * rowb);
+    memset(full + (size_t)P * co, 0, (size_t)n * rowb);
+    if (c->groups == 1) {
+        float *z = full + (size_t)(n + P) * co; /* [T, k*cout] */
+        conv_gemm(z, c->k * co, x, (size_t)c->cin, T, wp, c->k * co, c->cin, NULL, 0);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < c->k; j++) {
+                float *dst = full + ((size_t)t * s + j) * co;
+                const float *src = z + ((size_t)t * c->k + j) * co;
+                for (int o = 0; o < co; o++) dst[o] += src[o];
+            }
+    } else {
+        CORE_ASSERT(c->groups == c->cin && c->cin == co);
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * co;
+            for (int j = 0; j < c->k; j++) {
+                float *dst = full + ((size_t)t * s + j) * co;
+                for (int o = 0; o < co; o++) dst[o] += xt[o] * c->w[(size_t)o * c->k + j];
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const float *f = full + (size_t)i * co;
+        float *yi = y + (size_t)i * co;
+        if (c->b)
+            for (int o = 0; o < co; o++) yi[o] = f[o] + c->b[o];
+        else
+            memcpy(yi, f, rowb);
+    }
+    memcpy(tail, full + (size_t)n * co, (size_t)P * rowb);
+}

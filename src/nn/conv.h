@@ -65,6 +65,56 @@ void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, floa
 void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, float *y,
                       float *work);
 
+/* ---- time-major path with packed weights (the Mimi decoder) ---------------------------
+ * Activations are time-major [T, C] (one row of C channels per step), so a stride-s,
+ * dilation-1 conv needs no im2col: with the weights re-laid as W'[cout][j*cin + ci] its
+ * input row t is the contiguous run xp[t*s .. t*s+k) of the padded input, i.e. a GEMM
+ * with row stride s*cin over overlapping rows. A transposed conv is the GEMM
+ * Z[t][j*cout + o] = x[t] . W[:, o, j] followed by an overlap-add of contiguous rows.
+ *
+ * Packed weights: W' [rows, cols] stored in panels of CONV_PANEL output rows, k-major,
+ * Wp [ceil(rows/16)][cols][16], zero padded (conv: rows cout, cols k*cin; convtr: rows
+ * k*cout, cols cin). The caller owns Wp (conv*_tm_pack_floats() floats).
+ *
+ * conv_gemm: y[m*ldy + r] (+)= b[r] + sum_c x[m*ldx + c] W'[r][c], each output summed
+ * with one FMA per c in increasing c starting from the bias (0 without bias), in every
+ * implementation (AVX-512 and the plain C conv_gemm_ref with fmaf): results are
+ * bit-identical to the reference and do not depend on M or on which rows share a call.
+ * So decoding n frames in one call gives exactly the samples of n single-frame calls.
+ * Depthwise (groups == cin == cout) transposed convs use a direct loop, same property.
+ *
+ * Streaming state in this layout: conv history [P, cin] (rows = past input steps);
+ * transposed-conv tail [k - stride, cout] holding the raw sums (no bias) of the outputs
+ * not yet emitted. Outputs are accumulated in increasing source step order and the bias
+ * added at emission, so streamed pieces equal one call bit for bit. */
+#define CONV_PANEL 16
+enum { CONV_IN_ELU = 1, /* conv1d_tm_run: the conv input is ELU(x) (x itself unchanged) */
+       CONV_OUT_ADD = 2 /* add the result into y instead of storing it */ };
+size_t conv_pack_floats(int rows, int cols);
+void conv_gemm(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
+               const float *b, int add);
+void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows,
+                   int cols, const float *b, int add);
+
+/* conv1d (groups 1): Wp of conv1d_tm_pack_floats(c) floats from c->w. */
+size_t conv1d_tm_pack_floats(const conv1d *c);
+void conv1d_tm_pack(const conv1d *c, float *wp);
+size_t conv1d_tm_work(const conv1d *c, int T); /* floats */
+/* x [T, cin] -> y [T/stride, cout] (flags CONV_IN_ELU | CONV_OUT_ADD). prev [P, cin] read
+ * and updated (P = conv1d_hist); *first read and cleared (replicate padding). work:
+ * conv1d_tm_work floats, not aliasing x, y. wp from conv1d_tm_pack. */
+void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, float *prev, int *first,
+                   float *y, float *work, int flags);
+
+/* convtr1d, groups 1 (packed, wp from convtr1d_tm_pack) or depthwise groups == cin ==
+ * cout (wp unused: NULL). */
+size_t convtr1d_tm_pack_floats(const convtr1d *c);
+void convtr1d_tm_pack(const convtr1d *c, float *wp);
+size_t convtr1d_tm_work(const convtr1d *c, int T);
+/* x [T, cin] -> y [T*stride, cout]; tail [k - stride, cout] raw sums, read and updated. */
+void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
+                     float *work);
+
 /* In place ELU with alpha 1: x > 0 ? x : expm1(x). */
 void conv_elu(float *x, size_t n);
 /* dst = ELU(src), n floats (dst may equal src). Polynomial expm1 (a few ulps from libm),

@@ -12,7 +12,7 @@
  * 1 if any row is past its tolerance (relative to the tensor's max |ref|, see pkparity.h).
  *
  * Tolerances: see mimi_parity.h (1e-5 relative for quantizer/upsample, 1e-4 for the rest).
- * `mimi-parity --bench DIR [FRAMES [bf16|q8]]` (bf16/q8: mimi_set_dec_dtype, plus the
+ * `mimi-parity --bench DIR [FRAMES [bf16|q8] [dec]]` (dec: decoder on 1 thread only; bf16/q8: mimi_set_dec_dtype, plus the
  * error of that mode against exact F32 on the same latents) instead times the decoder (ms
  * per 80 ms frame) and the encoder (10 s prompt) at english_2026-04 size with random
  * weights built in memory from DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS
@@ -296,7 +296,7 @@ static void reduced_error(const st_file *w, const mimi_config *cfg, const mimi *
     mimi_free(ex);
 }
 
-static int bench(const char *dir, int frames, nn_dtype dt)
+static int bench(const char *dir, int frames, nn_dtype dt, int dec_only)
 {
     char path[1024], err[256];
     snprintf(path, sizeof path, "%s/layout-english_2026-04.json", dir);
@@ -336,19 +336,22 @@ static int bench(const char *dir, int frames, nn_dtype dt)
     double *ms = malloc((size_t)frames * sizeof(double));
     printf("Mimi english_2026-04 size, random weights, %d frames (80 ms each), OpenBLAS core %s\n",
            frames, openblas_get_corename());
-    for (int threads = 1; threads <= 2; threads++) {
+    double *cms = malloc((size_t)frames * sizeof(double));
+    for (int threads = 1; threads <= (dec_only ? 1 : 2); threads++) {
         openblas_set_num_threads(threads);
         mimi_dec *d;
         if (mimi_dec_new(&d, m, err, sizeof err)) break;
         double sum = 0, c0 = cpu_ms();
         for (int f = 0; f < frames; f++) {
             for (int i = 0; i < ld; i++) z[i] = nrand();
-            double t0 = now_ms();
+            double t0 = now_ms(), tc = thr_ms();
             mimi_dec_frame(d, z, pcm, err, sizeof err);
             ms[f] = now_ms() - t0;
+            cms[f] = thr_ms() - tc;
             sum += ms[f];
         }
         double cpu = (cpu_ms() - c0) / frames, first = ms[0];
+        qsort(cms, (size_t)frames, sizeof(double), cmp_dbl);
         if (threads == 1 && getenv("MIMI_PROFILE")) { /* per-module thread CPU, 1 thread */
             static prof p;
             memset(&p, 0, sizeof p);
@@ -365,8 +368,8 @@ static int bench(const char *dir, int frames, nn_dtype dt)
         }
         qsort(ms, (size_t)frames, sizeof(double), cmp_dbl);
         printf("decode  threads=%d  wall: first %.2f ms  median %.2f ms  p90 %.2f ms  mean %.2f ms/frame"
-               " (RTF %.3f);  cpu %.2f ms/frame\n", threads, first, ms[frames / 2], ms[frames * 9 / 10],
-               sum / frames, sum / frames / 80.0, cpu);
+               " (RTF %.3f);  cpu %.2f ms/frame (thread cpu median %.2f)\n", threads, first, ms[frames / 2],
+               ms[frames * 9 / 10], sum / frames, sum / frames / 80.0, cpu, cms[frames / 2]);
         mimi_dec_free(d);
         /* the same frames 4 per call (decoder catching up behind the FlowLM) */
         float *z4 = malloc((size_t)4 * ld * sizeof(float)), *p4 = malloc((size_t)4 * fs * sizeof(float));
@@ -383,6 +386,7 @@ static int bench(const char *dir, int frames, nn_dtype dt)
         }
         free(z4);
         free(p4);
+        if (dec_only) break;
         size_t n = (size_t)mimi_sample_rate(m) * 10;
         float *au = malloc(n * sizeof(float)), *lat;
         int F;
@@ -401,6 +405,7 @@ static int bench(const char *dir, int frames, nn_dtype dt)
     free(z);
     free(pcm);
     free(ms);
+    free(cms);
     mimi_free(m);
     st_close(w);
     free(blob);
@@ -410,15 +415,21 @@ static int bench(const char *dir, int frames, nn_dtype dt)
 int main(int argc, char **argv)
 {
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
-    if (argc >= 3 && !strcmp(argv[1], "--bench"))
-        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50,
-                     argc >= 5 && !strcmp(argv[4], "bf16") ? NN_BF16
-                     : argc >= 5 && !strcmp(argv[4], "q8") ? NN_Q8
-                                                           : NN_F32);
+    if (argc >= 3 && !strcmp(argv[1], "--bench")) {
+        nn_dtype dt = NN_F32;
+        int dec_only = 0;
+        for (int i = 4; i < argc; i++) {
+            if (!strcmp(argv[i], "bf16")) dt = NN_BF16;
+            else if (!strcmp(argv[i], "q8")) dt = NN_Q8;
+            else if (!strcmp(argv[i], "dec")) dec_only = 1;
+        }
+        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50, dt, dec_only);
+    }
     if (argc != 2) {
         fprintf(stderr,
                 "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
-                "       %s --bench DIR [FRAMES [bf16|q8]]   full-size speed, random weights\n",
+                "       %s --bench DIR [FRAMES [bf16|q8] [dec]]   full-size speed, random weights\n"
+                "                                   (dec: 1-thread decode only)\n",
                 argv[0], argv[0]);
         return 2;
     }

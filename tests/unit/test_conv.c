@@ -171,6 +171,184 @@ static void t_convtr_fast_vs_ref_stream(ut_ctx *t)
     }
 }
 
+
+/* ---- time-major path (conv_gemm, conv1d_tm_run, convtr1d_tm_run) ---- */
+
+static float *tposed(const float *x, int rows, int cols) /* [rows, cols] -> [cols, rows] */
+{
+    float *y = malloc((size_t)rows * cols * sizeof(float) + 4);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) y[(size_t)c * rows + r] = x[(size_t)r * cols + c];
+    return y;
+}
+
+static int bits_equal(const float *a, const float *b, size_t n, size_t *at)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) {
+            *at = i;
+            return 0;
+        }
+    return 1;
+}
+
+/* dispatched GEMM == plain C reference bit for bit (awkward shapes, bias, add, overlapping
+ * rows), and every row equals the same row computed alone (M invariance). */
+static void t_gemm_vs_ref_invariant(ut_ctx *t)
+{
+    static const int shapes[][4] = {/* M, rows, cols, ldx (0: cols) */
+                                    {1, 1, 1, 0},   {3, 17, 5, 0},   {8, 48, 32, 0},  {16, 50, 21, 7},
+                                    {37, 33, 64, 0}, {13, 96, 40, 8}, {70, 16, 3, 1}, {25, 130, 9, 0}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int M = shapes[i][0], rows = shapes[i][1], cols = shapes[i][2];
+        size_t ldx = shapes[i][3] ? (size_t)shapes[i][3] : (size_t)cols;
+        unsigned s = 7u + (unsigned)i;
+        float *W = rvec(&s, (size_t)rows * cols), *b = rvec(&s, (size_t)rows);
+        float *x = rvec(&s, (M - 1) * ldx + cols);
+        float *wp = aligned_alloc(64, conv_pack_floats(rows, cols) * sizeof(float));
+        /* pack W [rows, cols] the way conv.h describes (a 1x1 conv of cin = cols) */
+        conv1d c = {.cin = cols, .cout = rows, .k = 1, .stride = 1, .dil = 1, .groups = 1, .w = W};
+        conv1d_tm_pack(&c, wp);
+        size_t ny = (size_t)M * (rows + 3);
+        float *ya = rvec(&s, ny), *yb = malloc(ny * sizeof(float)), *y1 = malloc(ny * sizeof(float));
+        memcpy(yb, ya, ny * sizeof(float));
+        memcpy(y1, ya, ny * sizeof(float));
+        for (int add = 0; add < 2; add++) {
+            const float *bias = add ? NULL : b;
+            conv_gemm_ref(ya, rows + 3, x, ldx, M, wp, rows, cols, bias, add);
+            conv_gemm(yb, rows + 3, x, ldx, M, wp, rows, cols, bias, add);
+            for (int m = 0; m < M; m++) /* one row per call */
+                conv_gemm(y1 + (size_t)m * (rows + 3), rows + 3, x + m * ldx, ldx, 1, wp, rows, cols, bias, add);
+            size_t at = 0;
+            if (!bits_equal(ya, yb, ny, &at))
+                ut_fail(t, __FILE__, __LINE__, "gemm M%d rows%d cols%d add%d: y[%zu] expected %.9g (ref), got %.9g",
+                        M, rows, cols, add, at, ya[at], yb[at]);
+            if (!bits_equal(ya, y1, ny, &at))
+                ut_fail(t, __FILE__, __LINE__, "gemm M%d rows%d cols%d add%d: row-by-row y[%zu] expected %.9g, got %.9g",
+                        M, rows, cols, add, at, ya[at], y1[at]);
+        }
+        free(W); free(b); free(x); free(wp); free(ya); free(yb); free(y1);
+    }
+}
+
+/* conv1d_tm_run (time-major, packed) == channel-major reference within float rounding;
+ * streamed in pieces == one call bit for bit (outputs and history). */
+static void run_conv_tm_case(ut_ctx *t, const ccase *cc, int rep, int elu)
+{
+    unsigned s = 555u + (unsigned)(cc->k * 31 + cc->stride * 7 + cc->cin);
+    size_t wn = (size_t)cc->cout * cc->cin * cc->k;
+    float *w = rvec(&s, wn), *b = rvec(&s, (size_t)cc->cout);
+    conv1d c = {.cin = cc->cin, .cout = cc->cout, .k = cc->k, .stride = cc->stride,
+                .dil = cc->dil, .groups = 1, .pad_replicate = rep, .w = w, .b = b};
+    int P = conv1d_hist(&c), tout = cc->T / cc->stride, T = cc->T;
+    float *x = rvec(&s, (size_t)cc->cin * T); /* [cin, T] */
+    float *xe = malloc((size_t)cc->cin * T * sizeof(float));
+    if (elu) conv_elu_to(xe, x, (size_t)cc->cin * T);
+    else memcpy(xe, x, (size_t)cc->cin * T * sizeof(float));
+    float *yr = malloc((size_t)cc->cout * tout * sizeof(float));
+    float *pr = calloc((size_t)cc->cin * P + 1, sizeof(float));
+    float *work = malloc((conv1d_work(&c, T) + conv1d_tm_work(&c, T)) * sizeof(float));
+    int fr = 1;
+    conv1d_run_ref(&c, xe, T, pr, &fr, yr, work); /* [cout, tout] */
+    float *xt = tposed(x, cc->cin, T);            /* [T, cin] */
+    float *wp = aligned_alloc(64, conv1d_tm_pack_floats(&c) * sizeof(float));
+    conv1d_tm_pack(&c, wp);
+    int flags = elu ? CONV_IN_ELU : 0;
+    float *y1 = calloc((size_t)cc->cout * tout, sizeof(float)), *y2 = calloc((size_t)cc->cout * tout, sizeof(float));
+    float *p1 = calloc((size_t)cc->cin * P + 1, sizeof(float)), *p2 = calloc((size_t)cc->cin * P + 1, sizeof(float));
+    int f1 = 1, f2 = 1;
+    conv1d_tm_run(&c, wp, xt, T, p1, &f1, y1, work, flags);
+    for (int p0 = 0; p0 < T; p0 += cc->piece)
+        conv1d_tm_run(&c, wp, xt + (size_t)p0 * cc->cin, cc->piece, p2, &f2, y2 + (size_t)(p0 / cc->stride) * cc->cout,
+                      work, flags);
+    float *yt = tposed(y1, tout, cc->cout); /* back to [cout, tout] */
+    double d = maxdiff(yr, yt, (size_t)cc->cout * tout);
+    if (d > 1e-5)
+        ut_fail(t, __FILE__, __LINE__, "conv_tm cin%d cout%d k%d s%d d%d rep%d elu%d: max diff vs ref %g > 1e-5",
+                cc->cin, cc->cout, cc->k, cc->stride, cc->dil, rep, elu, d);
+    size_t at = 0;
+    if (!bits_equal(y1, y2, (size_t)cc->cout * tout, &at))
+        ut_fail(t, __FILE__, __LINE__, "conv_tm k%d s%d: streamed y[%zu] expected %.9g (one call), got %.9g", cc->k,
+                cc->stride, at, y1[at], y2[at]);
+    UT_CHECK(t, bits_equal(p1, p2, (size_t)cc->cin * P, &at));
+    float *pt = tposed(p1, P, cc->cin);
+    UT_CHECK(t, maxdiff(pt, pr, (size_t)cc->cin * P) == 0.0); /* same history as the reference */
+    free(w); free(b); free(x); free(xe); free(yr); free(pr); free(work); free(xt); free(wp); free(y1);
+    free(y2); free(p1); free(p2); free(yt); free(pt);
+}
+
+static void t_conv_tm(ut_ctx *t)
+{
+    static const ccase cases[] = {
+        {3, 5, 7, 1, 1, 1, 48, 16}, {4, 6, 8, 4, 1, 1, 64, 16}, {5, 4, 12, 6, 1, 1, 72, 12},
+        {6, 3, 3, 1, 2, 1, 40, 8},  {8, 8, 1, 1, 1, 1, 20, 4},  {20, 40, 7, 1, 1, 1, 32, 16},
+        {33, 17, 3, 1, 1, 1, 96, 32},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        for (int v = 0; v < 4; v++) run_conv_tm_case(t, &cases[i], v & 1, v >> 1);
+}
+
+/* CONV_OUT_ADD adds the conv into y (residual) */
+static void t_conv_tm_add(ut_ctx *t)
+{
+    float w[2] = {1, 2}, b[1] = {0.5f}, wp[2 * CONV_PANEL], prev[1] = {0}, work[64];
+    conv1d c = {.cin = 1, .cout = 1, .k = 2, .stride = 1, .dil = 1, .groups = 1, .w = w, .b = b};
+    UT_EQ_INT(t, 2 * CONV_PANEL, (long long)conv1d_tm_pack_floats(&c));
+    conv1d_tm_pack(&c, wp);
+    float x[3] = {1, 2, 3}, y[3] = {10, 20, 30};
+    int first = 1;
+    conv1d_tm_run(&c, wp, x, 3, prev, &first, y, work, CONV_OUT_ADD);
+    UT_NEAR(t, 10 + 0.5 + 2, y[0], 0); /* 1*0 + 2*1 */
+    UT_NEAR(t, 20 + 0.5 + 1 + 4, y[1], 0);
+    UT_NEAR(t, 30 + 0.5 + 2 + 6, y[2], 0);
+    UT_NEAR(t, 3.0, prev[0], 0);
+}
+
+/* convtr1d_tm_run (packed and depthwise) == channel-major reference within rounding;
+ * streamed pieces == one call bit for bit; the tail equals the reference's partial. */
+static void t_convtr_tm(ut_ctx *t)
+{
+    static const tcase cases[] = {
+        {5, 3, 12, 6, 1, 8, 2}, {4, 2, 10, 5, 1, 6, 1}, {3, 7, 8, 4, 1, 10, 5},
+        {6, 6, 32, 16, 6, 4, 1}, {40, 20, 12, 6, 1, 16, 4}, {17, 33, 4, 2, 1, 12, 3},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const tcase *cc = &cases[i];
+        unsigned s = 77u + (unsigned)i;
+        size_t wn = (size_t)cc->cin * (cc->cout / cc->groups) * cc->k;
+        float *w = rvec(&s, wn), *b = rvec(&s, (size_t)cc->cout);
+        convtr1d c = {.cin = cc->cin, .cout = cc->cout, .k = cc->k, .stride = cc->stride,
+                      .groups = cc->groups, .w = w, .b = cc->groups == 1 ? b : NULL};
+        int P = convtr1d_hist(&c), n = cc->T * cc->stride, T = cc->T;
+        float *x = rvec(&s, (size_t)cc->cin * T);
+        float *yr = malloc((size_t)cc->cout * n * sizeof(float));
+        float *pr = calloc((size_t)cc->cout * P + 1, sizeof(float));
+        float *work = malloc((convtr1d_work(&c, T) + convtr1d_tm_work(&c, T)) * sizeof(float));
+        convtr1d_run_ref(&c, x, T, pr, yr, work);
+        float *xt = tposed(x, cc->cin, T);
+        size_t npk = convtr1d_tm_pack_floats(&c);
+        float *wp = npk ? aligned_alloc(64, npk * sizeof(float)) : NULL;
+        if (wp) convtr1d_tm_pack(&c, wp);
+        float *y1 = malloc((size_t)cc->cout * n * sizeof(float)), *y2 = malloc((size_t)cc->cout * n * sizeof(float));
+        float *p1 = calloc((size_t)cc->cout * P + 1, sizeof(float)), *p2 = calloc((size_t)cc->cout * P + 1, sizeof(float));
+        convtr1d_tm_run(&c, wp, xt, T, p1, y1, work);
+        for (int p0 = 0; p0 < T; p0 += cc->piece)
+            convtr1d_tm_run(&c, wp, xt + (size_t)p0 * cc->cin, cc->piece, p2, y2 + (size_t)p0 * cc->stride * cc->cout,
+                            work);
+        float *yt = tposed(y1, n, cc->cout), *pt = tposed(p1, P, cc->cout);
+        double d = maxdiff(yr, yt, (size_t)cc->cout * n), dp = maxdiff(pr, pt, (size_t)cc->cout * P);
+        if (d > 1e-5 || dp > 1e-5)
+            ut_fail(t, __FILE__, __LINE__, "convtr_tm case %zu: max diff vs ref out %g tail %g > 1e-5", i, d, dp);
+        size_t at = 0;
+        if (!bits_equal(y1, y2, (size_t)cc->cout * n, &at))
+            ut_fail(t, __FILE__, __LINE__, "convtr_tm case %zu: streamed y[%zu] expected %.9g (one call), got %.9g", i,
+                    at, y1[at], y2[at]);
+        UT_CHECK(t, bits_equal(p1, p2, (size_t)cc->cout * P, &at));
+        free(w); free(b); free(x); free(yr); free(pr); free(work); free(xt); free(wp); free(y1); free(y2);
+        free(p1); free(p2); free(yt); free(pt);
+    }
+}
+
 static void t_elu(ut_ctx *t)
 {
     float x[4] = {-1.0f, 0.0f, 2.5f, -1e-4f};
@@ -217,5 +395,9 @@ static const ut_case cases[] = {
     {"conv_fast_vs_ref_stream", t_conv_fast_vs_ref_stream},
     {"convtr_fast_vs_ref_stream", t_convtr_fast_vs_ref_stream},
     {"elu", t_elu},
+    {"gemm_vs_ref_invariant", t_gemm_vs_ref_invariant},
+    {"conv_tm", t_conv_tm},
+    {"conv_tm_add", t_conv_tm_add},
+    {"convtr_tm", t_convtr_tm},
 };
 UT_SUITE(conv, cases)

@@ -54,6 +54,9 @@ typedef struct mm_op {
     conv1d c;     /* OP_CONV; OP_RES: block.1 (k residual_kernel_size, dilation) */
     conv1d c2;    /* OP_RES: block.3 (k1) */
     convtr1d t;   /* OP_CONVTR */
+    /* decoder only: time-major packed weights (conv.h), owned by the mimi:
+     * wp = c (conv1d_tm_pack) or t (convtr1d_tm_pack); wp2 = c2 */
+    float *wp, *wp2;
 } mm_op;
 
 typedef struct mm_seanet {
@@ -514,6 +517,57 @@ static int load_tf(mimi *m, const st_file *f, const char *prefix, mm_tf *tf, con
     return 0;
 }
 
+/* A 64-byte aligned block of n floats owned by m (NULL when out of memory). */
+static float *mm_falloc(mimi *m, size_t n)
+{
+    float *p = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+    if (p && mm_own(m, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Frees an owned block (a converted F32 copy that a packed copy replaced); borrowed
+ * pointers are left alone. */
+static void mm_disown(mimi *m, const void *p)
+{
+    for (int i = 0; i < m->nowned; i++)
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = m->owned[--m->nowned];
+            return;
+        }
+}
+
+/* Decoder SEANet weights re-laid for the time-major path (conv.h). The packed copies
+ * replace converted F32 copies; borrowed (mmap'd) originals simply stay unused. */
+static int pack_seanet(mimi *m, mm_seanet *sn)
+{
+    for (int i = 0; i < sn->nops; i++) {
+        mm_op *op = &sn->ops[i];
+        if (op->kind == OP_CONV || op->kind == OP_RES) {
+            if (!(op->wp = mm_falloc(m, conv1d_tm_pack_floats(&op->c)))) return ERR_NOMEM;
+            conv1d_tm_pack(&op->c, op->wp);
+            mm_disown(m, op->c.w);
+            op->c.w = NULL;
+        }
+        if (op->kind == OP_RES) {
+            if (!(op->wp2 = mm_falloc(m, conv1d_tm_pack_floats(&op->c2)))) return ERR_NOMEM;
+            conv1d_tm_pack(&op->c2, op->wp2);
+            mm_disown(m, op->c2.w);
+            op->c2.w = NULL;
+        }
+        if (op->kind == OP_CONVTR) {
+            if (!(op->wp = mm_falloc(m, convtr1d_tm_pack_floats(&op->t)))) return ERR_NOMEM;
+            convtr1d_tm_pack(&op->t, op->wp);
+            mm_disown(m, op->t.w);
+            op->t.w = NULL;
+        }
+    }
+    return 0;
+}
+
 static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *flow_prefix,
                      char *err, size_t errlen)
 {
@@ -530,6 +584,7 @@ static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *
         if (rc) return rc;
         if ((rc = load_tf(m, f, prefix, &m->dtf, "decoder_transformer", err, errlen))) return rc;
         if ((rc = load_seanet(m, f, prefix, &m->dec, 1, err, errlen))) return rc;
+        if ((rc = pack_seanet(m, &m->dec))) return err_set(err, errlen, rc, "out of memory for Mimi weights");
     }
     if (m->parts & MIMI_ENCODER) {
         m->down = (conv1d){.cin = c->dimension, .cout = c->inner_dim, .k = 2 * s, .stride = s,
@@ -674,8 +729,9 @@ static void sns_reset(const mm_seanet *sn, mm_sns *s)
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Sizes state and scratch for calls of t_in input columns. */
-static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in)
+/* Sizes state and scratch for calls of t_in input columns (tm: the time-major decoder
+ * path, conv.h's *_tm_work sizes). */
+static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in, int tm)
 {
     memset(s, 0, sizeof *s);
     s->t_in = t_in;
@@ -686,21 +742,21 @@ static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in)
         switch (op->kind) {
         case OP_CONV:
             s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
-            wk = zmax(wk, conv1d_work(&op->c, T));
+            wk = zmax(wk, tm ? conv1d_tm_work(&op->c, T) : conv1d_work(&op->c, T));
             T /= op->c.stride;
             C = op->c.cout;
             break;
         case OP_CONVTR:
             s->n1[i] = (size_t)op->t.cout * convtr1d_hist(&op->t);
-            wk = zmax(wk, convtr1d_work(&op->t, T));
+            wk = zmax(wk, tm ? convtr1d_tm_work(&op->t, T) : convtr1d_work(&op->t, T));
             T *= op->t.stride;
             C = op->t.cout;
             break;
         case OP_RES:
             s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
             s->n2[i] = (size_t)op->c2.cin * conv1d_hist(&op->c2);
-            wk = zmax(wk, conv1d_work(&op->c, T));
-            wk = zmax(wk, conv1d_work(&op->c2, T));
+            wk = zmax(wk, tm ? conv1d_tm_work(&op->c, T) : conv1d_work(&op->c, T));
+            wk = zmax(wk, tm ? conv1d_tm_work(&op->c2, T) : conv1d_work(&op->c2, T));
             break;
         default:
             break;
@@ -762,6 +818,62 @@ static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int 
         if (tap) {
             snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
             tap(user, name, cur, C, T, 0, (int)(t0 * T / T_in));
+        }
+    }
+    *t_out = T;
+    return cur;
+}
+
+/* x [T, C] time-major -> tap as channel-major [C, T] (buf holds C*T floats). */
+static void tap_tm(mimi_tap_fn tap, void *user, const char *name, const float *x, int T, int C, float *buf)
+{
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) buf[(size_t)c * T + t] = x[(size_t)t * C + c];
+    tap(user, name, buf, C, T, 0, 0);
+}
+
+/* The decoder stack, time-major (conv.h "_tm"): x [T_in, cin] -> [*t_out, cout] (inside
+ * s). An ELU in front of a conv is folded into that conv's input copy; the one in front
+ * of a transposed conv runs in place. Residual blocks add into the running buffer.
+ * tapbuf: room for the largest [C, T] of the stack (only used with a tap). */
+static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, int T_in, int *t_out,
+                               mimi_tap_fn tap, void *user, float *tapbuf)
+{
+    float *cur = s->a, *nxt = s->b, *tmp;
+    int C = sn->cin, T = T_in, elu_next = 0;
+    CORE_ASSERT(T_in >= 1 && T_in <= s->t_in);
+    char name[96];
+    memcpy(cur, x, (size_t)C * T * sizeof(float));
+    for (int i = 0; i < sn->nops; i++) {
+        const mm_op *op = &sn->ops[i];
+        switch (op->kind) {
+        case OP_ELU:
+            if (i + 1 < sn->nops && sn->ops[i + 1].kind == OP_CONV) elu_next = 1;
+            else conv_elu(cur, (size_t)C * T);
+            continue;
+        case OP_CONV:
+            conv1d_tm_run(&op->c, op->wp, cur, T, s->s1[i], &s->first[i], nxt, s->work,
+                          elu_next ? CONV_IN_ELU : 0);
+            elu_next = 0;
+            T /= op->c.stride;
+            C = op->c.cout;
+            tmp = cur, cur = nxt, nxt = tmp;
+            break;
+        case OP_CONVTR:
+            convtr1d_tm_run(&op->t, op->wp, cur, T, s->s1[i], nxt, s->work);
+            T *= op->t.stride;
+            C = op->t.cout;
+            tmp = cur, cur = nxt, nxt = tmp;
+            break;
+        case OP_RES:
+            conv1d_tm_run(&op->c, op->wp, cur, T, s->s1[i], &s->first[i], s->h, s->work, CONV_IN_ELU);
+            conv1d_tm_run(&op->c2, op->wp2, s->h, T, s->s2[i], &s->first2[i], cur, s->work,
+                          CONV_IN_ELU | CONV_OUT_ADD);
+            break;
+        }
+        if (tap) {
+            snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
+            tap_tm(tap, user, name, cur, T, C, tapbuf);
         }
     }
     *t_out = T;
@@ -937,13 +1049,13 @@ struct mimi_dec {
     int maxf;        /* max frames per mimi_dec_frames call */
     mimi_tap_fn tap;
     void *user;
-    float *up_tail;  /* [dimension, steps] upsample tail */
+    float *up_tail;  /* [steps, dimension] upsample tail (time-major raw sums) */
     mm_tfs tfs;
-    mm_sns sns;
-    float *q;        /* [outer, maxf] */
-    float *u;        /* [dimension, steps*maxf] */
-    float *x;        /* [steps*maxf, d] */
+    mm_sns sns;      /* time-major SEANet state (conv.h "_tm") */
+    float *q;        /* [maxf, outer] */
+    float *x;        /* [steps*maxf, d] upsample output = transformer in/out */
     float *work;     /* upsample work */
+    float *tapbuf;   /* [frame*maxf*n_filters] channel-major copies for the tap */
 };
 
 int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err, size_t errlen)
@@ -961,12 +1073,13 @@ int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err,
     int S = m->steps * max_frames, D = m->cfg.dimension;
     d->up_tail = calloc((size_t)D * convtr1d_hist(&m->up) + 1, sizeof(float));
     d->q = malloc((size_t)m->cfg.outer_dim * max_frames * sizeof(float));
-    d->u = malloc((size_t)D * S * sizeof(float));
     d->x = malloc((size_t)D * S * sizeof(float));
-    d->work = malloc(convtr1d_work(&m->up, max_frames) * sizeof(float));
-    int rc = (!d->up_tail || !d->q || !d->u || !d->x || !d->work) ? ERR_NOMEM : 0;
+    d->work = malloc(convtr1d_tm_work(&m->up, max_frames) * sizeof(float));
+    size_t tb = zmax((size_t)D * S, (size_t)m->frame * max_frames * (size_t)m->cfg.n_filters);
+    d->tapbuf = malloc(zmax(tb, (size_t)m->cfg.outer_dim * max_frames) * sizeof(float));
+    int rc = (!d->up_tail || !d->q || !d->x || !d->work || !d->tapbuf) ? ERR_NOMEM : 0;
     if (!rc) rc = tfs_init(&m->dtf, &d->tfs, S);
-    if (!rc) rc = sns_init(&m->dec, &d->sns, S);
+    if (!rc) rc = sns_init(&m->dec, &d->sns, S, 1);
     if (rc) {
         mimi_dec_free(d);
         return err_set(err, errlen, rc, "out of memory for the Mimi decoder state");
@@ -985,9 +1098,9 @@ void mimi_dec_free(mimi_dec *d)
     if (!d) return;
     free(d->up_tail);
     free(d->q);
-    free(d->u);
     free(d->x);
     free(d->work);
+    free(d->tapbuf);
     tfs_free(&d->tfs);
     sns_free(&d->sns);
     free(d);
@@ -1017,17 +1130,21 @@ int mimi_dec_frames(mimi_dec *d, const float *z, int n, float *pcm, char *err, s
     for (size_t i = 0; i < (size_t)n * m->ldim; i++)
         if (!isfinite(z[i])) return err_set(err, errlen, ERR_INVAL, "mimi: non-finite latent");
     if (d->tap && n == 1) d->tap(d->user, "quantizer.in", z, m->ldim, 1, 0, 0);
-    /* quantizer.output_proj: q [outer, n] = Wq [outer, ldim] x z^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, O, n, m->ldim, 1.0f, m->q_proj, m->ldim, z,
-                m->ldim, 0.0f, d->q, n);
-    if (d->tap) d->tap(d->user, "quantizer.out", d->q, O, n, 0, 0);
-    convtr1d_run(&m->up, d->q, n, d->up_tail, d->u, d->work);
-    if (d->tap) d->tap(d->user, "upsample.out", d->u, D, S, 0, 0);
-    transpose(d->u, D, S, d->x);
+    /* quantizer.output_proj: q [n, outer] = z [n, ldim] Wq^T, plain loops in a fixed order
+     * (the same bits whatever n is) */
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < O; o++) {
+            const float *w = m->q_proj + (size_t)o * m->ldim, *zt = z + (size_t)t * m->ldim;
+            float acc = 0.0f;
+            for (int i = 0; i < m->ldim; i++) acc = fmaf(zt[i], w[i], acc);
+            d->q[(size_t)t * O + o] = acc;
+        }
+    if (d->tap) tap_tm(d->tap, d->user, "quantizer.out", d->q, n, O, d->tapbuf);
+    convtr1d_tm_run(&m->up, NULL, d->q, n, d->up_tail, d->x, d->work);
+    if (d->tap) tap_tm(d->tap, d->user, "upsample.out", d->x, S, D, d->tapbuf);
     tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
-    transpose(d->x, S, D, d->u);
-    if (d->tap) d->tap(d->user, "decoder_transformer.out", d->u, D, S, 0, 0);
-    const float *y = sns_run(&m->dec, &d->sns, d->u, S, &T, d->tap, d->user, 0);
+    if (d->tap) tap_tm(d->tap, d->user, "decoder_transformer.out", d->x, S, D, d->tapbuf);
+    const float *y = sns_run_tm(&m->dec, &d->sns, d->x, S, &T, d->tap, d->user, d->tapbuf);
     CORE_ASSERT((size_t)T * m->dec.cout == (size_t)n * m->frame);
     if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
     memcpy(pcm, y, (size_t)n * m->frame * sizeof(float));
@@ -1044,7 +1161,9 @@ void mimi_dec_dump_state(const mimi_dec *d)
     if (!d->tap) return;
     const mimi *m = d->m;
     char name[160];
-    d->tap(d->user, "upsample.convtr.partial", d->up_tail, m->cfg.dimension, convtr1d_hist(&m->up), 0, 0);
+    /* the state is time-major [steps, channels]; upstream's is channel-major */
+    tap_tm(d->tap, d->user, "upsample.convtr.partial", d->up_tail, convtr1d_hist(&m->up), m->cfg.dimension,
+           d->tapbuf);
     const mm_tf *tf = &m->dtf;
     for (int l = 0; l < tf->nl; l++) {
         const nn_kv *c = &d->tfs.kv[l];
@@ -1066,15 +1185,15 @@ void mimi_dec_dump_state(const mimi_dec *d)
         const mm_op *op = &sn->ops[i];
         if (op->kind == OP_CONV) {
             snprintf(name, sizeof name, "%s.model.%d.previous", sn->name, op->idx);
-            d->tap(d->user, name, d->sns.s1[i], op->c.cin, conv1d_hist(&op->c), 0, 0);
+            tap_tm(d->tap, d->user, name, d->sns.s1[i], conv1d_hist(&op->c), op->c.cin, d->tapbuf);
         } else if (op->kind == OP_CONVTR) {
             snprintf(name, sizeof name, "%s.model.%d.partial", sn->name, op->idx);
-            d->tap(d->user, name, d->sns.s1[i], op->t.cout, convtr1d_hist(&op->t), 0, 0);
+            tap_tm(d->tap, d->user, name, d->sns.s1[i], convtr1d_hist(&op->t), op->t.cout, d->tapbuf);
         } else if (op->kind == OP_RES) {
             snprintf(name, sizeof name, "%s.model.%d.block.1.previous", sn->name, op->idx);
-            d->tap(d->user, name, d->sns.s1[i], op->c.cin, conv1d_hist(&op->c), 0, 0);
+            tap_tm(d->tap, d->user, name, d->sns.s1[i], conv1d_hist(&op->c), op->c.cin, d->tapbuf);
             snprintf(name, sizeof name, "%s.model.%d.block.3.previous", sn->name, op->idx);
-            d->tap(d->user, name, d->sns.s2[i], op->c2.cin, conv1d_hist(&op->c2), 0, 0);
+            tap_tm(d->tap, d->user, name, d->sns.s2[i], conv1d_hist(&op->c2), op->c2.cin, d->tapbuf);
         }
     }
 }
@@ -1117,7 +1236,7 @@ int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nfr
     float *dprev = calloc((size_t)D * conv1d_hist(&m->down) + 1, sizeof(float));
     float *dwork = malloc(conv1d_work(&m->down, S * EC) * sizeof(float));
     float *lv = malloc((size_t)L * EC * sizeof(float));
-    int rc = sns_init(&m->enc, &sns, FS * EC);
+    int rc = sns_init(&m->enc, &sns, FS * EC, 0);
     int rc2 = tfs_init(&m->etf, &tfs, S * EC);
     if (rc || rc2 || !lat || !chunk || !x || !y || !dprev || !dwork || !lv) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory for the Mimi encoder");
