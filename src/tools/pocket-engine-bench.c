@@ -4,10 +4,13 @@
  *   pocket-engine-bench [DIR] [RUNS] [CONFIGS]
  *       DIR      reference folder (default ../shared/reference/pocket-tts)
  *       RUNS     TTFA repetitions per configuration (default 5)
- *       CONFIGS  comma list of THREADSxPIPE, e.g. "1p,2p,2s" (default): p = Mimi on its
- *                own thread, s = sequential; b = FlowLM as BF16 (else F32); q = int8
- *                (--quantize; the Mimi decoder transformer int8 too, env PKEB_MIMI_Q8=-1 keeps it
- *                exact); h = huge-page weight arena; t = TTFA only ("1pt")
+ *       CONFIGS  comma list (default "default,1pbh,2pbh,1pqh,2pqh"):
+ *                "default" = exactly what `pockettts serve` builds (pke_options as the
+ *                registry fills them: threads, pipeline, dtype, huge pages, first chunk and
+ *                prompt pool all left to the engine); else THREADS then letters:
+ *                p = Mimi on its own thread, s = sequential; b = FlowLM as BF16 (else F32);
+ *                q = int8 (--quantize; the Mimi decoder transformer int8 too, env
+ *                PKEB_MIMI_Q8=-1 keeps it exact); h = huge-page weight arena; t = TTFA only
  *
  * Setup: a random F32 checkpoint from DIR/layout-english_2026-04.json is written into a
  * temp folder as model.safetensors (the english_2026-04 built-in config is used; the tiny
@@ -16,13 +19,17 @@
  *  - startup to ready: pke_new() with the weights in the page cache;
  *  - clone: first request with the WAV voice (Mimi encoder + voice prompt, then cached);
  *  - TTFA: eng_synth() call to the first 1920-sample frame at the sink, cached voice
- *    (the request is cancelled right there), median of RUNS;
+ *    (the request is cancelled right there), median of RUNS, wall and process CPU time;
+ *    where it goes comes from the engine's stage marks (pke_options.mark): the median of
+ *    each stage's share over the runs, second table;
  *  - frames/s: one request with frames_after_eos forced high, stopped at 125 frames
- *    (upstream's workload: 10 s of audio); steady = frames 2..125;
+ *    (upstream's workload: 10 s of audio); steady = frames 2..125; CPU ms per frame;
  *  - peak RSS: VmHWM (reset with /proc/self/clear_refs before each configuration).
- * Env PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens (experiments; -1 = off).
- * Upstream's figures (README, idle machine, OpenBLAS 1 thread, its best) are printed
- * beside ours. Nothing is asserted; SPEED.md keeps the history.
+ * Env: PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens, PKEB_PROMPT_THREADS
+ * pke_options.prompt_threads (A/B experiments; -1 = off). Upstream's figures (README,
+ * idle machine, OpenBLAS 1 thread, its best) and issue 5's targets (met / not met, for
+ * the default configuration and the 1- and 2-thread rows) are printed last. Nothing is
+ * asserted; SPEED.md keeps the history.
  */
 #include "core/cpuenv.h"
 #include "core/err.h"
@@ -151,35 +158,69 @@ static int write_voice(const char *path)
     return ok ? 0 : -1;
 }
 
-static const char *mode_name(int pipe, int bf16, int huge, int q8)
+/* One configuration: a label and the options it differs in. */
+typedef struct bconf {
+    char label[16];
+    int dflt; /* the server's defaults: none of the fields below is set */
+    int threads, pipe, bf16, huge, q8, ttfa_only;
+} bconf;
+
+typedef struct bresult {
+    double startup, clone, ttfa, ttfa_cpu, fps, steady, cpu_frame;
+    double stage[PKE_MARK_N], stage_cpu[PKE_MARK_N]; /* medians of each stage's own duration */
+    long rss, peak_load, peak;
+    int frames, ok, full;
+} bresult;
+
+static const char *STAGE_NAMES[PKE_MARK_N] = {"voice", "text", "alloc", "copy", "prompt", "step", "decode", "sink"};
+
+typedef struct marks {
+    double t[PKE_MARK_N], c[PKE_MARK_N]; /* wall ms, process CPU ms */
+} marks;
+
+static void on_mark(void *ud, int stage, double ms)
 {
-    static char b[16];
-    snprintf(b, sizeof b, "%s%s%s", pipe ? "pipe" : "seq", q8 ? "q8" : bf16 ? "16" : "32", huge ? "h" : "");
-    return b;
+    marks *m = ud;
+    if (stage >= 0 && stage < PKE_MARK_N) m->t[stage] = ms, m->c[stage] = cpu_ms();
 }
 
 static const char *TEXT = "Hello world. I am Kyutai's Pocket TTS. I'm fast enough to run on small CPUs.";
 
-static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge, int q8, int runs, int ttfa_only)
+static void set_options(pke_options *o, const bconf *c)
+{
+    if (c->dflt) return; /* as src/engine/registry.c fills them: everything left to the engine */
+    o->threads = c->threads;
+    o->pipeline = c->pipe;
+    o->bf16 = c->bf16 ? 1 : -1;
+    o->hugepages = c->huge ? 1 : -1;
+    o->quantize = c->q8;
+}
+
+static int bench_one(const char *tmp, const bconf *cf, int runs, bresult *res)
 {
     char model[600], voices[600], states[600], err[512];
-    snprintf(model, sizeof model, "%s", tmp);
-    snprintf(voices, sizeof voices, "%s/voices", tmp);
-    snprintf(states, sizeof states, "%s/states-%d%s", tmp, threads, mode_name(pipe, bf16, huge, q8));
+    memset(res, 0, sizeof *res);
+    snprintf(model, sizeof model, "%.500s", tmp);
+    snprintf(voices, sizeof voices, "%.500s/voices", tmp);
+    snprintf(states, sizeof states, "%.500s/states-%.15s", tmp, cf->label);
+    marks mk;
     pke_options o = {0};
     o.model_dir = model;
     o.language = "english_2026-04";
     o.voices_dir = voices;
     o.state_cache_dir = states;
-    o.threads = threads;
-    o.pipeline = pipe;
-    o.bf16 = bf16 ? 1 : -1;
-    o.hugepages = huge ? 1 : -1;
-    o.quantize = q8;
+    o.pipeline = -1; /* registry.c */
+    set_options(&o, cf);
     const char *fct = getenv("PKEB_FIRST_CHUNK_TOKENS"); /* experiments: 0 = engine default, -1 = off */
-    o.first_chunk_tokens = fct ? atoi(fct) : 0;
+    if (fct) o.first_chunk_tokens = atoi(fct);
+    const char *pt = getenv("PKEB_PROMPT_THREADS"); /* experiments: 0 = engine default, -1 = off */
+    if (pt) o.prompt_threads = atoi(pt);
+    const char *sa = getenv("PKEB_STEP_APART"); /* A/B: 1 = text prompt and step 0 as two passes */
+    if (sa) o.first_step_apart = atoi(sa);
     const char *mq = getenv("PKEB_MIMI_Q8"); /* A/B: -1 = exact Mimi with q, 1 = int8 Mimi always */
-    o.mimi_quantize = mq ? atoi(mq) : 0;
+    if (mq) o.mimi_quantize = atoi(mq);
+    o.mark = on_mark;
+    o.mark_ud = &mk;
     reset_peak();
     engine *e = NULL;
     double t0 = now_ms();
@@ -187,8 +228,9 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
         fprintf(stderr, "pocket-engine-bench: %s\n", err);
         return 1;
     }
-    double startup = now_ms() - t0;
-    long rss_ready = status_kb("VmRSS:"), peak_load = status_kb("VmHWM:");
+    res->startup = now_ms() - t0;
+    res->rss = status_kb("VmRSS:") / 1024, res->peak_load = status_kb("VmHWM:") / 1024;
+    printf("  %-8s = %s\n", cf->label, e->desc);
     eng_synth_req r = {0};
     r.voice = "v";
     r.speed = 1;
@@ -199,7 +241,7 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     r.text = "Hi.";
     c.t0 = now_ms();
     int rc = eng_synth(e, &r, sink, &c, err, sizeof err);
-    double clone_ms = now_ms() - c.t0;
+    res->clone = now_ms() - c.t0;
     /* the folder is laid out like an upstream language folder: a state in
      * embeddings/<builtin>.safetensors serves that built-in name offline (used below) */
     char emb[700];
@@ -208,33 +250,49 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
     snprintf(emb, sizeof emb, "%s/embeddings/alba.safetensors", tmp);
     if (!rc) rc = pke_export_voice(e, "v", emb, err, sizeof err);
     /* TTFA with the cached voice */
-    double *tt = calloc((size_t)runs, sizeof *tt), *tc = calloc((size_t)runs, sizeof *tc);
+    double *tt = calloc((size_t)runs * (2 + 2 * PKE_MARK_N), sizeof *tt), *tc = tt + runs, *ts = tc + runs;
+    double *tsc = ts + (size_t)runs * PKE_MARK_N;
     r.text = TEXT;
     for (int i = 0; !rc && i < runs; i++) {
         clock_sink d = {0};
         d.stop_after = 1;
+        memset(&mk, 0, sizeof mk);
         d.c0 = cpu_ms();
         d.t0 = now_ms();
         int k = eng_synth(e, &r, sink, &d, err, sizeof err);
         if (k != ERR_CANCEL) rc = k ? k : -1;
         tt[i] = d.first;
         tc[i] = d.first_cpu;
+        double prev = d.t0, prevc = d.c0;
+        for (int s = 0; s < PKE_MARK_N; s++) {
+            double t = mk.t[s] > 0 ? mk.t[s] : prev, tc_ = mk.t[s] > 0 ? mk.c[s] : prevc; /* not marked: no time */
+            ts[(size_t)s * runs + i] = t - prev;
+            tsc[(size_t)s * runs + i] = tc_ - prevc;
+            prev = t, prevc = tc_;
+        }
     }
-    double ttfa = rc ? 0 : median(tt, runs), ttfa_cpu = rc ? 0 : median(tc, runs);
+    if (!rc) {
+        res->ttfa = median(tt, runs), res->ttfa_cpu = median(tc, runs);
+        for (int s = 0; s < PKE_MARK_N; s++) {
+            res->stage[s] = median(ts + (size_t)s * runs, runs);
+            res->stage_cpu[s] = median(tsc + (size_t)s * runs, runs);
+        }
+    }
     free(tt);
-    free(tc);
     eng_free(e);
+    if (rc) {
+        fprintf(stderr, "pocket-engine-bench: %s: %s\n", cf->label, err);
+        return 1;
+    }
+    res->ok = 1;
+    if (cf->ttfa_only) return 0;
     /* full request, forced to upstream's maximum length */
     o.frames_after_eos = 100000;
+    o.mark = NULL;
     r.voice = "alba"; /* from embeddings/ (see above) */
     clock_sink f = {0};
-    if (ttfa_only) {
-        printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f   (TTFA only)\n", threads,
-               mode_name(pipe, bf16, huge, q8), startup, clone_ms,
-               ttfa, ttfa_cpu);
-        return rc;
-    }
-    if (!rc && pke_new(&e, &o, err, sizeof err) == 0) {
+    rc = pke_new(&e, &o, err, sizeof err);
+    if (!rc) {
         f.c0 = cpu_ms();
         f.t0 = now_ms();
         f.stop_after = 125; /* upstream's workload: exactly 125 frames (10 s of audio) */
@@ -244,24 +302,54 @@ static int bench_one(const char *tmp, int threads, int pipe, int bf16, int huge,
         eng_free(e);
     }
     if (rc) {
-        fprintf(stderr, "pocket-engine-bench: %s\n", err);
+        fprintf(stderr, "pocket-engine-bench: %s: %s\n", cf->label, err);
         return 1;
     }
-    double total_s = (f.last - f.t0) / 1e3, fps = f.frames / total_s;
-    double steady = f.frames > 2 ? (f.frames - 2) / ((f.last - f.second) / 1e3) : fps;
-    printf("  %7d %-8s %10.0f %9.0f %9.1f %9.1f %7d %9.2f %9.2f %8.2fx %11.1f %7ld %9ld %8ld  %s\n", threads,
-           mode_name(pipe, bf16, huge, q8), startup, clone_ms, ttfa, ttfa_cpu, f.frames, fps, steady, fps / 12.5,
-           f.c0 / f.frames, rss_ready / 1024, peak_load / 1024, status_kb("VmHWM:") / 1024, loadavg());
-    fflush(stdout);
+    double total_s = (f.last - f.t0) / 1e3;
+    res->frames = f.frames;
+    res->fps = f.frames / total_s;
+    res->steady = f.frames > 2 ? (f.frames - 2) / ((f.last - f.second) / 1e3) : res->fps;
+    res->cpu_frame = f.c0 / f.frames;
+    res->peak = status_kb("VmHWM:") / 1024;
+    res->full = 1;
     return 0;
 }
+
+/* "default" or THREADS + letters (see the top of the file) */
+static int parse_conf(const char *c, size_t n, bconf *cf)
+{
+    memset(cf, 0, sizeof *cf);
+    snprintf(cf->label, sizeof cf->label, "%.*s", (int)(n < 15 ? n : 15), c);
+    const char *x = c;
+    if (n >= 7 && !strncmp(c, "default", 7)) { /* "default" or "defaultt" (TTFA only) */
+        cf->dflt = 1;
+        for (x += 7; x < c + n; x++)
+            if (*x == 't') cf->ttfa_only = 1;
+            else return -1;
+        return 0;
+    }
+    cf->threads = atoi(c);
+    while (x < c + n && *x >= '0' && *x <= '9') x++;
+    cf->pipe = 1;
+    for (; x < c + n; x++) {
+        if (*x == 's') cf->pipe = 0;
+        else if (*x == 'b') cf->bf16 = 1;
+        else if (*x == 't') cf->ttfa_only = 1;
+        else if (*x == 'h') cf->huge = 1;
+        else if (*x == 'q') cf->q8 = 1;
+        else if (*x != 'p') return -1;
+    }
+    return cf->threads >= 1 && cf->threads <= 16 ? 0 : -1;
+}
+
+static const char *met(int ok) { return ok ? "met" : "NOT met"; }
 
 int main(int argc, char **argv)
 {
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
     int runs = argc > 2 ? atoi(argv[2]) : 5;
-    const char *configs = argc > 3 ? argv[3] : "1p,2p,2s,1pb,1pbh,2pbh";
+    const char *configs = argc > 3 ? argv[3] : "default,1pbh,2pbh,1pqh,2pqh";
     if (runs < 1) runs = 1;
     char tmp[64] = "/tmp/pocket-engine-bench-XXXXXX", p[700], q[700], err[512];
     if (!mkdtemp(tmp)) {
@@ -293,25 +381,58 @@ int main(int argc, char **argv)
         printf("pocket-engine-bench: random F32 english_2026-04 checkpoint written in %.0f ms; 10 s voice; "
                "TTFA median of %d; text: \"%s\"\n",
                wr, runs, TEXT);
-        printf("  %7s %-8s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %9s %8s  %s\n", "threads", "mimi", "startup ms",
-               "clone ms", "TTFA ms", "TTFA cpu", "frames", "frames/s", "steady/s", "realtime", "cpu ms/frame",
-               "RSS MB", "load peak", "peak MB", "loadavg");
-        const char *c = configs;
-        while (*c && !rc) {
-            int th = atoi(c);
-            const char *x = c;
-            while (*x >= '0' && *x <= '9') x++;
-            int pipe = *x != 's', bf = 0, only = 0, huge = 0, q8 = 0;
-            for (const char *y = x; *y && *y != ','; y++)
-                bf |= *y == 'b', only |= *y == 't', huge |= *y == 'h', q8 |= *y == 'q';
-            if (th >= 1 && th <= 16) rc = bench_one(tmp, th, pipe, bf, huge, q8, runs, only);
-            c = strchr(c, ',');
-            if (!c) break;
-            c++;
+        enum { MAXC = 16 };
+        bconf cf[MAXC];
+        bresult rs[MAXC];
+        memset(rs, 0, sizeof rs);
+        int nc = 0;
+        for (const char *c = configs; *c && nc < MAXC;) {
+            size_t n = strcspn(c, ",");
+            if (parse_conf(c, n, &cf[nc])) {
+                fprintf(stderr, "pocket-engine-bench: bad configuration '%.*s'\n", (int)n, c);
+                rc = 1;
+                break;
+            }
+            nc++;
+            c += n + (c[n] == ',');
         }
+        for (int i = 0; !rc && i < nc; i++) {
+            rc = bench_one(tmp, &cf[i], runs, &rs[i]);
+            fflush(stdout);
+        }
+        printf("\n  %-8s %10s %9s %9s %9s %7s %9s %9s %9s %11s %7s %9s %8s\n", "config", "startup ms", "clone ms",
+               "TTFA ms", "TTFA cpu", "frames", "frames/s", "steady/s", "realtime", "cpu ms/frame", "RSS MB",
+               "load peak", "peak MB");
+        for (int i = 0; i < nc && rs[i].ok; i++) {
+            const bresult *x = &rs[i];
+            printf("  %-8s %10.0f %9.0f %9.1f %9.1f", cf[i].label, x->startup, x->clone, x->ttfa, x->ttfa_cpu);
+            if (x->full)
+                printf(" %7d %9.2f %9.2f %8.2fx %11.1f %7ld %9ld %8ld\n", x->frames, x->fps, x->steady, x->fps / 12.5,
+                       x->cpu_frame, x->rss, x->peak_load, x->peak);
+            else
+                printf("   (TTFA only)%*s %7ld %9ld\n", 44, "", x->rss, x->peak_load);
+        }
+        printf("\n  TTFA by stage (ms since the previous mark, median of %d; wall / process CPU; "
+               "'prompt' includes step 0 unless PKEB_STEP_APART=1):\n  %-8s", runs, "config");
+        for (int s = 0; s < PKE_MARK_N; s++) printf(" %13s", STAGE_NAMES[s]);
+        printf("\n");
+        for (int i = 0; i < nc && rs[i].ok; i++) {
+            printf("  %-8s", cf[i].label);
+            for (int s = 0; s < PKE_MARK_N; s++) printf("   %5.1f/%5.1f", rs[i].stage[s], rs[i].stage_cpu[s]);
+            printf("\n");
+        }
+        printf("\n  load average now: %s\n", loadavg());
         printf("  upstream PyTorch (README, idle, OpenBLAS 1 thread = its best): startup 1390 ms, clone 10 s 2700 ms, "
                "TTFA 256 ms, 13.16 frames/s (1.05x real time), peak RSS 1130 MB\n");
-        printf("  targets: TTFA < 50 ms, >= 52.6 frames/s (4x), peak RSS < 377 MB, startup < 1000 ms\n");
+        printf("  targets (issue 5): TTFA < 50 ms, >= 52.6 frames/s (4x upstream) with 1 and 2 threads, peak RSS < 377 MB, "
+               "startup < 1000 ms\n");
+        for (int i = 0; i < nc && rs[i].ok; i++) {
+            const bresult *x = &rs[i];
+            printf("  %-8s TTFA %s, startup %s", cf[i].label, met(x->ttfa < 50), met(x->startup < 1000));
+            if (x->full)
+                printf(", frames/s %s, peak RSS %s", met(x->fps >= 52.6), met(x->peak < 377));
+            printf("\n");
+        }
     }
     snprintf(q, sizeof q, "rm -rf '%s'", tmp);
     if (system(q)) {

@@ -291,6 +291,74 @@ static void run_b(ut_ctx *t, nn_dtype dt, double tol, int hugepages)
     tiny_close(&ty);
 }
 
+/* Scenario B through pk_flowlm_prompt_text_step: text prompt and step 0 in one pass give
+ * golden step 0 (latent and EOS logit), the same position count as the two calls, and
+ * steps 1-2 continue from it as from the two-call path. */
+static void t_prompt_step(ut_ctx *t)
+{
+    tiny ty;
+    tiny_open(t, &ty, NN_F32, 0);
+    char p[512], err[256];
+    st_file *g = NULL, *v = NULL;
+    if (st_open(&g, ut_path(p, sizeof p, "reference/pocket-tts/golden_B.safetensors"), err, sizeof err) ||
+        st_open(&v, ut_path(p, sizeof p, "reference/pocket-tts/voice_state_A.safetensors"), err, sizeof err))
+        ut_fail(t, __FILE__, __LINE__, "%s", err);
+    const st_tensor *tok = st_find(g, "text/tokens");
+    int ids[64], T = (int)tok->numel;
+    float f[64];
+    st_to_f32(tok, f, (size_t)T, NULL, 0);
+    for (int i = 0; i < T; i++) ids[i] = (int)f[i];
+    pk_gen_params pr = {0.5f, 3, 1.2f, 1.7932249307632446f};
+    pk_fstate *a = NULL, *b = NULL;
+    UT_EQ_INT(t, 0, pk_fstate_new(&a, ty.m, 64, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_new(&b, ty.m, 64, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_import_voice(a, v, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_fstate_import_voice(b, v, err, sizeof err));
+    gnoise gn = {g, 0};
+    pk_noise nz = {gnoise_fill, &gn};
+    float la[3][16], lb[3][16], ea[3], eb[3], want[16];
+    /* a: one pass; b: prompt, then step 0 */
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text_step(ty.m, a, ids, T, &pr, &nz, la[0], &ea[0], err, sizeof err));
+    UT_EQ_INT(t, 0, pk_flowlm_prompt_text(ty.m, b, ids, T, &pr, NULL, err, sizeof err));
+    UT_EQ_INT(t, 0, pk_flowlm_step(ty.m, b, NULL, &pr, &nz, lb[0], &eb[0], err, sizeof err));
+    UT_EQ_INT(t, pk_fstate_pos(b), pk_fstate_pos(a));
+    UT_EQ_INT(t, 21 + T + 1, pk_fstate_pos(a));
+    for (int k = 1; k < 3; k++) {
+        gn.k = k;
+        UT_EQ_INT(t, 0, pk_flowlm_step(ty.m, a, la[k - 1], &pr, &nz, la[k], &ea[k], err, sizeof err));
+        UT_EQ_INT(t, 0, pk_flowlm_step(ty.m, b, lb[k - 1], &pr, &nz, lb[k], &eb[k], err, sizeof err));
+    }
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "step%03d/latent", k);
+        st_to_f32(st_find(g, name), want, 16, NULL, 0);
+        double md = 0, mab = 0, mx = 0;
+        for (int i = 0; i < 16; i++) {
+            if (fabs((double)la[k][i] - want[i]) > md) md = fabs((double)la[k][i] - want[i]);
+            if (fabs((double)la[k][i] - lb[k][i]) > mab) mab = fabs((double)la[k][i] - lb[k][i]);
+            if (fabs(want[i]) > mx) mx = fabs(want[i]);
+        }
+        if (md / mx > 1e-4) ut_fail(t, __FILE__, __LINE__, "%s one pass vs golden: rel err %g > 1e-4", name, md / mx);
+        if (mab / mx > 1e-5)
+            ut_fail(t, __FILE__, __LINE__, "%s one pass vs two calls: rel diff %g > 1e-5", name, mab / mx);
+        if (fabsf(ea[k] - eb[k]) > 1e-4f)
+            ut_fail(t, __FILE__, __LINE__, "step %d EOS logit: one pass %g, two calls %g", k, ea[k], eb[k]);
+    }
+    /* refusals as the prompt's: bad id, no room for T + 1 positions, empty prompt */
+    pk_fstate_reset(a);
+    int bad = 513;
+    UT_EQ_INT(t, ERR_INVAL, pk_flowlm_prompt_text_step(ty.m, a, &bad, 1, &pr, &nz, la[0], &ea[0], err, sizeof err));
+    int many[64];
+    for (int i = 0; i < 64; i++) many[i] = 1;
+    UT_EQ_INT(t, ERR_TOOBIG, pk_flowlm_prompt_text_step(ty.m, a, many, 64, &pr, &nz, la[0], &ea[0], err, sizeof err));
+    UT_EQ_INT(t, ERR_INVAL, pk_flowlm_prompt_text_step(ty.m, a, ids, 0, &pr, &nz, la[0], &ea[0], err, sizeof err));
+    pk_fstate_free(a);
+    pk_fstate_free(b);
+    st_close(v);
+    st_close(g);
+    tiny_close(&ty);
+}
+
 static void t_golden_b(ut_ctx *t) { run_b(t, NN_F32, 1e-4, 0); }
 static void t_golden_b_huge(ut_ctx *t) { run_b(t, NN_F32, 1e-4, 1); }
 static void t_golden_b_bf16(ut_ctx *t) { run_b(t, NN_BF16, 5e-2, 0); }
@@ -472,15 +540,19 @@ static void t_reproducible(ut_ctx *t)
     if (pk_config_load_json(&cfg, ut_path(p, sizeof p, "reference/pocket-tts/tiny_config.resolved.json"), err, sizeof err) ||
         st_open(&w, ut_path(p, sizeof p, "reference/pocket-tts/tiny_model.safetensors"), err, sizeof err))
         ut_fail(t, __FILE__, __LINE__, "%s", err);
-    float out[2][8][16];
-    for (int run = 0; run < 2; run++) {
-        nn_pool *pool = NULL;
-        UT_EQ_INT(t, 0, nn_pool_new(&pool, run ? 3 : 1, err, sizeof err));
+    /* run 0: 1 thread; 1: the model's pool of 3; 2: a state pool of 2 (pk_fstate_set_pool)
+     * for the prompt and the first steps, then the model's pool of 1 */
+    float out[3][8][16];
+    for (int run = 0; run < 3; run++) {
+        nn_pool *pool = NULL, *spool = NULL;
+        UT_EQ_INT(t, 0, nn_pool_new(&pool, run == 1 ? 3 : 1, err, sizeof err));
+        UT_EQ_INT(t, 0, nn_pool_new(&spool, 2, err, sizeof err));
         pk_flowlm_opts o = {NN_F32, pool, NULL, 0};
         pk_flowlm *m = NULL;
         pk_fstate *s = NULL;
         UT_EQ_INT(t, 0, pk_flowlm_load(&m, &cfg, w, &o, err, sizeof err));
         UT_EQ_INT(t, 0, pk_fstate_new(&s, m, 64, err, sizeof err));
+        if (run == 2) pk_fstate_set_pool(s, spool);
         pk_gen_params gp;
         pk_gen_params_default(&gp);
         pk_gauss g;
@@ -490,14 +562,18 @@ static void t_reproducible(ut_ctx *t)
         for (int i = 0; i < 20; i++) ids[i] = 7 * i + 1;
         float logit;
         UT_EQ_INT(t, 0, pk_flowlm_prompt_text(m, s, ids, 20, &gp, NULL, err, sizeof err));
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < 8; k++) {
+            if (run == 2 && k == 3) pk_fstate_set_pool(s, NULL);
             UT_EQ_INT(t, 0, pk_flowlm_step(m, s, k ? out[run][k - 1] : NULL, &gp, &nz, out[run][k], &logit, err, sizeof err));
+        }
         pk_fstate_free(s);
         pk_flowlm_free(m);
         nn_pool_free(pool);
+        nn_pool_free(spool);
     }
     st_close(w);
     UT_CHECK(t, !memcmp(out[0], out[1], sizeof out[0]));
+    UT_CHECK(t, !memcmp(out[0], out[2], sizeof out[0]));
 }
 
 static const ut_case cases[] = {
@@ -506,6 +582,6 @@ static const ut_case cases[] = {
     {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
-    {"chunked_prompt", t_chunked_prompt}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16}, {"golden_b_huge", t_golden_b_huge},
+    {"chunked_prompt", t_chunked_prompt}, {"prompt_step", t_prompt_step}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16}, {"golden_b_huge", t_golden_b_huge},
 };
 UT_SUITE(flowlm, cases)

@@ -94,6 +94,7 @@ struct pk_fstate {
     float *te;
     pk_trace_fn trace;
     void *trace_ud;
+    nn_pool *pool;  /* borrowed; NULL = the model's pool (pk_fstate_set_pool) */
 };
 
 /* ---- loading ------------------------------------------------------------------------------ */
@@ -407,6 +408,11 @@ void pk_fstate_set_trace(pk_fstate *s, pk_trace_fn fn, void *ud)
     s->trace_ud = ud;
 }
 
+void pk_fstate_set_pool(pk_fstate *s, nn_pool *pool) { s->pool = pool; }
+
+/* The pool a state's work runs on: its own when set, else the model's. */
+static nn_pool *pool_of(const pk_flowlm *m, const pk_fstate *s) { return s->pool ? s->pool : m->pool; }
+
 int64_t pk_fstate_pos(const pk_fstate *s) { return s->kv[0].len; }
 
 void pk_fstate_reset(pk_fstate *s)
@@ -573,7 +579,7 @@ static int transformer(const pk_flowlm *m, pk_fstate *s, int L, char *err, size_
     for (int i = 0; i < m->nl; i++) {
         const pk_layer *y = &m->layers[i];
         nn_layernorm(h, x, L, d, y->n1w, y->n1b, 1e-5f);
-        nn_linear(m->pool, s->qkv, h, L, &y->in_proj, NULL);
+        nn_linear(pool_of(m, s), s->qkv, h, L, &y->in_proj, NULL);
         for (int t = 0; t < L; t++) {
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -588,13 +594,13 @@ static int transformer(const pk_flowlm *m, pk_fstate *s, int L, char *err, size_
         trf(s, s->k, Ld, "flow.transformer.layers.%d.rope.k_out%s", i, "");
         if (nn_attend(&s->kv[i], s->att, s->q, s->k, s->v, L, s->scores))
             return err_set(err, errlen, ERR_TOOBIG, "flowlm: KV cache full (%d positions)", s->cap);
-        nn_linear(m->pool, h, s->att, L, &y->out_proj, NULL);
+        nn_linear(pool_of(m, s), h, s->att, L, &y->out_proj, NULL);
         trf(s, h, Ld, "flow.transformer.layers.%d.self_attn.out%s", i, "");
         for (size_t j = 0; j < Ld; j++) x[j] += h[j];
         nn_layernorm(h, x, L, d, y->n2w, y->n2b, 1e-5f);
-        nn_linear(m->pool, s->ff, h, L, &y->lin1, NULL);
+        nn_linear(pool_of(m, s), s->ff, h, L, &y->lin1, NULL);
         nn_gelu_erf(s->ff, (size_t)L * m->ffn);
-        nn_linear(m->pool, h, s->ff, L, &y->lin2, NULL);
+        nn_linear(pool_of(m, s), h, s->ff, L, &y->lin2, NULL);
         for (size_t j = 0; j < Ld; j++) x[j] += h[j];
         trf(s, x, Ld, "flow.transformer.layers.%d.out%s", i, "");
     }
@@ -652,7 +658,7 @@ static void flow_head(const pk_flowlm *m, pk_fstate *s, int call, float ts, floa
     }
     T("time_embed.0.out", a, (size_t)fd);
     T("time_embed.1.out", b, (size_t)fd);
-    nn_linear(m->pool, y, s->cond, 1, &m->cond_embed, m->cond_b);
+    nn_linear(pool_of(m, s), y, s->cond, 1, &m->cond_embed, m->cond_b);
     T("cond_embed.out", y, (size_t)fd);
     for (int i = 0; i < fd; i++) y[i] += (a[i] + b[i]) / 2;
     nn_linear(NULL, hh, x, 1, &m->input_proj, m->inproj_b);
@@ -662,20 +668,20 @@ static void flow_head(const pk_flowlm *m, pk_fstate *s, int call, float ts, floa
     nn_silu(a, (size_t)fd);
     for (int i = 0; i < m->depth; i++) {
         const pk_resblock *r = &m->blocks[i];
-        nn_linear(m->pool, mod, a, 1, &r->ada, r->ada_b);
+        nn_linear(pool_of(m, s), mod, a, 1, &r->ada, r->ada_b);
         const float *shift = mod, *scale = mod + fd, *gate = mod + 2 * fd;
         nn_layernorm(u, hh, 1, fd, r->ln_w, r->ln_b, 1e-6f);
         for (int j = 0; j < fd; j++) u[j] = u[j] * (1 + scale[j]) + shift[j];
-        nn_linear(m->pool, tmp, u, 1, &r->mlp0, r->b0);
+        nn_linear(pool_of(m, s), tmp, u, 1, &r->mlp0, r->b0);
         nn_silu(tmp, (size_t)fd);
-        nn_linear(m->pool, u, tmp, 1, &r->mlp2, r->b2);
+        nn_linear(pool_of(m, s), u, tmp, 1, &r->mlp2, r->b2);
         for (int j = 0; j < fd; j++) hh[j] += gate[j] * u[j];
         if (s->trace) {
             snprintf(nm, sizeof nm, "flow_net.call%d.res_blocks.%d.out", call, i);
             tr(s, nm, hh, (size_t)fd);
         }
     }
-    nn_linear(m->pool, mod, a, 1, &m->fin_ada, m->fin_ada_b);
+    nn_linear(pool_of(m, s), mod, a, 1, &m->fin_ada, m->fin_ada_b);
     nn_layernorm(u, hh, 1, fd, NULL, NULL, 1e-6f);
     for (int j = 0; j < fd; j++) u[j] = u[j] * (1 + mod[fd + j]) + mod[j];
     nn_linear(NULL, dir, u, 1, &m->fin_lin, m->fin_b);
@@ -780,6 +786,41 @@ int pk_flowlm_prompt_text(const pk_flowlm *m, pk_fstate *s, const int *ids, int 
         if (ids[t] < 0 || ids[t] > m->nbins)
             return err_set(err, errlen, ERR_INVAL, "flowlm: token id %d out of range [0, %d]", ids[t], m->nbins);
     return run_prompt(m, s, T, fill_text, ids, "flow.conditioner.out", p, nz, err, errlen);
+}
+
+/* Text prompt rows, then (if bos) one more row: the first step's input, input_linear(BOS). */
+typedef struct text_step_ctx {
+    const int *ids;
+    int T;
+    const float *bos; /* [d] or NULL */
+} text_step_ctx;
+
+static void fill_text_step(const pk_flowlm *m, float *dst, int t0, int n, const void *ctx)
+{
+    const text_step_ctx *c = ctx;
+    int nt = t0 + n <= c->T ? n : c->T > t0 ? c->T - t0 : 0;
+    if (nt > 0) fill_text(m, dst, t0, nt, c->ids);
+    for (int t = t0 + nt; t < t0 + n; t++) memcpy(dst + (size_t)(t - t0) * m->d, c->bos, (size_t)m->d * sizeof(float));
+}
+
+int pk_flowlm_prompt_text_step(const pk_flowlm *m, pk_fstate *s, const int *ids, int T, const pk_gen_params *p,
+                               const pk_noise *nz, float *out_lat, float *eos, char *err, size_t errlen)
+{
+    int ld = m->ld;
+    if (ld > 1024) return err_set(err, errlen, ERR_INTERNAL, "flowlm: latent dim over 1024");
+    if (T < 1) return err_set(err, errlen, ERR_INVAL, "flowlm: empty prompt");
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] > m->nbins)
+            return err_set(err, errlen, ERR_INVAL, "flowlm: token id %d out of range [0, %d]", ids[t], m->nbins);
+    float *bos = malloc((size_t)m->d * sizeof(float));
+    if (!bos) return err_set(err, errlen, ERR_NOMEM, "flowlm: out of memory");
+    nn_linear(NULL, bos, m->bos_emb, 1, &m->input_linear, NULL); /* the step's input row */
+    text_step_ctx c = {ids, T, bos};
+    int rc = run_prompt(m, s, T + 1, fill_text_step, &c, NULL, p, NULL, err, errlen);
+    free(bos);
+    if (rc) return rc;
+    *eos = eos_logit(m, s);
+    return sample(m, s, p, nz, out_lat, err, errlen);
 }
 
 int pk_flowlm_step(const pk_flowlm *m, pk_fstate *s, const float *in_lat, const pk_gen_params *p, const pk_noise *nz,

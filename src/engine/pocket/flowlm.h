@@ -77,6 +77,12 @@ typedef void (*pk_trace_fn)(void *ud, const char *name, const float *x, size_t n
 int pk_fstate_new(pk_fstate **out, const pk_flowlm *m, int max_positions, char *err, size_t errlen);
 void pk_fstate_free(pk_fstate *s);
 void pk_fstate_set_trace(pk_fstate *s, pk_trace_fn fn, void *ud);
+/* Runs this state's prompts and steps on `pool` (borrowed, must outlive its use here;
+ * NULL = the model's pool from pk_flowlm_opts) from the next call on. Results do not
+ * depend on the pool's size (nn_linear's rows are bit-identical for any split), so a
+ * stream may switch pools between calls, e.g. a wider pool for a text prompt while a
+ * second core is idle and a narrower one for steps that run beside another stage. */
+void pk_fstate_set_pool(pk_fstate *s, nn_pool *pool);
 int64_t pk_fstate_pos(const pk_fstate *s); /* positions consumed so far */
 /* Forgets everything (position 0). */
 void pk_fstate_reset(pk_fstate *s);
@@ -108,6 +114,14 @@ int pk_flowlm_prompt_voice(const pk_flowlm *m, pk_fstate *s, const float *lat, i
 /* Text prompt: ids [T] (0 <= id <= n_bins). nz as above. */
 int pk_flowlm_prompt_text(const pk_flowlm *m, pk_fstate *s, const int *ids, int T, const pk_gen_params *p,
                           const pk_noise *nz, char *err, size_t errlen);
+/* Text prompt and the first generation step (BOS input) in one transformer pass over
+ * T + 1 positions: the same computation as pk_flowlm_prompt_text(nz NULL) followed by
+ * pk_flowlm_step(in_lat NULL) (causal attention: the extra position sees exactly what the
+ * step would), but the weights stream once instead of twice, which is most of a step at
+ * full size; rows agree with the two calls up to the GEMM-vs-GEMV rounding of nn_linear.
+ * Writes the first latent out_lat [ldim] and its EOS logit. The engine's first frame. */
+int pk_flowlm_prompt_text_step(const pk_flowlm *m, pk_fstate *s, const int *ids, int T, const pk_gen_params *p,
+                               const pk_noise *nz, float *out_lat, float *eos_logit, char *err, size_t errlen);
 /* One generation step. in_lat [ldim] is the previous latent (NULL or NaN entries = BOS).
  * Writes the new latent out_lat [ldim] (normalised space) and the EOS logit. */
 int pk_flowlm_step(const pk_flowlm *m, pk_fstate *s, const float *in_lat, const pk_gen_params *p, const pk_noise *nz,

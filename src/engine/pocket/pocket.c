@@ -57,12 +57,16 @@ typedef struct pke {
     pk_flowlm *fl;
     mimi *mm;
     spm_model *sp;
-    nn_pool *pool;
+    nn_pool *pool;  /* FlowLM steps (threads) */
+    nn_pool *ppool; /* text prompts and steps while the decoder thread is idle (prompt_threads), or NULL */
+    pke_mark_fn mark;
+    void *mark_ud;
     pkv_store *vs;
     int can_clone;
     int pipeline;
     int frames_after_eos;
     int first_chunk_tokens; /* 0 = upstream chunking only */
+    int step_apart;         /* text prompt and step 0 as two passes (pke_options.first_step_apart) */
     int bf16, q8, huge;     /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
@@ -359,6 +363,27 @@ typedef struct gen {
 
 static int cancelled(const gen *g) { return g->req->cancel && atomic_load(g->req->cancel); }
 
+static void mark(const pke *e, int stage)
+{
+    if (e->mark) e->mark(e->mark_ud, stage, now_ms());
+}
+
+/* Both cores are free for the FlowLM when the decoder thread has no frame queued: during
+ * text prompts (each chunk's tail is drained first) and the first step(s) of a chunk
+ * (the first frame of a request is decoded inline, so steps 0 and 1 there). Later steps
+ * start right after a frame was queued and take the step pool, which leaves the other
+ * core to Mimi. The pool does not change the samples (pk_fstate_set_pool). */
+static nn_pool *flow_pool(gen *g)
+{
+    pke *e = g->e;
+    if (!e->ppool || !g->piped) return NULL; /* decoding inline (no thread): the step pool */
+    pthread_mutex_lock(&g->mu);
+    int idle = 1; /* no frame waiting or being decoded (a queued reset costs nothing) */
+    for (int i = g->tail_dec; i < g->head; i++) idle &= g->cmd_q[i % PKE_QUEUE] != 0;
+    pthread_mutex_unlock(&g->mu);
+    return idle ? e->ppool : NULL;
+}
+
 static void *dec_main(void *arg)
 {
     gen *g = arg;
@@ -452,7 +477,9 @@ static int emit_frame(gen *g, const float *lat, char *err, size_t errlen)
     mimi_denorm(g->e->mm, lat, z);
     int rc = mimi_dec_frame(g->dec, z, g->pcm, err, errlen);
     if (rc) return rc;
+    if (first) mark(g->e, PKE_MARK_DECODE);
     if (g->sink(g->user, g->pcm, (size_t)g->spf)) return err_set(err, errlen, ERR_CANCEL, "cancelled by sink");
+    if (first) mark(g->e, PKE_MARK_SINK);
     return 0;
 }
 
@@ -460,25 +487,35 @@ static int gen_chunk(gen *g, const pk_fstate *voice, const tp_chunk *c, char *er
 {
     pke *e = g->e;
     pk_fstate_reset(g->st);
-    int rc = 0;
+    int rc = 0, first = g->emitted == 0;
     if (voice && (rc = pk_fstate_copy(g->st, voice, err, errlen))) return rc;
+    if (first) mark(e, PKE_MARK_COPY);
     if (c->n_ids == 0) return 0;
+    if (cancelled(g)) return err_set(err, errlen, ERR_CANCEL, "cancelled");
     int *ids = malloc(c->n_ids * sizeof *ids);
     if (!ids) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < c->n_ids; i++) ids[i] = c->ids[i];
-    rc = pk_flowlm_prompt_text(e->fl, g->st, ids, (int)c->n_ids, &e->gp, NULL, err, errlen);
+    float lat[1024], logit = 0;
+    pk_fstate_set_pool(g->st, flow_pool(g));
+    /* the text prompt and step 0 in one pass (weights streamed once) unless told apart */
+    if (e->step_apart) rc = pk_flowlm_prompt_text(e->fl, g->st, ids, (int)c->n_ids, &e->gp, NULL, err, errlen);
+    else rc = pk_flowlm_prompt_text_step(e->fl, g->st, ids, (int)c->n_ids, &e->gp, &g->nz, lat, &logit, err, errlen);
     free(ids);
     if (rc) return rc;
+    if (first) mark(e, PKE_MARK_PROMPT);
     int fae = e->frames_after_eos > 0 ? e->frames_after_eos
               : e->cfg.frames_after_eos >= 0 ? e->cfg.frames_after_eos
                                               : c->frames_after_eos;
     pk_eos eos;
     pk_eos_init(&eos, fae, c->max_gen_len);
-    float lat[1024], logit = 0;
     for (int k = 0; !rc; k++) {
-        if (cancelled(g)) return err_set(err, errlen, ERR_CANCEL, "cancelled");
-        rc = pk_flowlm_step(e->fl, g->st, k ? lat : NULL, &e->gp, &g->nz, lat, &logit, err, errlen);
-        if (rc) break;
+        if (k > 0 || e->step_apart) {
+            if (cancelled(g)) return err_set(err, errlen, ERR_CANCEL, "cancelled");
+            pk_fstate_set_pool(g->st, flow_pool(g));
+            rc = pk_flowlm_step(e->fl, g->st, k ? lat : NULL, &e->gp, &g->nz, lat, &logit, err, errlen);
+            if (rc) break;
+        }
+        if (k == 0 && g->emitted == 0) mark(e, PKE_MARK_STEP);
         if (!pk_eos_emit(&eos, k, logit, e->gp.eos_threshold)) break;
         rc = emit_frame(g, lat, err, errlen);
     }
@@ -526,11 +563,13 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     pkv_entry *ve = NULL;
     int rc = get_voice(e, req->voice, req->cancel, &ve, err, errlen);
     if (rc) return rc;
+    mark(e, PKE_MARK_VOICE);
     const pk_fstate *voice = pkv_entry_value(ve);
     tp_chunks ch = {0};
     rc = tp_split(e->sp, req->text, strlen(req->text), TP_MAX_TOKENS_PER_CHUNK, &e->tpo, &ch, err, errlen);
     if (!rc && ch.n == 0) rc = err_set(err, errlen, ERR_INVAL, "input has nothing to speak");
     if (!rc) rc = split_first(e, &ch, err, errlen);
+    if (!rc) mark(e, PKE_MARK_TEXT);
     int need = 0;
     for (size_t i = 0; !rc && i < ch.n; i++) {
         int n = (int)ch.v[i].n_ids + ch.v[i].max_gen_len + 1;
@@ -555,6 +594,7 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
         if (!rc && pthread_create(&g.th, NULL, dec_main, &g) == 0) g.piped = 1;
         /* else: fall back to decoding inline */
     }
+    if (!rc) mark(e, PKE_MARK_ALLOC);
     for (size_t i = 0; !rc && i < ch.n; i++) {
         if (i > 0) {
             if (g.piped) rc = push(&g, 1, NULL, err, errlen);
@@ -621,6 +661,7 @@ static void pke_destroy(engine *base)
     mimi_free(e->mm);
     spm_free(e->sp);
     nn_pool_free(e->pool);
+    nn_pool_free(e->ppool);
     st_close(e->wf);
     free(e);
 }
@@ -708,6 +749,14 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     int threads = opt->threads > 0 ? opt->threads : (int)(piped ? (ncpu > 2 ? ncpu - 1 : 1) : ncpu);
     if (threads > 8 && opt->threads <= 0) threads = 8;
     if (!rc) rc = nn_pool_new(&e->pool, threads, err, errlen);
+    /* pipelined, text prompts (and steps while the decoder is idle) get every core, the
+     * decoder thread's included (see flow_pool); sequential runs use `threads` throughout */
+    int pthreads = !piped ? threads : opt->prompt_threads > 0 ? opt->prompt_threads : opt->prompt_threads < 0 ? threads : (int)ncpu;
+    if (pthreads > 8 && opt->prompt_threads <= 0) pthreads = 8;
+    if (!rc && pthreads > threads) rc = nn_pool_new(&e->ppool, pthreads, err, errlen);
+    e->mark = opt->mark;
+    e->step_apart = opt->first_step_apart > 0;
+    e->mark_ud = opt->mark_ud;
     if (!rc) {
         /* speed default for full-size models: BF16 matrices in a huge-page arena (half the
          * bytes streamed per frame); small models (the tiny reference) stay exact */
@@ -802,10 +851,12 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     e->ls.tokenizer_ms = t5 - t4;
     e->ls.total_ms = now_ms() - t0;
     e->ls.state_bytes_per_position = e->kv_bytes_per_pos;
-    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d thread%s%s)", e->cfg.name,
+    char pt[32] = "";
+    if (e->ppool) snprintf(pt, sizeof pt, " (prompts %d)", pthreads);
+    snprintf(e->desc, sizeof e->desc, "pocket-tts %s (%s, %s %s%s, %d thread%s%s%s)", e->cfg.name,
              local ? "local folder" : e->can_clone ? "hf, voice cloning" : "hf public weights, no voice cloning",
              e->q8 ? "int8" : e->bf16 ? "bf16" : "f32", nn_kernel_name(), e->huge ? " huge pages" : "", threads, threads == 1 ? "" : "s",
-             e->pipeline ? " + Mimi thread" : "");
+             pt, e->pipeline ? " + Mimi thread" : "");
     e->base.id = e->id;
     e->base.desc = e->desc;
     e->base.caps = ENG_CAP_SEED | (e->can_clone ? ENG_CAP_CLONE : 0);

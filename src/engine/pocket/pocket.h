@@ -16,7 +16,9 @@
  * <state dir>/<model key>/<content hash>.safetensors, so a cloned voice costs one encoding;
  * the disk cache is never pruned); text -> upstream chunks (textprep.h), the first one
  * re-split under opt.first_chunk_tokens so the first audio waits for a short text prompt;
- * per chunk: copy the voice state, text prompt, FlowLM steps with upstream's EOS rule, Mimi
+ * per chunk: copy the voice state, text prompt and step 0 in one FlowLM pass
+ * (pk_flowlm_prompt_text_step: the weights stream once for both), further steps with
+ * upstream's EOS rule, Mimi
  * decode per frame (fresh decoder per chunk, as upstream), one sink call per 1920-sample
  * frame. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
  * request's seed when it has one (same seed + text + voice = same samples, pipelined or
@@ -27,7 +29,10 @@
  * Python threads); the sink is still called from the synth() caller's thread. The first
  * frame of a request is decoded inline (it is the latency the listener hears). Frames are
  * decoded one by one (batched decoding would make the samples depend on timing).
- * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide).
+ * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide). While the
+ * decoder thread has no frame (text prompts, a chunk's first steps) the FlowLM runs on a
+ * wider pool (opt.prompt_threads, default every core): the first audio gets both cores,
+ * steady-state steps leave one to Mimi. Pools never change the samples.
  *
  * Thread safety: the model is read-only after load; synth() may run on several threads
  * (each request has its own KV state and decoder); max_parallel = opt.max_parallel.
@@ -42,6 +47,23 @@
 
 #include "engine/engine.h"
 #include "model/hf.h"
+
+/* Where the first audio of a request goes (bench and diagnostics): mark(ud, stage, ms) is
+ * called on the synth() caller's thread with CLOCK_MONOTONIC milliseconds when a stage
+ * ends, for the first chunk and first frame of every request only. It must be cheap and
+ * thread-safe (requests run in parallel); it is never called with a lock held. */
+enum {
+    PKE_MARK_VOICE,  /* voice state resolved (cache hit, file read or encoded) */
+    PKE_MARK_TEXT,   /* text normalised, tokenised and chunked */
+    PKE_MARK_ALLOC,  /* request state: KV cache, Mimi decoder, decoder thread */
+    PKE_MARK_COPY,   /* voice state copied into the request's KV cache */
+    PKE_MARK_PROMPT, /* text prompt of the first chunk through the FlowLM */
+    PKE_MARK_STEP,   /* first FlowLM step (first latent) */
+    PKE_MARK_DECODE, /* first Mimi frame decoded */
+    PKE_MARK_SINK,   /* first frame returned from the sink (encoded/sent by the caller) */
+    PKE_MARK_N
+};
+typedef void (*pke_mark_fn)(void *ud, int stage, double ms);
 
 typedef struct pke_options {
     const char *model_dir;       /* local folder; NULL/"" = upstream hf:// assets of `language` */
@@ -69,6 +91,15 @@ typedef struct pke_options {
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
     const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
+    int prompt_threads;          /* pipelined: pool for text prompts and the steps that start
+                                  * while the Mimi thread has no frame (a chunk's first one or
+                                  * two): 0 = all cores (at most 8), -1 or <= threads = the step
+                                  * pool; sequential: unused */
+    int first_step_apart;        /* 1: a chunk's text prompt and its first FlowLM step as two
+                                  * passes, as upstream (A/B); 0 = one pass over T + 1 positions
+                                  * (pk_flowlm_prompt_text_step: the weights stream once) */
+    pke_mark_fn mark;            /* optional stage marks of each request (benchmarks); NULL = off */
+    void *mark_ud;
 } pke_options;
 
 /* Loads the model and returns the engine. ERR_NOTFOUND when the weights are neither local
