@@ -132,7 +132,7 @@ static void t_chunks(ut_ctx *t)
     UT_EQ_INT(t, 0, kg2p_run(lex(t), text, &d, err, sizeof err));
     size_t pos = 0, end, nch = 0, total = 0;
     char ps[4096];
-    while (kg2p_chunk(&d, &pos, &end)) {
+    while (kg2p_chunk(&d, 0, &pos, &end)) {
         size_t start = pos;
         (void)start;
         UT_EQ_INT(t, 0, kg2p_join(&d, total, end, ps, sizeof ps, err, sizeof err));

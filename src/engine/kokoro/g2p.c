@@ -302,9 +302,11 @@ static int has_any(const char *s, const char *set)
 static int cat2(char *dst, size_t cap, const char *a, const char *b)
 {
     size_t x = strlen(a), y = strlen(b);
-    if (x + y + 1 > cap) return -1;
-    memmove(dst, a, x);
-    memcpy(dst + x, b, y + 1);
+    if (x + y + 1 > cap || x + y + 1 > WMAX * 8) return -1;
+    char tmp[WMAX * 8]; /* a or b may alias dst */
+    memcpy(tmp, a, x);
+    memcpy(tmp + x, b, y + 1);
+    memcpy(dst, tmp, x + y + 1);
     return 0;
 }
 
@@ -1266,8 +1268,34 @@ static int is_space_cp(uint32_t c)
            (c >= 0x2000 && c <= 0x200A) || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+/* s[0..n) ends in '.': is the dot part of the word? Lexicon entries (Mr., etc.) and
+ * dotted initials of 1-3 letters (U.S., e.g., a.m.), as spaCy's exceptions keep them. */
+static int is_abbrev(const kg2p *g, const char *s, size_t n)
+{
+    char w[64];
+    if (n >= sizeof w) return 0;
+    memcpy(w, s, n);
+    w[n] = 0;
+    if (gold(g, w) || silver(g, w)) return 1;
+    int parts = 0;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (!run || run > 3) return 0;
+            parts++;
+            run = 0;
+        } else if ((c | 32) >= 'a' && (c | 32) <= 'z') {
+            run++;
+        } else {
+            return 0;
+        }
+    }
+    return parts >= 2;
+}
+
 /* Splits one whitespace-free chunk into tokens (spaCy stand-in + misaki subtokenize). */
-static int tokenize_chunk(tokv *v, const char *s, size_t n, int ws)
+static int tokenize_chunk(const kg2p *g, tokv *v, const char *s, size_t n, int ws)
 {
     size_t first = v->n;
     /* whole chunk of dashes: a pause */
@@ -1312,19 +1340,13 @@ static int tokenize_chunk(tokv *v, const char *s, size_t n, int ws)
     /* suffixes (collected right to left, emitted after the core) */
     size_t sufpos[64];
     int nsuf = 0;
-    int inner_dot = 0;
-    for (size_t i = a; i + 1 < b; i++) inner_dot |= s[i] == '.' && i + 1 < b && s[i + 1] != '.';
     while (b > a && nsuf < 64) {
         size_t i = b;
         do i--; while (i > a && ((unsigned char)s[i] & 0xC0) == 0x80);
         uint32_t c;
         cp_at(s + i, b - i, &c);
         if (!is_punct_suffix(c)) break;
-        if (c == '.' && inner_dot) {
-            /* abbreviation (U.S., e.g.): keep the final dot unless more dots follow it */
-            int alpha_before = i > a && s_isalpha((char[]){s[i - 1], 0});
-            if (alpha_before) break;
-        }
+        if (c == '.' && is_abbrev(g, s + a, b - a)) break;
         sufpos[nsuf++] = i;
         b = i;
     }
@@ -1740,7 +1762,7 @@ int kg2p_run(const kg2p *g, const char *text, kg2p_doc *out, char *err, size_t e
             if (is_space_cp(c)) break;
             j += (size_t)k;
         }
-        if ((rc = tokenize_chunk(&v, text + i, j - i, j < L))) goto done;
+        if ((rc = tokenize_chunk(g, &v, text + i, j - i, j < L))) goto done;
         i = j;
     }
     guess_tags(&v);
@@ -1845,8 +1867,9 @@ static int one_of(const char *ps, const char *set)
     return in_set(c, set);
 }
 
-int kg2p_chunk(const kg2p_doc *d, size_t *pos, size_t *end)
+int kg2p_chunk(const kg2p_doc *d, size_t budget, size_t *pos, size_t *end)
 {
+    if (!budget || budget > KG2P_MAX_PHONEMES) budget = KG2P_MAX_PHONEMES;
     size_t start = *pos;
     if (start >= d->n) return 0;
     size_t pcount = 0;
@@ -1855,7 +1878,7 @@ int kg2p_chunk(const kg2p_doc *d, size_t *pos, size_t *end)
         /* next_ps = ps + (" " if ws); next_pcount = pcount + len(next_ps.rstrip()) */
         size_t nps = kg2p_cplen(t->ps) + (t->ws ? 1 : 0);
         size_t next_pcount = pcount + kg2p_cplen(t->ps);
-        if (next_pcount > KG2P_MAX_PHONEMES && i > start) {
+        if (next_pcount > budget && i > start) {
             static const char *const wf[] = {"!.?…", ":;", ",—"};
             size_t z = i - start;
             for (int k = 0; k < 3; k++) {
@@ -1868,7 +1891,7 @@ int kg2p_chunk(const kg2p_doc *d, size_t *pos, size_t *end)
                 if (zz == (size_t)-1) continue;
                 zz++;
                 if (start + zz < i && one_of(d->tok[start + zz].ps, ")”")) zz++;
-                if (next_pcount - join_len(d, start, start + zz) <= KG2P_MAX_PHONEMES) {
+                if (next_pcount - join_len(d, start, start + zz) <= budget) {
                     z = zz;
                     break;
                 }

@@ -87,9 +87,12 @@ void kg2p_doc_free(kg2p_doc *d);
 int kg2p_join(const kg2p_doc *d, size_t from, size_t to, char *out, size_t cap, char *err, size_t errlen);
 
 /* Next chunk starting at token *pos: writes its end token index to *end and advances *pos.
- * Returns 1 while a chunk was produced, 0 at the end. A chunk may still join to more than
- * 510 code points when one token alone is that long (the caller truncates, as upstream). */
-int kg2p_chunk(const kg2p_doc *d, size_t *pos, size_t *end);
+ * Returns 1 while a chunk was produced, 0 at the end. budget: phoneme code points per
+ * chunk (0 or > 510 = 510, upstream's rule; smaller = an early short chunk for latency).
+ * After a cut the count restarts at the cut (upstream carries the stripped remainder: can
+ * differ by a space). A chunk may still join to more than the budget when one token alone
+ * is that long (the caller truncates to 510, as upstream). */
+int kg2p_chunk(const kg2p_doc *d, size_t budget, size_t *pos, size_t *end);
 
 /* Code-point length of a UTF-8 string. */
 size_t kg2p_cplen(const char *s);

@@ -1,0 +1,139 @@
+/* test_kokoro_engine.c — the Kokoro engine (engine/kokoro/kkengine.h) on the tiny random
+ * reference model: audio comes out, length follows speed, the seed makes it reproducible,
+ * cancellation stops it between chunks, voices and errors. */
+#include "ut.h"
+
+#include "core/err.h"
+#include "engine/kokoro/kkengine.h"
+
+#include <stdatomic.h>
+
+static engine *tiny_engine(ut_ctx *t, int first_chunk)
+{
+    static char w[1024], c[1024], v[1024], l[1024];
+    ut_path(w, sizeof w, "reference/kokoro/kokoro-tiny-random.safetensors");
+    ut_path(c, sizeof c, "reference/kokoro/config-tiny.json");
+    ut_path(v, sizeof v, "reference/kokoro");
+    ut_path(l, sizeof l, "reference/kokoro/lexicon");
+    kke_options o = {.weights = w, .config = c, .voices_dir = v, .lexicon_dir = l, .first_chunk = first_chunk};
+    hf_options ho = {.offline = 1, .no_env = 1};
+    o.hf = &ho;
+    engine *e = NULL;
+    char err[256] = "";
+    if (kke_new(&e, &o, err, sizeof err)) ut_fail(t, __FILE__, __LINE__, "kke_new: %s", err);
+    return e;
+}
+
+typedef struct {
+    size_t calls, samples, stop_after;
+    int finite;
+    float first[64];
+    size_t nfirst;
+} sinkst;
+
+static int sink(void *u, const float *pcm, size_t n)
+{
+    sinkst *s = u;
+    s->calls++;
+    for (size_t i = 0; i < n; i++) {
+        if (!(pcm[i] == pcm[i]) || pcm[i] > 1e6f || pcm[i] < -1e6f) s->finite = 0;
+        if (s->nfirst < 64) s->first[s->nfirst++] = pcm[i];
+    }
+    s->samples += n;
+    return s->stop_after && s->calls >= s->stop_after;
+}
+
+static int say(engine *e, const char *text, float speed, uint64_t seed, const atomic_int *cancel, sinkst *s)
+{
+    memset(s, 0, sizeof *s);
+    s->finite = 1;
+    eng_synth_req r = {.text = text, .voice = NULL, .speed = speed, .seed = seed, .has_seed = 1, .cancel = cancel};
+    char err[256];
+    return eng_synth(e, &r, sink, s, err, sizeof err);
+}
+
+static void t_audio_speed_seed(ut_ctx *t)
+{
+    engine *e = tiny_engine(t, -1);
+    sinkst a, b, c;
+    const char *txt = "Hello world! Kokoro is a small model.";
+    int rc1 = say(e, txt, 1.0f, 7, NULL, &a);
+    int rc2 = say(e, txt, 2.0f, 7, NULL, &b);
+    int rc3 = say(e, txt, 1.0f, 7, NULL, &c);
+    eng_free(e);
+    UT_EQ_INT(t, 0, rc1);
+    UT_EQ_INT(t, 0, rc2);
+    UT_EQ_INT(t, 0, rc3);
+    UT_CHECK(t, a.samples > 24000 / 2); /* at least half a second */
+    UT_EQ_INT(t, 0, (long long)(a.samples % 600)); /* 600 samples per frame */
+    UT_CHECK(t, a.finite && b.finite);
+    /* durations / 2: about half as long (rounding + the >= 1 frame floor: < 0.75) */
+    if (!(b.samples < a.samples * 3 / 4))
+        ut_fail(t, __FILE__, __LINE__, "speed 2: %zu samples vs %zu at speed 1", b.samples, a.samples);
+    UT_EQ_INT(t, (long long)a.samples, (long long)c.samples);
+    UT_CHECK(t, !memcmp(a.first, c.first, sizeof a.first)); /* same seed, same audio */
+}
+
+static void t_chunks_cancel(ut_ctx *t)
+{
+    engine *e = tiny_engine(t, 20); /* first chunk ~20 phonemes: several chunks */
+    sinkst s;
+    const char *txt = "Hello world. This is a test, with a clause. And one more sentence here.";
+    int rc = say(e, txt, 1.0f, 1, NULL, &s);
+    size_t all = s.calls;
+    UT_EQ_INT(t, 0, rc);
+    UT_CHECK(t, all >= 2);
+    /* the sink stops it after the first chunk */
+    sinkst s2;
+    memset(&s2, 0, sizeof s2);
+    s2.finite = 1;
+    s2.stop_after = 1;
+    eng_synth_req r = {.text = txt, .speed = 1.0f, .seed = 1, .has_seed = 1};
+    char err[256];
+    int rc2 = eng_synth(e, &r, sink, &s2, err, sizeof err);
+    /* cancel flag already set: no audio at all */
+    atomic_int cancel = 1;
+    sinkst s3;
+    int rc3 = say(e, txt, 1.0f, 1, &cancel, &s3);
+    eng_free(e);
+    UT_EQ_INT(t, ERR_CANCEL, rc2);
+    UT_EQ_INT(t, 1, (long long)s2.calls);
+    UT_EQ_INT(t, ERR_CANCEL, rc3);
+    UT_EQ_INT(t, 0, (long long)s3.calls);
+}
+
+static void t_voices_errors(ut_ctx *t)
+{
+    engine *e = tiny_engine(t, 0);
+    char err[256];
+    eng_voice *v = NULL;
+    size_t n = 0;
+    UT_EQ_INT(t, 0, eng_list_voices(e, &v, &n, err, sizeof err));
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found |= !strcmp(v[i].id, "voice-tiny-random");
+    free(v);
+    UT_CHECK(t, found);
+    UT_EQ_STR(t, "kokoro", e->id);
+    UT_EQ_STR(t, "voice-tiny-random", e->default_voice);
+    UT_EQ_INT(t, 0, eng_check_voice(e, "voice-tiny-random", err, sizeof err));
+    UT_EQ_INT(t, 0, eng_check_voice(e, "voice-tiny-random,voice-tiny-random", err, sizeof err));
+    UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "af_nobody", err, sizeof err));
+    UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "alloy", err, sizeof err)); /* af_alloy has no pack here */
+    UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "../etc/passwd", err, sizeof err));
+    sinkst s;
+    UT_EQ_INT(t, ERR_INVAL, say(e, "***", 1.0f, 1, NULL, &s)); /* nothing speakable */
+    eng_free(e);
+    kke_options o = {.dir = "/nonexistent-kokoro"};
+    engine *e2 = NULL;
+    UT_EQ_INT(t, ERR_NOTFOUND, kke_new(&e2, &o, err, sizeof err));
+    kke_options none = {0};
+    UT_EQ_INT(t, ERR_NOTFOUND, kke_new(&e2, &none, err, sizeof err));
+    UT_CHECK(t, strstr(err, "--kokoro-dir") != NULL);
+}
+
+static const ut_case cases[] = {
+    {"audio_speed_seed", t_audio_speed_seed},
+    {"chunks_cancel", t_chunks_cancel},
+    {"voices_errors", t_voices_errors},
+};
+UT_SUITE(kokoro_engine, cases)
