@@ -383,6 +383,31 @@ static int bench(const char *dir, int frames, nn_dtype dt, int dec_only)
             printf("decode  threads=%d  4 frames per call: wall %.2f ms/frame, cpu %.2f ms/frame\n",
                    threads, (now_ms() - w4) / (4.0 * calls), (cpu_ms() - c4) / (4.0 * calls));
             mimi_dec_free(d);
+            /* batch invariance at full size: 8 frames 4 per call vs one by one, bit for bit */
+            mimi_dec *d1 = NULL;
+            float *z8 = malloc((size_t)8 * ld * sizeof(float)), *a8 = malloc((size_t)8 * fs * sizeof(float)),
+                  *b8 = malloc((size_t)8 * fs * sizeof(float));
+            if (z8 && a8 && b8 && !mimi_dec_new_batch(&d, m, 4, err, sizeof err) &&
+                !mimi_dec_new(&d1, m, err, sizeof err)) {
+                for (int i = 0; i < 8 * ld; i++) z8[i] = nrand();
+                for (int f = 0; f < 8; f++) mimi_dec_frame(d1, z8 + (size_t)f * ld, a8 + (size_t)f * fs, err, sizeof err);
+                mimi_dec_frames(d, z8, 4, b8, err, sizeof err);
+                mimi_dec_frames(d, z8 + (size_t)4 * ld, 4, b8 + (size_t)4 * fs, err, sizeof err);
+                size_t ndiff = 0;
+                double md = 0;
+                for (size_t i = 0; i < (size_t)8 * fs; i++)
+                    if (memcmp(&a8[i], &b8[i], sizeof(float))) {
+                        ndiff++;
+                        md = fmax(md, fabs((double)a8[i] - b8[i]));
+                    }
+                printf("decode  threads=%d  8 frames, 4 per call vs 1 per call: %s (%zu of %d samples differ, max %.3g)\n",
+                       threads, ndiff ? "NOT bit-identical" : "bit-identical", ndiff, 8 * fs, md);
+            }
+            mimi_dec_free(d);
+            mimi_dec_free(d1);
+            free(z8);
+            free(a8);
+            free(b8);
         }
         free(z4);
         free(p4);

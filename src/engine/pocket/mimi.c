@@ -28,7 +28,6 @@
 #include "engine/pocket/mimi.h"
 
 #include <cJSON.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -40,6 +39,7 @@
 #include "core/err.h"
 #include "engine/pocket/pkconfig.h"
 #include "nn/conv.h"
+#include "nn/dispatch.h"
 #include "nn/nn.h"
 
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
@@ -946,10 +946,13 @@ static void linear(const float *x, int T, const nn_mat *W, float *y)
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
- * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), for a
- * block of T queries at once: per head, scores S [T, nu] over the union of the windows
- * (nu <= context + T - 1 keys, at most two contiguous runs of ring slots) with one sgemm
- * per run, masked softmax per row, then O = P V with one sgemm per run. sc: [T, cap]. */
+ * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), query
+ * by query with nn's dotn/axpyn kernels: each score is one dot product in a fixed order,
+ * the softmax runs over exactly the query's window in key order, and the output
+ * accumulates keys one after the other (a ring wrap only splits that sequence, which
+ * axpyn continues exactly). So a query's result does not depend on how many queries
+ * share the call or where the ring wraps: decoding n frames per call gives the bits of n
+ * single-frame calls. sc: [context + T] floats. */
 static int mm_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int T,
                      float *sc)
 {
@@ -962,35 +965,32 @@ static int mm_attend(nn_kv *c, float *out, const float *q, const float *k, const
         memcpy(c->v + sl * row, v + (size_t)t * row, (size_t)row * sizeof(float));
     }
     c->len = p0 + T;
-    int64_t lo_u = c->context && p0 - c->context + 1 > 0 ? p0 - c->context + 1 : 0;
-    int nu = (int)(p0 + T - lo_u);
-    int s0 = (int)(lo_u % c->cap), n0 = c->cap - s0 < nu ? c->cap - s0 : nu;
+    nn_dotn_fn dotn = nn_pick_dotn(hd);
+    nn_axpyn_fn axpyn = nn_pick_axpyn(hd);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < H; h++) {
-        const float *qh = q + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n0, hd, scale, qh, row,
-                    c->k + (size_t)s0 * row + h * hd, row, 0.0f, sc, nu);
-        if (nu > n0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nu - n0, hd, scale, qh, row,
-                        c->k + (size_t)h * hd, row, 0.0f, sc + n0, nu);
-        for (int t = 0; t < T; t++) {
-            int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
-            int a = (int)(lo - lo_u), b = (int)(p - lo_u); /* valid keys [a, b] */
-            float *r = sc + (size_t)t * nu, mx = -INFINITY, sum = 0.0f;
-            for (int j = a; j <= b; j++) mx = r[j] > mx ? r[j] : mx;
-            for (int j = 0; j < nu; j++) {
-                r[j] = j < a || j > b ? 0.0f : expf(r[j] - mx);
-                sum += r[j];
+    for (int t = 0; t < T; t++) {
+        int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
+        int n = (int)(p - lo + 1), s0 = (int)(lo % c->cap), n0 = c->cap - s0 < n ? c->cap - s0 : n;
+        for (int h = 0; h < H; h++) {
+            const float *qh = q + (size_t)t * row + (size_t)h * hd;
+            dotn(sc, qh, c->k + (size_t)s0 * row + (size_t)h * hd, (size_t)row, n0, hd);
+            if (n > n0) dotn(sc + n0, qh, c->k + (size_t)h * hd, (size_t)row, n - n0, hd);
+            float mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j < n; j++) {
+                sc[j] *= scale;
+                mx = sc[j] > mx ? sc[j] : mx;
+            }
+            for (int j = 0; j < n; j++) {
+                sc[j] = expf(sc[j] - mx);
+                sum += sc[j];
             }
             float inv = 1.0f / sum;
-            for (int j = a; j <= b; j++) r[j] *= inv;
+            for (int j = 0; j < n; j++) sc[j] *= inv;
+            float *oh = out + (size_t)t * row + (size_t)h * hd;
+            memset(oh, 0, (size_t)hd * sizeof(float));
+            axpyn(oh, sc, c->v + (size_t)s0 * row + (size_t)h * hd, (size_t)row, n0, hd);
+            if (n > n0) axpyn(oh, sc + n0, c->v + (size_t)h * hd, (size_t)row, n - n0, hd);
         }
-        float *oh = out + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, n0, 1.0f, sc, nu,
-                    c->v + (size_t)s0 * row + h * hd, row, 0.0f, oh, row);
-        if (nu > n0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, nu - n0, 1.0f, sc + n0,
-                        nu, c->v + (size_t)h * hd, row, 1.0f, oh, row);
     }
     return 0;
 }
