@@ -1,6 +1,7 @@
 /* test_aenc.c — every encoder, fed with awkward chunk sequences, produces what its
  * format promises: wav header fields and exact sizes, pcm bytes equal to the s16 of the
- * input, names/content types, callback refusal latching ERR_CANCEL. */
+ * input, names/content types, callback refusal latching ERR_CANCEL, ffprobe/ffmpeg's
+ * view of every format, and AAC's tail rule (aac_tail, aac_short). */
 #include "ut.h"
 #include "audio/aenc.h"
 #include "audio/enc_internal.h"
@@ -296,7 +297,9 @@ typedef struct fmt_expect {
     int delay;  /* the codec's fixed encoder delay in samples where the stream cannot
                    signal it (decoders play it): LAME 576 + 529 (buffered files and
                    streams carry an Info tag instead: see gapless/stream_tag), AAC
-                   priming 1024 (raw ADTS has no field for it: see enc_aac.c) */
+                   priming 1024 (raw ADTS has no field for it: see enc_aac.c; this
+                   test's tone ends loud, so AAC keeps its last packet here; a silent
+                   tail decodes within one frame: see aac_tail) */
     int frame;  /* frame length in samples at 24 kHz: padding of the last frame */
     int gapless; /* buffered files carry a tag (LAME "Info") that makes decoders trim
                     delay and padding: the decoded length is then exact */
@@ -431,6 +434,139 @@ static void t_mp3_stream_tag(ut_ctx *t)
     }
     UT_EQ_INT(t, 0, best);
     free(d);
+    free(x);
+}
+
+/* Number of ADTS frames in b (every header checked: sync, length in bounds); -1 if the
+ * bytes are not a clean sequence of ADTS frames. */
+static long adts_count(const uint8_t *b, size_t n)
+{
+    size_t off = 0;
+    long k = 0;
+    while (off < n) {
+        if (n - off < 7 || b[off] != 0xFF || (b[off + 1] & 0xF6) != 0xF0) return -1;
+        size_t len = (size_t)(b[off + 3] & 3) << 11 | (size_t)b[off + 4] << 3 | b[off + 5] >> 5;
+        if (len < 7 || len > n - off) return -1;
+        off += len;
+        k++;
+    }
+    return k;
+}
+
+/* SNR in dB of d[lag + i] against x[i] over i in [from, to). */
+static double snr_db(const float *x, const int16_t *d, long nd, long lag, size_t from, size_t to)
+{
+    double s = 0, e = 0;
+    for (size_t i = from; i < to; i++) {
+        double y = (long)i + lag < nd ? d[(long)i + lag] / 32768.0 : 0;
+        s += (double)x[i] * x[i];
+        e += (y - x[i]) * (y - x[i]);
+    }
+    return 10 * log10(s / (e + 1e-30));
+}
+
+/* The AAC tail rule (enc_aac.c): raw ADTS decodes to 1024 priming samples + the PCM +
+ * padding, and the last packet alone carries the last input frame. When that frame is
+ * silent (peak below -50 dBFS: speech's trailing pause) close drops the packet, so the
+ * file decodes to N..N+1023 samples in ceil(N/1024) packets; a loud last frame keeps it
+ * (N+1024..N+2047, one packet more). Voiced content then silence or a tail tone, N on
+ * both sides of frame boundaries, streamed and not, fuzzed chunk sizes; the content's
+ * SNR is the same whichever way the tail goes (dropping is an exact truncation). */
+static void t_aac_tail(ut_ctx *t)
+{
+    enum { K = 20, TAIL = 2400 };
+    static const long ns[] = {K * 1024 - 1, K * 1024, K * 1024 + 1, 2 * K * 1024 + 517};
+    /* tail kinds: level of the last TAIL samples (noise: random sign at that level, so
+     * even a one-sample last frame has it), and whether the packet stays */
+    static const struct { const char *name; float peak; int tone; int kept; } tails[] = {
+        {"digital silence", 0.0f, 0, 0},
+        {"-60 dBFS noise", 0.001f, 0, 0},
+        {"-45 dBFS noise", 0.0056f, 0, 1},
+        {"-6 dBFS tone", 0.5f, 1, 1},
+    };
+    size_t nmax = 2 * K * 1024 + 517;
+    float *x = malloc(nmax * sizeof *x);
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        size_t *rnd = random_seq(48, 11 + (unsigned)ni);
+        size_t n = (size_t)ns[ni], body = n - TAIL;
+        int16_t *ref = NULL; /* decoded silent-tail file */
+        for (size_t ti = 0; ti < sizeof tails / sizeof tails[0]; ti++) {
+            double ph = 0;
+            unsigned seed = 5;
+            for (size_t i = 0; i < n; i++) {
+                double tt = (double)i / RATE, f0 = 120 + 60 * sin(2 * M_PI * 0.7 * tt);
+                ph += 2 * M_PI * f0 / RATE;
+                seed = seed * 1103515245u + 12345u;
+                double r = 2.0 * ((double)(seed >> 9) / (double)(1u << 23)) - 1.0;
+                x[i] = i < body ? (float)(0.4 * (0.5 + 0.5 * sin(2 * M_PI * 4 * tt)) *
+                                          (sin(ph) + 0.5 * sin(2.7 * ph)))
+                       : tails[ti].tone ? tails[ti].peak * sinf(0.3f * (float)i)
+                                        : (float)(r < 0 ? -tails[ti].peak : tails[ti].peak);
+            }
+            /* mode 0: buffered, mixed chunks; 1: streamed, fuzzed chunk sizes */
+            for (int mode = 0; mode < 2; mode++) {
+                sink s;
+                encode(t, AENC_AAC, mode, x, n, mode ? rnd : seq_mixed, mode ? 48 : NSEQ, &s);
+                long packets = adts_count((const uint8_t *)s.out.data, s.out.len);
+                int16_t *d = NULL;
+                long nd = ffmpeg_decode(s.out.data, s.out.len, "aac", RATE, &d);
+                buf_free(&s.out);
+                long want_packets = (long)((n + 1023) / 1024) + tails[ti].kept;
+                long lo = (long)n + (tails[ti].kept ? 1024 : 0), hi = lo + 1023;
+                if (packets != want_packets || nd < lo || nd > hi)
+                    ut_fail(t, __FILE__, __LINE__, "N=%zu %s mode %d: expected %ld packets, %ld..%ld "
+                            "decoded samples; got %ld packets, %ld samples", n, tails[ti].name, mode,
+                            want_packets, lo, hi, packets, nd);
+                /* content against the input (after the priming-affected first frame), and
+                 * the decoded samples up to two frames before the tail bit-identical to the
+                 * silent-tail file's: the tail (and the packet dropped) changes nothing before */
+                double snr = snr_db(x, d, nd, 1024, 1024, body);
+                if (snr < 25)
+                    ut_fail(t, __FILE__, __LINE__, "N=%zu %s mode %d: content SNR %.2f dB, expected >= 25",
+                            n, tails[ti].name, mode, snr);
+                long same = 1024 + (long)body - 2048;
+                if (!ref) {
+                    ref = d;
+                    d = NULL;
+                } else {
+                    for (long k = 0; k < same; k++)
+                        if (d[k] != ref[k]) {
+                            ut_fail(t, __FILE__, __LINE__, "N=%zu %s mode %d: decoded sample %ld is %d, "
+                                    "the silent-tail file's is %d", n, tails[ti].name, mode, k, d[k], ref[k]);
+                            break;
+                        }
+                }
+                free(d);
+            }
+        }
+        free(ref);
+        free(rnd);
+    }
+    free(x);
+}
+
+/* Very short inputs (one frame or less) that are silent: the file is the priming
+ * packet alone (1024 samples, N <= 1024 < N + 1024); a loud one keeps its packet. */
+static void t_aac_short(ut_ctx *t)
+{
+    static const size_t ns[] = {1, 7, 1023, 1024};
+    float *x = calloc(1024, sizeof *x);
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (int loud = 0; loud < 2; loud++) {
+            size_t n = ns[ni];
+            for (size_t i = 0; i < n; i++) x[i] = loud ? 0.5f * sinf(0.2f * (float)i) : 0.0f;
+            x[n - 1] = loud ? 0.5f : 0.0f;
+            sink s;
+            encode(t, AENC_AAC, 1, x, n, seq_mixed, NSEQ, &s);
+            long packets = adts_count((const uint8_t *)s.out.data, s.out.len);
+            int16_t *d = NULL;
+            long nd = ffmpeg_decode(s.out.data, s.out.len, "aac", RATE, &d);
+            buf_free(&s.out);
+            free(d);
+            if (packets != 1 + loud || nd != 1024 * (1 + loud))
+                ut_fail(t, __FILE__, __LINE__, "N=%zu %s: expected %d packets, %d samples; got %ld, %ld",
+                        n, loud ? "loud" : "silent", 1 + loud, 1024 * (1 + loud), packets, nd);
+        }
     free(x);
 }
 
@@ -713,6 +849,8 @@ static const ut_case cases[] = {
     {"bitrate", t_bitrate},
     {"ffprobe", t_ffprobe},
     {"mp3_stream_tag", t_mp3_stream_tag},
+    {"aac_tail", t_aac_tail},
+    {"aac_short", t_aac_short},
     {"empty_all", t_empty_all},
     {"mp3_stream_rates", t_mp3_stream_rates},
     {"prompt", t_prompt},
