@@ -24,9 +24,14 @@ typedef void (*nn_axpy4_fn)(float *const o[4], const float w[4], const float *v,
 typedef void (*nn_dotn_fn)(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 typedef void (*nn_axpyn_fn)(float *o, const float *w, const float *V, size_t ld, int n, int hd);
 typedef void (*nn_gelu_fn)(float *x, size_t n);
-/* y[m * ldy + r] = x[m, :] . W[r, :] for m < M, r < rows (x [M, cols], W [rows, cols]) */
-typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
-typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
+/* y[m * ldy + r] = (sum_k x[m, k] W[r, k]) (+ b[r] if b) for m < M, r < rows (x [M, cols]
+ * row-major, W [rows, cols] row-major, b [rows] or NULL, ldy >= rows). Every version computes
+ * each output as the same sequential FMA chain over k = 0..cols-1 from 0, then adds b (see
+ * nn.h, "GEMM invariance"), so all of them are bit-identical to nn_ref_gemm_*. */
+typedef void (*nn_gemm_f32_fn)(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols,
+                               const float *b);
+typedef void (*nn_gemm_bf16_fn)(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols,
+                                const float *b);
 /* int8 weights [rows, cols] with per-row scales ws [rows] x int8 activations (nn_q8x, M
  * rows); cols % 32 == 0. y[m * ldy + r]; see nn.h "int8 (NN_Q8)" */
 struct nn_q8x;
@@ -44,10 +49,13 @@ void nn_avx2_gelu(float *x, size_t n); /* |err| vs erff-based reference <= ~3e-7
 void nn_avx512_gemv_f32(float *y, const float *x, const float *W, int rows, int cols);
 void nn_avx512_gemv_bf16(float *y, const float *x, const uint16_t *W, int rows, int cols);
 
-void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
-void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
-void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
-void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols);
+/* packed outer-product GEMM (gemm_x86.c): AVX-512 panels of 32 outputs x 12 x rows, AVX2
+ * 16 x 6; weight panels packed K-major into a 32 KiB / 16 KiB stack buffer */
+void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b);
+void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols,
+                         const float *b);
+void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b);
+void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols, const float *b);
 
 /* AVX-512 VNNI (vpdpbusd on (w + 128) x q_x, offset corrected) / AVX2 (sign trick with
  * vpmaddubsw, exact since |w|, |x| <= 127) */
@@ -82,9 +90,11 @@ nn_axpy4_fn nn_pick_axpy4(void);
 /* the AVX-512 versions when the CPU has them and hd % 16 == 0, hd <= 128; else references */
 nn_dotn_fn nn_pick_dotn(int hd);
 nn_axpyn_fn nn_pick_axpyn(int hd);
-/* NULL when the CPU has neither AVX2 nor AVX-512: nn_linear then uses OpenBLAS sgemm. */
+/* AVX-512, AVX2, else the (slow, exact) references; nn_linear uses OpenBLAS sgemm for M > 1
+ * instead when the CPU has neither (nn_gemm_fast() == 0). */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void);
+int nn_gemm_fast(void); /* our packed GEMM runs (AVX2 or AVX-512) */
 /* never NULL: VNNI, AVX2 or the reference */
 nn_gemm_q8_fn nn_pick_gemm_q8(void);
 

@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* ---- references ---------------------------------------------------------------------- */
 
@@ -169,15 +168,17 @@ nn_gemm_f32_fn nn_pick_gemm_f32(void)
 {
     if (nn_cpu_avx512()) return nn_avx512_gemm_f32;
     if (nn_cpu_avx2()) return nn_avx2_gemm_f32;
-    return NULL;
+    return nn_ref_gemm_f32;
 }
 
 nn_gemm_bf16_fn nn_pick_gemm_bf16(void)
 {
     if (nn_cpu_avx512()) return nn_avx512_gemm_bf16;
     if (nn_cpu_avx2()) return nn_avx2_gemm_bf16;
-    return NULL;
+    return nn_ref_gemm_bf16;
 }
+
+int nn_gemm_fast(void) { return nn_cpu_avx2() || nn_cpu_avx512(); }
 
 nn_gemm_q8_fn nn_pick_gemm_q8(void)
 {
@@ -586,6 +587,7 @@ typedef struct gemv_job {
     int next;       /* next chunk to take (atomic) */
     int blas;       /* M > 1 through OpenBLAS sgemm (single-threaded) instead of our GEMM */
     const nn_q8x *qx; /* NN_Q8: x quantized once per call */
+    const float *b;   /* [rows]: added by the GEMM kernels themselves (else NULL: added after) */
 } gemv_job;
 
 /* OpenBLAS for rows [r0, r1): F32 in place; BF16 widened 64 rows at a time */
@@ -621,11 +623,11 @@ static void gemv_rows(const gemv_job *j, int r0, int r1)
     } else if (j->W->dtype == NN_F32) {
         const float *w = (const float *)j->W->w + (size_t)r0 * cols;
         if (j->M == 1) nn_pick_gemv_f32()(j->y + r0, j->x, w, r1 - r0, cols);
-        else nn_pick_gemm_f32()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols);
+        else nn_pick_gemm_f32()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols, j->b ? j->b + r0 : NULL);
     } else {
         const uint16_t *w = (const uint16_t *)j->W->w + (size_t)r0 * cols;
         if (j->M == 1) nn_pick_gemv_bf16()(j->y + r0, j->x, w, r1 - r0, cols);
-        else nn_pick_gemm_bf16()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols);
+        else nn_pick_gemm_bf16()(j->y + r0, rows, j->x, j->M, w, r1 - r0, cols, j->b ? j->b + r0 : NULL);
     }
 }
 
@@ -645,30 +647,38 @@ static void gemv_part(void *arg, int part, int nparts)
     }
 }
 
-void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols)
+/* The GEMM chain (nn.h "GEMM invariance"): fmaf, k ascending from 0, then + b. */
+void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b)
 {
     for (int m = 0; m < M; m++)
-        for (int r = 0; r < rows; r++) y[(size_t)m * ldy + r] = nn_ref_dot(W + (size_t)r * cols, x + (size_t)m * cols, cols);
+        for (int r = 0; r < rows; r++) {
+            const float *xr = x + (size_t)m * cols, *w = W + (size_t)r * cols;
+            float acc = 0.0f;
+            for (int k = 0; k < cols; k++) acc = fmaf(xr[k], w[k], acc);
+            y[(size_t)m * ldy + r] = b ? acc + b[r] : acc;
+        }
 }
 
-/* OpenBLAS's run-time core for this CPU is its generic SSE3 one */
-static int blas_is_generic(void)
+void nn_ref_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols, const float *b)
 {
-    const char *c = openblas_get_corename();
-    return !c || !strcasecmp(c, "prescott") || !strcasecmp(c, "core2") || !strcasecmp(c, "katmai");
+    for (int m = 0; m < M; m++)
+        for (int r = 0; r < rows; r++) {
+            const float *xr = x + (size_t)m * cols;
+            const uint16_t *w = W + (size_t)r * cols;
+            float acc = 0.0f;
+            for (int k = 0; k < cols; k++) acc = fmaf(xr[k], nn_bf16_to_f32(w[k]), acc);
+            y[(size_t)m * ldy + r] = b ? acc + b[r] : acc;
+        }
 }
 
 void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b)
 {
     int rows = W->rows, cols = W->cols;
     if (M <= 0) return;
-    /* M == 1: always our GEMV. M > 1: OpenBLAS sgemm when it runs a real kernel for
-     * this CPU and M >= 16 (it is ~2.5x faster than our GEMM there); but OpenBLAS 0.3.21
-     * falls back to its SSE3 "Prescott" kernels on CPUs it does not know (Zen 4 unless
-     * OPENBLAS_CORETYPE is set before start), where our AVX2/AVX-512 GEMM wins. */
-    int own = M == 1 || W->dtype == NN_Q8 ||
-              (W->dtype == NN_F32 ? nn_pick_gemm_f32() != NULL : nn_pick_gemm_bf16() != NULL);
-    if (own && M >= 16 && W->dtype != NN_Q8 && !blas_is_generic()) own = 0;
+    /* M == 1: our GEMV. M > 1, F32/BF16: our packed GEMM (gemm_x86.c) on AVX2/AVX-512
+     * CPUs, OpenBLAS sgemm elsewhere. NN_Q8: the int8 kernels. */
+    int gemm = M > 1 && W->dtype != NN_Q8;
+    int blas = gemm && !nn_gemm_fast();
     /* NN_Q8: the activations are quantized once here (on the stack for one position, else
      * one heap block: prompt passes only) and shared by every row chunk */
     enum { QSTK = 4096 };
@@ -696,16 +706,18 @@ void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, 
      * one thread: its own threads spin and fight ours on a busy machine). Small matrices
      * are not worth waking threads for. */
     int n = (size_t)rows * cols * M < 65536 ? 1 : nn_pool_threads(pool);
-    /* ~8 chunks per thread for our kernels (a row's result does not depend on the split);
-     * a fixed 128 rows for OpenBLAS, whose results do depend on the call's shape, so the
-     * output stays bit-identical for any thread count */
-    int cr = !own ? 128 : n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + 15) / 16 * 16;
-    if (cr < 16) cr = 16;
-    gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0, !own, &qx};
+    /* ~8 chunks per thread, multiples of 16 rows (GEMM: 32, one AVX-512 panel; parts never
+     * share a cache line of y); a row's result does not depend on the split. A fixed 128 rows for
+     * OpenBLAS, whose results do depend on the call's shape, so the output stays
+     * bit-identical for any thread count. */
+    int al = gemm ? 32 : 16;
+    int cr = blas ? 128 : n == 1 ? rows : ((rows + 8 * n - 1) / (8 * n) + al - 1) / al * al;
+    if (cr < al) cr = al;
+    gemv_job j = {y, x, M, W, cr, (rows + cr - 1) / cr, 0, blas, &qx, gemm && !blas ? b : NULL};
     if (n == 1) gemv_part(&j, 0, 1);
     else nn_pool_run(pool, gemv_part, &j);
     free(qheap);
-    if (b)
+    if (b && !j.b)
         for (int m = 0; m < M; m++)
             for (int r = 0; r < rows; r++) y[(size_t)m * rows + r] += b[r];
 }

@@ -7,9 +7,9 @@
  *  - attention q/k/v are [L, heads, head_dim]; the KV cache stores [cap, heads, head_dim].
  * Every kernel has a plain C reference (nn_ref_*, in kernels.c); the public entry points
  * below pick the fastest implementation for the running CPU in one place (dispatch.h).
- * Nothing here allocates on the hot path except nn_linear with BF16 weights and M > 1
- * (prompt passes) or with NN_Q8 weights and M * cols > 4096 (the quantized activations of
- * a prompt pass), and nothing prints. No global mutable state: BLAS threading is the
+ * Nothing here allocates on the hot path except nn_linear with NN_Q8 weights and
+ * M * cols > 4096 (the quantized activations of a prompt pass) or with BF16 weights and
+ * M > 1 on CPUs without AVX2 (OpenBLAS needs f32), and nothing prints. No global mutable state: BLAS threading is the
  * only process-wide setting and is changed only through nn_set_threads().
  *
  * Ownership: nn_mat may borrow (mmap'd F32/BF16 data) or own (converted copies) its data;
@@ -90,9 +90,20 @@ void nn_pool_run(nn_pool *p, nn_task_fn fn, void *arg);
 const char *nn_kernel_name(void);
 
 /* y[M, W.rows] = x[M, W.cols] W^T (+ b[W.rows] if b). x, y must not alias. pool may be
- * NULL (single thread). Our GEMV (M == 1) / GEMM (M > 1, AVX2 or AVX-512) kernels split
- * by weight rows across the pool; without AVX2, M > 1 falls back to OpenBLAS sgemm (BF16
- * weights widened block by block first). */
+ * NULL (single thread). M == 1 runs our GEMV, M > 1 our packed GEMM (F32/BF16, AVX2 or
+ * AVX-512, gemm_x86.c) or the int8 kernels (NN_Q8); all split by weight rows across the
+ * pool. Without AVX2, F32/BF16 with M > 1 fall back to OpenBLAS sgemm (BF16 widened block
+ * by block first).
+ *
+ * GEMM invariance (F32 and BF16, M >= 2, AVX2 or AVX-512 CPUs, i.e. nn_gemm_fast()):
+ * every output is the sequential chain acc = fma(x[m][k], W[r][k], acc) over k = 0 ..
+ * cols-1 from 0, then acc + b[r] — exactly nn_ref_gemm_f32/_bf16. So row m of y is
+ * bit-identical whatever M is (the same x row inside a bigger or smaller batch, at any
+ * position), whatever the pool's thread count, and between the AVX2 and AVX-512 kernels
+ * (tested in test_gemm.c). Callers may batch rows freely (e.g. Mimi decoding several
+ * frames per call) without changing results. Not covered: M == 1 (the GEMV sums in a
+ * different order, so a row alone differs from the same row in a batch by rounding),
+ * NN_Q8, and the OpenBLAS fallback (bit-identical across thread counts, not across M). */
 void nn_linear(nn_pool *pool, float *y, const float *x, int M, const nn_mat *W, const float *b);
 
 /* Row-wise LayerNorm over D: (x - mean) / sqrt(var_pop + eps) (* w + b if w/b non-NULL).
@@ -168,8 +179,10 @@ void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n);
 /* out[j] = q . K[j * ld + 0..hd); o[i] += sum_j w[j] V[j * ld + i] (j < n) */
 void nn_ref_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 void nn_ref_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
-/* y[m * ldy + r] = x[m, :] . W[r, :]; x [M, cols], W [rows, cols] */
-void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols);
+/* y[m * ldy + r] = fma chain over k of x[m, k] W[r, k] (k ascending, from 0), + b[r] if b;
+ * x [M, cols], W [rows, cols] (BF16 widened exactly). The GEMM kernels match these bit for bit. */
+void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b);
+void nn_ref_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols, const float *b);
 
 /* bf16 helpers */
 static inline float nn_bf16_to_f32(uint16_t h)

@@ -70,41 +70,7 @@ static void t_gemv_bf16(ut_ctx *t)
     }
 }
 
-/* GEMM kernels (M > 1) vs the reference, f32 and bf16, every x86 variant the CPU has */
-static void t_gemm(ut_ctx *t)
-{
-    static const int Ms[] = {2, 3, 4, 5, 7, 9};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
-            int R = shapes[s][0], C = shapes[s][1], M = Ms[mi];
-            if ((size_t)R * C > 100000) continue;
-            float *W = malloc((size_t)R * C * 4), *x = malloc((size_t)M * C * 4), *y0 = malloc((size_t)M * R * 4),
-                  *y1 = malloc((size_t)M * R * 4), *Wf = malloc((size_t)R * C * 4);
-            uint16_t *Wb = malloc((size_t)R * C * 2);
-            fill(W, (size_t)R * C), fill(x, (size_t)M * C);
-            for (size_t i = 0; i < (size_t)R * C; i++) Wb[i] = nn_f32_to_bf16(W[i]), Wf[i] = nn_bf16_to_f32(Wb[i]);
-            double tol = 1e-5 * sqrt((double)C);
-            nn_ref_gemm_f32(y0, R, x, M, W, R, C);
-            nn_gemm_f32_fn f32s[2] = {nn_cpu_avx512() ? nn_avx512_gemm_f32 : NULL, nn_cpu_avx2() ? nn_avx2_gemm_f32 : NULL};
-            for (int k = 0; k < 2; k++) {
-                if (!f32s[k]) continue;
-                f32s[k](y1, R, x, M, W, R, C);
-                if (maxdiff(y0, y1, (size_t)M * R) > tol)
-                    ut_fail(t, __FILE__, __LINE__, "gemm_f32[%s] %dx%d M=%d differs by %g", k ? "avx2" : "avx512", R, C, M,
-                            maxdiff(y0, y1, (size_t)M * R));
-            }
-            nn_ref_gemm_f32(y0, R, x, M, Wf, R, C);
-            nn_gemm_bf16_fn bfs[2] = {nn_cpu_avx512() ? nn_avx512_gemm_bf16 : NULL, nn_cpu_avx2() ? nn_avx2_gemm_bf16 : NULL};
-            for (int k = 0; k < 2; k++) {
-                if (!bfs[k]) continue;
-                bfs[k](y1, R, x, M, Wb, R, C);
-                if (maxdiff(y0, y1, (size_t)M * R) > tol)
-                    ut_fail(t, __FILE__, __LINE__, "gemm_bf16[%s] %dx%d M=%d differs by %g", k ? "avx2" : "avx512", R, C, M,
-                            maxdiff(y0, y1, (size_t)M * R));
-            }
-            free(W), free(x), free(y0), free(y1), free(Wf), free(Wb);
-        }
-}
+/* the GEMM kernels (M > 1) are tested in test_gemm.c */
 
 static void t_dot_axpy(ut_ctx *t)
 {
@@ -389,7 +355,7 @@ static void t_mat_from_st(ut_ctx *t)
 }
 
 static const ut_case cases[] = {
-    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gelu", t_gelu}, {"gemm", t_gemm}, {"linear", t_linear},
+    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gelu", t_gelu}, {"linear", t_linear},
     {"norms", t_norms},       {"rope", t_rope},           {"attention", t_attention},   {"time_embed", t_time_embed},
     {"pool", t_pool},         {"mat_from_st", t_mat_from_st},
 };

@@ -1,0 +1,366 @@
+/* gemm_x86.c — the small-M GEMM behind nn_linear for M >= 2 with F32 or BF16 weights,
+ * AVX-512 and AVX2/FMA: y[m * ldy + r] = b[r] + sum_k x[m * cols + k] * W[r * cols + k],
+ * W in PyTorch's natural [rows, cols] layout (see dispatch.h for the signatures).
+ *
+ * Outer-product (broadcast) form, as in BLIS/GotoBLAS but without packing x: a panel of NR
+ * output rows x a k-block of KC inputs of W is transposed to K-major and widened to f32
+ * (exact for BF16) into a stack buffer (AVX-512: NR 32 x KC 256 floats = 32 KiB, which stays
+ * in L1 while every block of up to MR rows of x runs against it). The microkernel keeps
+ * MR x NR/w accumulators in registers (AVX-512 12 x 2 zmm, AVX2 6 x 2 ymm); per k it loads
+ * NR/w weight vectors and broadcasts one x value per row, MR*NR/w FMAs for NR/w + MR loads,
+ * and no horizontal sums. Accumulators start at 0 (first k-block) or at the partial sums
+ * already in y (later k-blocks) and go back to y at the end of each k-block. W is read from
+ * memory once per call (a panel is packed once and used by all M rows); x is read in place.
+ * Edge tiles (k or row tails) are packed by scalar code and padded with zero rows, whose
+ * outputs are never stored (masked stores).
+ *
+ * Invariance (nn.h promises it; Mimi decodes several frames per call relying on it): every
+ * output is the sequential chain acc = fma(x[m][k], W[r][k], acc) for k = 0, 1, ...,
+ * cols-1 from acc = 0 (partial sums leave and re-enter registers as exact f32 values),
+ * then acc + b[r]. The vector lane an output sits in, the block of x rows it is computed
+ * with, the panel, the chunk and the thread never change that chain, so results are
+ * bit-identical to nn_ref_gemm_f32/_bf16 (kernels.c), across M, across thread counts and
+ * between the AVX2 and AVX-512 versions.
+ */
+#include "nn/dispatch.h"
+#include "nn/nn.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+
+#define T2 __attribute__((target("avx2,fma")))
+#define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define INL static inline __attribute__((always_inline))
+
+enum {
+    G5_NR = 32, G5_MR = 12, G5_KC = 256, /* AVX-512: 2 zmm of outputs x 12 x rows, k-block 256 */
+    G2_NR = 16, G2_MR = 6, G2_KC = 256,  /* AVX2: 2 ymm of outputs x 6 x rows */
+};
+
+static inline float bf16f(uint16_t h)
+{
+    union { uint32_t u; float f; } c = {.u = (uint32_t)h << 16};
+    return c.f;
+}
+
+/* Scalar packing of one edge tile: wp[(kp + c) * nrp + j] = W[j][kw + c] for j0 <= j < j1
+ * (0 for j >= nr), c < n. ld = W's row stride in elements. */
+static void pack_edge(float *wp, int nrp, int kp, const void *W, int bf16, size_t ld, int kw, int nr, int j0, int j1,
+                      int n)
+{
+    for (int c = 0; c < n; c++)
+        for (int j = j0; j < j1; j++) {
+            float v = 0.0f;
+            if (j < nr) {
+                size_t o = (size_t)j * ld + (size_t)(kw + c);
+                v = bf16 ? bf16f(((const uint16_t *)W)[o]) : ((const float *)W)[o];
+            }
+            wp[(size_t)(kp + c) * nrp + j] = v;
+        }
+}
+
+/* balanced blocks of at most mr rows: block i of nb covers [lo(i), lo(i+1)) */
+static inline int mblock_lo(int M, int nb, int i) { return (int)((long)M * i / nb); }
+
+/* ---- AVX-512 ---------------------------------------------------------------------------- */
+
+/* In-place 16x16 transpose: r[i][c] -> r[c][i] (4 stages of 16 shuffles). */
+T5 INL void tr16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* s[4g + j]: 128-bit lane L holds column 4L + j of rows 4g..4g+3 */
+    for (int g = 0; g < 16; g += 4) {
+        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
+        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
+    }
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0, 2 of rows 0-3, 4-7 */
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);  /* lanes 1, 3 */
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);          /* column j */
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);      /* column 8 + j */
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88); /* column 4 + j */
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+    }
+}
+
+/* wp[k * 32 + j] = W[j][k0 + k] as f32, k < kc, j < 32 (0 for j >= nr); W [nr, ld] */
+T5 static void pack5(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc)
+{
+    int full = kc & ~15;
+    for (int j0 = 0; j0 < G5_NR; j0 += 16) {
+        if (j0 >= nr) { /* a whole zero half-panel */
+            for (int k = 0; k < kc; k++) _mm512_store_ps(wp + (size_t)k * G5_NR + j0, _mm512_setzero_ps());
+            continue;
+        }
+        for (int k = 0; k < full; k += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) {
+                size_t o = (size_t)(j0 + i) * ld + (size_t)(k0 + k);
+                if (j0 + i >= nr) r[i] = _mm512_setzero_ps();
+                else if (bf16)
+                    r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
+                        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + o))), 16));
+                else r[i] = _mm512_loadu_ps((const float *)W + o);
+            }
+            tr16(r);
+            for (int c = 0; c < 16; c++) _mm512_store_ps(wp + (size_t)(k + c) * G5_NR + j0, r[c]);
+        }
+        if (full < kc) pack_edge(wp, G5_NR, full, W, bf16, ld, k0 + full, nr, j0, j0 + 16, kc - full);
+    }
+}
+
+/* One MR x 32 block over a k-block: y rows m (stride ldy), x rows (stride ldx) already
+ * offset to the block and the k-block start; wp = packed panel; n0/n1 = output-lane masks
+ * of the two halves; first: start from 0 instead of y; b (last k-block only) added. The
+ * body is a macro over named registers so every MR gets its own straight-line code. */
+#define K5_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define K5_DECL(i) __m512 a##i##_0 = _mm512_setzero_ps(), a##i##_1 = a##i##_0; const float *x##i = x + (size_t)(i < MR ? i : 0) * ldx;
+#define K5_LOAD(i)                                                                        \
+    if (i < MR && !first) {                                                               \
+        a##i##_0 = _mm512_maskz_loadu_ps(n0, y + (size_t)i * ldy);                        \
+        a##i##_1 = _mm512_maskz_loadu_ps(n1, y + (size_t)i * ldy + 16);                   \
+    }
+#define K5_FMA(i)                                                                         \
+    if (i < MR) {                                                                         \
+        __m512 xv = _mm512_set1_ps(x##i[k]);                                              \
+        a##i##_0 = _mm512_fmadd_ps(w0, xv, a##i##_0);                                     \
+        a##i##_1 = _mm512_fmadd_ps(w1, xv, a##i##_1);                                     \
+    }
+#define K5_STORE(i)                                                                       \
+    if (i < MR) {                                                                         \
+        if (b) a##i##_0 = _mm512_add_ps(a##i##_0, b0), a##i##_1 = _mm512_add_ps(a##i##_1, b1); \
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy, n0, a##i##_0);                         \
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy + 16, n1, a##i##_1);                    \
+    }
+#define K5_DEF(N)                                                                                               \
+    T5 static void k5_##N(float *y, int ldy, const float *x, int ldx, const float *wp, int kc, int first,    \
+                          const float *b, __mmask16 n0, __mmask16 n1)                                         \
+    {                                                                                                           \
+        enum { MR = N };                                                                                        \
+        K5_ROWS(K5_DECL)                                                                                        \
+        K5_ROWS(K5_LOAD)                                                                                        \
+        for (int k = 0; k < kc; k++) {                                                                          \
+            __m512 w0 = _mm512_load_ps(wp + (size_t)k * G5_NR), w1 = _mm512_load_ps(wp + (size_t)k * G5_NR + 16); \
+            K5_ROWS(K5_FMA)                                                                                     \
+        }                                                                                                       \
+        __m512 b0 = _mm512_setzero_ps(), b1 = b0;                                                               \
+        if (b) b0 = _mm512_maskz_loadu_ps(n0, b), b1 = _mm512_maskz_loadu_ps(n1, b + 16);                      \
+        K5_ROWS(K5_STORE)                                                                                       \
+    }
+K5_DEF(1)
+K5_DEF(2)
+K5_DEF(3)
+K5_DEF(4)
+K5_DEF(5)
+K5_DEF(6)
+K5_DEF(7)
+K5_DEF(8)
+K5_DEF(9)
+K5_DEF(10)
+K5_DEF(11)
+K5_DEF(12)
+
+typedef void (*k5_fn)(float *y, int ldy, const float *x, int ldx, const float *wp, int kc, int first, const float *b,
+                      __mmask16 n0, __mmask16 n1);
+static const k5_fn k5_tab[G5_MR + 1] = {NULL, k5_1, k5_2, k5_3, k5_4, k5_5, k5_6, k5_7, k5_8, k5_9, k5_10, k5_11, k5_12};
+
+T5 static void gemm5(float *y, int ldy, const float *x, int M, const void *W, int bf16, int rows, int cols, const float *b)
+{
+    _Alignas(64) float wp[G5_KC * G5_NR];
+    int nb = (M + G5_MR - 1) / G5_MR;
+    size_t esz = bf16 ? 2 : 4;
+    for (int r0 = 0; r0 < rows; r0 += G5_NR) {
+        int nr = rows - r0 < G5_NR ? rows - r0 : G5_NR;
+        __mmask16 n0 = (__mmask16)(nr >= 16 ? 0xffffu : (1u << nr) - 1);
+        __mmask16 n1 = (__mmask16)(nr >= 32 ? 0xffffu : nr <= 16 ? 0u : (1u << (nr - 16)) - 1);
+        const char *wr = (const char *)W + (size_t)r0 * cols * esz;
+        for (int k0 = 0; k0 < cols; k0 += G5_KC) {
+            int kc = cols - k0 < G5_KC ? cols - k0 : G5_KC;
+            pack5(wp, wr, bf16, (size_t)cols, nr, k0, kc);
+            const float *bb = k0 + kc == cols && b ? b + r0 : NULL;
+            for (int i = 0; i < nb; i++) {
+                int m0 = mblock_lo(M, nb, i), m1 = mblock_lo(M, nb, i + 1);
+                k5_tab[m1 - m0](y + (size_t)m0 * ldy + r0, ldy, x + (size_t)m0 * cols + k0, cols, wp, kc, k0 == 0, bb, n0,
+                                n1);
+            }
+        }
+    }
+}
+
+T5 void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b)
+{
+    gemm5(y, ldy, x, M, W, 0, rows, cols, b);
+}
+
+T5 void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols,
+                            const float *b)
+{
+    gemm5(y, ldy, x, M, W, 1, rows, cols, b);
+}
+
+/* ---- AVX2 ------------------------------------------------------------------------------- */
+
+/* In-place 8x8 transpose (unpack, shuffle, 128-bit permute: 24 shuffles). */
+T2 INL void tr8(__m256 r[8])
+{
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) { /* s[g + j]: lane L = column 4L + j of rows g..g+3 */
+        s[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+        s[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xee);
+        s[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        s[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
+    }
+}
+
+/* wp[k * 16 + j] = W[j][k0 + k] as f32, k < kc, j < 16 (0 for j >= nr) */
+T2 static void pack2(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc)
+{
+    int full = kc & ~7;
+    for (int j0 = 0; j0 < G2_NR; j0 += 8) {
+        if (j0 >= nr) {
+            for (int k = 0; k < kc; k++) _mm256_store_ps(wp + (size_t)k * G2_NR + j0, _mm256_setzero_ps());
+            continue;
+        }
+        for (int k = 0; k < full; k += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) {
+                size_t o = (size_t)(j0 + i) * ld + (size_t)(k0 + k);
+                if (j0 + i >= nr) r[i] = _mm256_setzero_ps();
+                else if (bf16)
+                    r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(
+                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + o))), 16));
+                else r[i] = _mm256_loadu_ps((const float *)W + o);
+            }
+            tr8(r);
+            for (int c = 0; c < 8; c++) _mm256_store_ps(wp + (size_t)(k + c) * G2_NR + j0, r[c]);
+        }
+        if (full < kc) pack_edge(wp, G2_NR, full, W, bf16, ld, k0 + full, nr, j0, j0 + 8, kc - full);
+    }
+}
+
+#define K2_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define K2_DECL(i) __m256 a##i##_0 = _mm256_setzero_ps(), a##i##_1 = a##i##_0; const float *x##i = x + (size_t)(i < MR ? i : 0) * ldx;
+#define K2_LOAD(i)                                                                        \
+    if (i < MR && !first) {                                                               \
+        a##i##_0 = _mm256_maskload_ps(y + (size_t)i * ldy, n0);                           \
+        a##i##_1 = _mm256_maskload_ps(y + (size_t)i * ldy + 8, n1);                       \
+    }
+#define K2_FMA(i)                                                                         \
+    if (i < MR) {                                                                         \
+        __m256 xv = _mm256_broadcast_ss(x##i + k);                                        \
+        a##i##_0 = _mm256_fmadd_ps(w0, xv, a##i##_0);                                     \
+        a##i##_1 = _mm256_fmadd_ps(w1, xv, a##i##_1);                                     \
+    }
+#define K2_STORE(i)                                                                       \
+    if (i < MR) {                                                                         \
+        if (b) a##i##_0 = _mm256_add_ps(a##i##_0, b0), a##i##_1 = _mm256_add_ps(a##i##_1, b1); \
+        _mm256_maskstore_ps(y + (size_t)i * ldy, n0, a##i##_0);                           \
+        _mm256_maskstore_ps(y + (size_t)i * ldy + 8, n1, a##i##_1);                       \
+    }
+#define K2_DEF(N)                                                                                               \
+    T2 static void k2_##N(float *y, int ldy, const float *x, int ldx, const float *wp, int kc, int first,    \
+                          const float *b, __m256i n0, __m256i n1)                                             \
+    {                                                                                                           \
+        enum { MR = N };                                                                                        \
+        K2_ROWS(K2_DECL)                                                                                        \
+        K2_ROWS(K2_LOAD)                                                                                        \
+        for (int k = 0; k < kc; k++) {                                                                          \
+            __m256 w0 = _mm256_load_ps(wp + (size_t)k * G2_NR), w1 = _mm256_load_ps(wp + (size_t)k * G2_NR + 8); \
+            K2_ROWS(K2_FMA)                                                                                     \
+        }                                                                                                       \
+        __m256 b0 = _mm256_setzero_ps(), b1 = b0;                                                               \
+        if (b) b0 = _mm256_maskload_ps(b, n0), b1 = _mm256_maskload_ps(b + 8, n1);                              \
+        K2_ROWS(K2_STORE)                                                                                       \
+    }
+K2_DEF(1)
+K2_DEF(2)
+K2_DEF(3)
+K2_DEF(4)
+K2_DEF(5)
+K2_DEF(6)
+
+typedef void (*k2_fn)(float *y, int ldy, const float *x, int ldx, const float *wp, int kc, int first, const float *b,
+                      __m256i n0, __m256i n1);
+static const k2_fn k2_tab[G2_MR + 1] = {NULL, k2_1, k2_2, k2_3, k2_4, k2_5, k2_6};
+
+/* lanes i < n all ones (maskload/maskstore take the sign bit) */
+T2 static inline __m256i lanes2(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+T2 static void gemm2(float *y, int ldy, const float *x, int M, const void *W, int bf16, int rows, int cols, const float *b)
+{
+    _Alignas(32) float wp[G2_KC * G2_NR];
+    int nb = (M + G2_MR - 1) / G2_MR;
+    size_t esz = bf16 ? 2 : 4;
+    for (int r0 = 0; r0 < rows; r0 += G2_NR) {
+        int nr = rows - r0 < G2_NR ? rows - r0 : G2_NR;
+        __m256i n0 = lanes2(nr), n1 = lanes2(nr - 8);
+        const char *wr = (const char *)W + (size_t)r0 * cols * esz;
+        for (int k0 = 0; k0 < cols; k0 += G2_KC) {
+            int kc = cols - k0 < G2_KC ? cols - k0 : G2_KC;
+            pack2(wp, wr, bf16, (size_t)cols, nr, k0, kc);
+            const float *bb = k0 + kc == cols && b ? b + r0 : NULL;
+            for (int i = 0; i < nb; i++) {
+                int m0 = mblock_lo(M, nb, i), m1 = mblock_lo(M, nb, i + 1);
+                k2_tab[m1 - m0](y + (size_t)m0 * ldy + r0, ldy, x + (size_t)m0 * cols + k0, cols, wp, kc, k0 == 0, bb, n0,
+                                n1);
+            }
+        }
+    }
+}
+
+T2 void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b)
+{
+    gemm2(y, ldy, x, M, W, 0, rows, cols, b);
+}
+
+T2 void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols,
+                          const float *b)
+{
+    gemm2(y, ldy, x, M, W, 1, rows, cols, b);
+}
+
+#else /* not x86: never selected (nn_pick_gemm_* return the references) */
+
+void nn_avx512_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b)
+{
+    (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols, (void)b;
+}
+void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols, const float *b)
+{
+    (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols, (void)b;
+}
+void nn_avx2_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b)
+{
+    (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols, (void)b;
+}
+void nn_avx2_gemm_bf16(float *y, int ldy, const float *x, int M, const uint16_t *W, int rows, int cols, const float *b)
+{
+    (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)rows, (void)cols, (void)b;
+}
+
+#endif
