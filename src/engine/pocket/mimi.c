@@ -882,16 +882,58 @@ static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, i
 
 /* ---- transformer ------------------------------------------------------------------------ */
 
+/* Attention ring cache of one layer. Position p lives in slot p % cap; cap is a multiple
+ * of CONV_PANEL and >= context + tmax - 1, so a call's queries never lose a visible key.
+ * Keys are stored per head as conv_gemm weight panels (conv.h): kp [heads][cap/16][hd][16]
+ * (slot s of head h at kp[h][s/16][d][s%16]), so the scores of a block of queries are one
+ * conv_gemm per run of panels. Values per head, slots contiguous: v [heads][cap][hd]. */
+typedef struct mm_kvc {
+    float *kp, *v;
+    int cap, heads, hd, context;
+    int64_t len; /* positions written so far */
+} mm_kvc;
+
+static int kvc_init(mm_kvc *c, int tmax, int heads, int hd, int context)
+{
+    int need = context + tmax;
+    c->cap = (need + CONV_PANEL - 1) / CONV_PANEL * CONV_PANEL;
+    c->heads = heads;
+    c->hd = hd;
+    c->context = context;
+    c->len = 0;
+    size_t n = (size_t)heads * c->cap * hd;
+    c->kp = calloc(n, sizeof(float));
+    c->v = calloc(n, sizeof(float));
+    return c->kp && c->v ? 0 : ERR_NOMEM;
+}
+
+static void kvc_free(mm_kvc *c)
+{
+    free(c->kp);
+    free(c->v);
+}
+
+/* key row of position slot (all heads, [heads*hd]) out of the panel layout */
+static void kvc_key(const mm_kvc *c, int slot, float *row)
+{
+    for (int h = 0; h < c->heads; h++)
+        for (int d = 0; d < c->hd; d++)
+            row[h * c->hd + d] =
+                c->kp[(((size_t)h * (c->cap / CONV_PANEL) + slot / CONV_PANEL) * c->hd + d) * CONV_PANEL +
+                      slot % CONV_PANEL];
+}
+
 typedef struct mm_tfs {
     int tmax;                 /* max steps per call */
     long pos;                 /* absolute position of the next step */
-    nn_kv kv[MM_MAX_LAYERS];  /* per layer: ring of context + tmax slots, keys RoPE-rotated */
-    float *h, *qkv, *q, *k, *v, *att, *o, *f, *sc; /* scratch; sc [cap] */
+    mm_kvc kv[MM_MAX_LAYERS]; /* per layer, keys RoPE-rotated */
+    float *h, *qkv, *q, *k, *v, *att, *o, *f, *sc, *wq; /* scratch; sc [tmax, cap + 16], wq [cap] */
 } mm_tfs;
 
 static void tfs_free(mm_tfs *s)
 {
-    for (int l = 0; l < MM_MAX_LAYERS; l++) nn_kv_free(&s->kv[l]);
+    for (int l = 0; l < MM_MAX_LAYERS; l++) kvc_free(&s->kv[l]);
+    free(s->wq);
     free(s->h);
     free(s->qkv);
     free(s->q);
@@ -908,9 +950,9 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
 {
     memset(s, 0, sizeof *s);
     s->tmax = tmax;
-    int cap = tf->context + tmax;
     for (int l = 0; l < tf->nl; l++)
-        if (nn_kv_init(&s->kv[l], cap, tf->heads, tf->hd, tf->context, NULL, 0)) return ERR_NOMEM;
+        if (kvc_init(&s->kv[l], tmax, tf->heads, tf->hd, tf->context)) return ERR_NOMEM;
+    int cap = s->kv[0].cap;
     size_t td = (size_t)tmax * tf->d;
     s->h = malloc(td * sizeof(float));
     s->qkv = malloc(3 * td * sizeof(float));
@@ -920,8 +962,9 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
     s->att = malloc(td * sizeof(float));
     s->o = malloc(td * sizeof(float));
     s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
-    s->sc = malloc((size_t)tmax * cap * sizeof(float)); /* scores [tmax, cap] */
-    if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc)
+    s->sc = malloc((size_t)tmax * (cap + CONV_PANEL) * sizeof(float));
+    s->wq = malloc((size_t)cap * sizeof(float));
+    if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc || !s->wq)
         return ERR_NOMEM;
     return 0;
 }
@@ -929,9 +972,9 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
 static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 {
     for (int l = 0; l < tf->nl; l++) {
-        nn_kv *c = &s->kv[l];
+        mm_kvc *c = &s->kv[l];
         size_t n = (size_t)c->cap * c->heads * c->hd;
-        memset(c->k, 0, n * sizeof(float));
+        memset(c->kp, 0, n * sizeof(float));
         memset(c->v, 0, n * sizeof(float));
         c->len = 0;
     }
@@ -946,50 +989,68 @@ static void linear(const float *x, int T, const nn_mat *W, float *y)
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
- * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), query
- * by query with nn's dotn/axpyn kernels: each score is one dot product in a fixed order,
- * the softmax runs over exactly the query's window in key order, and the output
- * accumulates keys one after the other (a ring wrap only splits that sequence, which
- * axpyn continues exactly). So a query's result does not depend on how many queries
- * share the call or where the ring wraps: decoding n frames per call gives the bits of n
- * single-frame calls. sc: [context + T] floats. */
-static int mm_attend(nn_kv *c, float *out, const float *q, const float *k, const float *v, int T,
-                     float *sc)
+ * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), for a
+ * block of T queries. Per head: the scores of all T queries against the panels holding
+ * the union of their windows are one or two conv_gemm calls (two when the ring wraps);
+ * then per query, in key order, scale, softmax and o = sum_j w_j v_j with nn's axpyn
+ * (one FMA per key, continued exactly across the wrap). Every score is the same
+ * fixed-order dot product whatever T is and wherever the ring wraps, so a query's result
+ * does not depend on the block it came in: decoding n frames per call gives the bits of
+ * n single-frame calls. sc: [T, cap + 16] floats; wq: [cap]. */
+static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, const float *v, int T, float *sc,
+                     float *wq)
 {
-    int H = c->heads, hd = c->hd, row = H * hd;
+    int H = c->heads, hd = c->hd, row = H * hd, cap = c->cap, npan = cap / CONV_PANEL;
     int64_t p0 = c->len;
-    if (c->context == 0 ? p0 + T > c->cap : c->cap < c->context + T - 1) return ERR_TOOBIG;
+    if (c->context == 0 ? p0 + T > cap : cap < c->context + T - 1) return ERR_TOOBIG;
     for (int t = 0; t < T; t++) {
-        size_t sl = (size_t)((p0 + t) % c->cap);
-        memcpy(c->k + sl * row, k + (size_t)t * row, (size_t)row * sizeof(float));
-        memcpy(c->v + sl * row, v + (size_t)t * row, (size_t)row * sizeof(float));
+        int sl = (int)((p0 + t) % cap);
+        float *kb = c->kp + (size_t)(sl / CONV_PANEL) * hd * CONV_PANEL + sl % CONV_PANEL;
+        for (int h = 0; h < H; h++) {
+            const float *kr = k + (size_t)t * row + (size_t)h * hd;
+            float *kh = kb + (size_t)h * npan * hd * CONV_PANEL;
+            for (int d = 0; d < hd; d++) kh[(size_t)d * CONV_PANEL] = kr[d];
+            memcpy(c->v + ((size_t)h * cap + sl) * hd, v + (size_t)t * row + (size_t)h * hd,
+                   (size_t)hd * sizeof(float));
+        }
     }
     c->len = p0 + T;
-    nn_dotn_fn dotn = nn_pick_dotn(hd);
     nn_axpyn_fn axpyn = nn_pick_axpyn(hd);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int t = 0; t < T; t++) {
-        int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
-        int n = (int)(p - lo + 1), s0 = (int)(lo % c->cap), n0 = c->cap - s0 < n ? c->cap - s0 : n;
-        for (int h = 0; h < H; h++) {
-            const float *qh = q + (size_t)t * row + (size_t)h * hd;
-            dotn(sc, qh, c->k + (size_t)s0 * row + (size_t)h * hd, (size_t)row, n0, hd);
-            if (n > n0) dotn(sc + n0, qh, c->k + (size_t)h * hd, (size_t)row, n - n0, hd);
+    int64_t lo_u = c->context && p0 - c->context + 1 > 0 ? p0 - c->context + 1 : 0;
+    int fs = (int)(lo_u % cap), ls = (int)((p0 + T - 1) % cap);
+    int pa = fs / CONV_PANEL, f16 = pa * CONV_PANEL;          /* first panel of the union */
+    int wrap = ls < fs;                                        /* the union runs past slot cap-1 */
+    int na = wrap ? npan - pa : ls / CONV_PANEL - pa + 1;      /* panels in run A */
+    int nb = wrap ? ls / CONV_PANEL + 1 : 0;                   /* panels in run B (from slot 0) */
+    int lds = (na + nb) * CONV_PANEL;
+    for (int h = 0; h < H; h++) {
+        const float *kh = c->kp + (size_t)h * npan * hd * CONV_PANEL;
+        const float *qh = q + (size_t)h * hd;
+        conv_gemm(sc, lds, qh, (size_t)row, T, kh + (size_t)pa * hd * CONV_PANEL, na * CONV_PANEL, hd, NULL, 0);
+        if (nb) conv_gemm(sc + na * CONV_PANEL, lds, qh, (size_t)row, T, kh, nb * CONV_PANEL, hd, NULL, 0);
+        const float *vh = c->v + (size_t)h * cap * hd;
+        for (int t = 0; t < T; t++) {
+            int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
+            int n = (int)(p - lo + 1), s0 = (int)(lo % cap), n0 = cap - s0 < n ? cap - s0 : n;
+            const float *st = sc + (size_t)t * lds;
             float mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j < n; j++) {
-                sc[j] *= scale;
-                mx = sc[j] > mx ? sc[j] : mx;
+            for (int j = 0; j < n; j++) { /* key order: slots s0.., then 0.. after the wrap */
+                int sl = j < n0 ? s0 + j : j - n0;
+                float x = st[sl >= f16 ? sl - f16 : cap - f16 + sl] * scale;
+                wq[j] = x;
+                mx = x > mx ? x : mx;
             }
             for (int j = 0; j < n; j++) {
-                sc[j] = expf(sc[j] - mx);
-                sum += sc[j];
+                wq[j] = expf(wq[j] - mx);
+                sum += wq[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < n; j++) sc[j] *= inv;
+            for (int j = 0; j < n; j++) wq[j] *= inv;
             float *oh = out + (size_t)t * row + (size_t)h * hd;
             memset(oh, 0, (size_t)hd * sizeof(float));
-            axpyn(oh, sc, c->v + (size_t)s0 * row + (size_t)h * hd, (size_t)row, n0, hd);
-            if (n > n0) axpyn(oh, sc + n0, c->v + (size_t)h * hd, (size_t)row, n - n0, hd);
+            axpyn(oh, wq, vh + (size_t)s0 * hd, (size_t)hd, n0, hd);
+            if (n > n0) axpyn(oh, wq + n0, vh, (size_t)hd, n - n0, hd);
         }
     }
     return 0;
@@ -1015,7 +1076,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         }
         nn_rope(s->q, T, tf->heads, tf->hd, s->pos, tf->max_period);
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
-        int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
+        int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc, s->wq);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
         linear(s->att, T, &L->w_out, s->o);
         for (int t = 0; t < T; t++)
@@ -1166,15 +1227,16 @@ void mimi_dec_dump_state(const mimi_dec *d)
            d->tapbuf);
     const mm_tf *tf = &m->dtf;
     for (int l = 0; l < tf->nl; l++) {
-        const nn_kv *c = &d->tfs.kv[l];
+        const mm_kvc *c = &d->tfs.kv[l];
         long n = c->len < c->cap ? (long)c->len : c->cap;
         float *kv = malloc((size_t)(2 * n + 1) * tf->d * sizeof(float));
         if (!kv) break;
         for (long j = 0; j < n; j++) {
-            long slot = (long)((c->len - n + j) % c->cap);
-            memcpy(kv + (size_t)j * tf->d, c->k + (size_t)slot * tf->d, (size_t)tf->d * sizeof(float));
-            memcpy(kv + (size_t)(n + j) * tf->d, c->v + (size_t)slot * tf->d,
-                   (size_t)tf->d * sizeof(float));
+            int slot = (int)((c->len - n + j) % c->cap);
+            kvc_key(c, slot, kv + (size_t)j * tf->d);
+            for (int h = 0; h < c->heads; h++)
+                memcpy(kv + (size_t)(n + j) * tf->d + (size_t)h * c->hd, c->v + ((size_t)h * c->cap + slot) * c->hd,
+                       (size_t)c->hd * sizeof(float));
         }
         snprintf(name, sizeof name, "%s.transformer.layers.%d.self_attn.cache", tf->name, l);
         d->tap(d->user, name, kv, (int)(2 * n), tf->d, 1, 0);
