@@ -20,6 +20,10 @@
 #include "engine/espeak/espeak.h"
 #define REG_HAVE_ESPEAK 1
 #endif
+#if __has_include("engine/kokoro/kkengine.h")
+#include "engine/kokoro/kkengine.h"
+#define REG_HAVE_KOKORO 1
+#endif
 #if __has_include("engine/pocket/pocket.h")
 #include "engine/pocket/pocket.h"
 #define REG_HAVE_POCKET 1
@@ -236,11 +240,17 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
     if (warn && warnlen) warn[0] = 0;
     char why[256];
     engine *e;
+    int have_espeak = 0, have_pocket = 0;
+    (void)have_espeak;
+    (void)have_pocket;
 #ifdef REG_HAVE_ESPEAK
     esp_options eo = {0};
     eo.data_path = (o && o->espeak_data && *o->espeak_data) ? o->espeak_data : NULL;
     if ((rc = esp_engine_new(&e, &eo, why, sizeof why)) == 0) {
-        if ((rc = reg_add(r, e, 0, why, sizeof why))) warn_add(warn, warnlen, "espeak", why);
+        if ((rc = reg_add(r, e, 0, why, sizeof why)))
+            warn_add(warn, warnlen, "espeak", why);
+        else
+            have_espeak = 1;
     } else {
         warn_add(warn, warnlen, "espeak", why);
     }
@@ -268,7 +278,8 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
             if ((rc = reg_add(r, e, 1, why, sizeof why)))
                 warn_add(warn, warnlen, "pocket-tts", why);
             else
-                snprintf(r->reason, sizeof r->reason, "pocket-tts weights loaded");
+                have_pocket = 1;
+            if (have_pocket) snprintf(r->reason, sizeof r->reason, "pocket-tts weights loaded");
         } else {
             warn_add(warn, warnlen, "pocket-tts", why);
             snprintf(r->reason, sizeof r->reason, "pocket-tts unavailable: %.200s", why);
@@ -276,6 +287,33 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
     }
 #else
     snprintf(r->reason, sizeof r->reason, "pocket-tts not built in");
+#endif
+#ifdef REG_HAVE_KOKORO
+    if (o && ((o->kokoro_dir && *o->kokoro_dir) || (o->kokoro_weights && *o->kokoro_weights))) {
+        hf_options kh;
+        memset(&kh, 0, sizeof kh);
+        kh.cache_dir = o->cache_dir && *o->cache_dir ? o->cache_dir : NULL;
+        kh.offline = o->offline;
+        kke_options ko;
+        memset(&ko, 0, sizeof ko);
+        ko.dir = o->kokoro_dir && *o->kokoro_dir ? o->kokoro_dir : NULL;
+        ko.weights = o->kokoro_weights && *o->kokoro_weights ? o->kokoro_weights : NULL;
+        ko.espeak_ready = have_espeak;
+        ko.espeak_data = o->espeak_data && *o->espeak_data ? o->espeak_data : NULL;
+        ko.hf = &kh;
+        if ((rc = kke_new(&e, &ko, why, sizeof why)) == 0) {
+            /* never over pocket-tts; over espeak only when pocket-tts is missing */
+            if ((rc = reg_add(r, e, !have_pocket, why, sizeof why)))
+                warn_add(warn, warnlen, "kokoro", why);
+            else if (!have_pocket) {
+                char prev[256];
+                snprintf(prev, sizeof prev, "%s", r->reason);
+                snprintf(r->reason, sizeof r->reason, "kokoro weights loaded (%.200s)", prev);
+            }
+        } else {
+            warn_add(warn, warnlen, "kokoro", why);
+        }
+    }
 #endif
     if (o && o->test_engine) {
         if ((rc = reg_beep_new(&e, why, sizeof why)) == 0) rc = reg_add(r, e, 0, why, sizeof why);

@@ -4,8 +4,11 @@
  * "gpt-4o-mini-tts") resolve to the default engine; every engine is also reachable by
  * its own id ("espeak", "pocket-tts", "kokoro", "beep"), and pocket-tts also by
  * "pocket-tts-<config>" for the language config it loaded (e.g. pocket-tts-english).
- * pocket-tts is the default whenever its weights load; otherwise espeak. Lookups are read-only after
- * loading, so the registry is shared by all threads without locking.
+ * pocket-tts is the default whenever its weights load. Kokoro ("kokoro") is added when its
+ * model folder is configured (kokoro_dir / kokoro_weights) and loads; it is never the default
+ * over pocket-tts, and becomes the default over espeak only when pocket-tts is missing.
+ * Otherwise espeak is the default. Lookups are read-only after loading, so the registry is
+ * shared by all threads without locking.
  *
  * Also here: "beep", a tiny deterministic engine (tones, one chunk per word) used by
  * unit tests and by `--test-engine`, so the server can be exercised without any real
@@ -36,6 +39,8 @@ typedef struct reg_options {
     int allow_abs_voice_paths; /* pocket-tts: absolute file path voices */
     int threads;             /* pocket-tts FlowLM threads; 0 = engine default */
     int quantize;            /* pocket-tts int8 FlowLM */
+    const char *kokoro_dir;  /* Kokoro local folder (kkengine.h); NULL or "" = Kokoro off unless kokoro_weights */
+    const char *kokoro_weights; /* Kokoro weights file or hf:// URI; NULL or "" = from kokoro_dir */
     int test_engine;         /* add "beep" */
 } reg_options;
 

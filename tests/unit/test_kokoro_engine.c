@@ -6,7 +6,12 @@
 #include "core/err.h"
 #include "engine/kokoro/kkengine.h"
 
+#include "engine/registry.h"
+
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static engine *tiny_engine(ut_ctx *t, int first_chunk)
 {
@@ -131,7 +136,86 @@ static void t_voices_errors(ut_ctx *t)
     UT_CHECK(t, strstr(err, "--kokoro-dir") != NULL);
 }
 
+/* Absolute path of a shared reference file into out[n]. */
+static void ref_abs(ut_ctx *t, const char *rel, char *out, size_t n)
+{
+    char p[1024], cwd[512];
+    ut_path(p, sizeof p, rel);
+    if (p[0] == '/') {
+        snprintf(out, n, "%s", p);
+        return;
+    }
+    if (!getcwd(cwd, sizeof cwd)) ut_fail(t, __FILE__, __LINE__, "getcwd");
+    if ((size_t)snprintf(out, n, "%.511s/%.1023s", cwd, p) >= n) ut_fail(t, __FILE__, __LINE__, "path too long");
+}
+
+/* A model folder as a user lays it out, made of links to the reference files. */
+static void make_dir(ut_ctx *t, char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/kokoro-ut-XXXXXX");
+    if (!mkdtemp(dir)) ut_fail(t, __FILE__, __LINE__, "mkdtemp");
+    char src[1600], dst[512];
+    static const char *const links[][2] = {
+        {"reference/kokoro/config-tiny.json", "config.json"},
+        {"reference/kokoro/kokoro-tiny-random.safetensors", "kokoro-tiny.safetensors"},
+        {"reference/kokoro/lexicon", "lexicon"},
+        {"reference/kokoro/voice-tiny-random.bin", "voices/af_heart.bin"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        if (i == 3) {
+            snprintf(dst, sizeof dst, "%.200s/voices", dir);
+            if (mkdir(dst, 0700)) ut_fail(t, __FILE__, __LINE__, "mkdir");
+        }
+        ref_abs(t, links[i][0], src, sizeof src);
+        snprintf(dst, sizeof dst, "%.200s/%s", dir, links[i][1]);
+        if (symlink(src, dst)) ut_fail(t, __FILE__, __LINE__, "symlink %s", dst);
+    }
+}
+
+static void rm_dir(const char *dir)
+{
+    char p[1200];
+    static const char *const f[] = {"config.json", "kokoro-tiny.safetensors", "lexicon", "voices/af_heart.bin", "voices"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, f[i]);
+        if (unlink(p)) rmdir(p);
+    }
+    rmdir(dir);
+}
+
+static void t_registry(ut_ctx *t)
+{
+    char dir[256], cache[300];
+    make_dir(t, dir, sizeof dir);
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    reg_options ro = {.kokoro_dir = dir, .offline = 1, .cache_dir = cache};
+    reg_registry *r = NULL;
+    char warn[1024], err[512];
+    int rc = reg_load(&r, &ro, warn, sizeof warn, err, sizeof err);
+    engine *k = rc ? NULL : reg_find_model(r, "kokoro");
+    engine *p = rc ? NULL : reg_find_model(r, "pocket-tts");
+    engine *def = rc ? NULL : reg_default(r);
+    int voice_ok = k && eng_check_voice(k, "af_heart", err, sizeof err) == 0 &&
+                   eng_check_voice(k, "coral", err, sizeof err) == ERR_NOTFOUND &&
+                   !strcmp(k->default_voice, "af_heart");
+    reg_free(r);
+    /* without a folder there is no kokoro */
+    reg_options ro2 = {.offline = 1, .cache_dir = cache};
+    int rc2 = reg_load(&r, &ro2, warn, sizeof warn, err, sizeof err);
+    engine *k2 = rc2 ? NULL : reg_find_model(r, "kokoro");
+    reg_free(r);
+    rm_dir(dir);
+    UT_EQ_INT(t, 0, rc);
+    UT_CHECK(t, k != NULL);
+    UT_CHECK(t, voice_ok);
+    /* never the default over pocket-tts; the default over espeak when pocket-tts is missing */
+    UT_CHECK(t, p ? def == p : def == k);
+    UT_EQ_INT(t, 0, rc2);
+    UT_CHECK(t, k2 == NULL);
+}
+
 static const ut_case cases[] = {
+    {"registry", t_registry},
     {"audio_speed_seed", t_audio_speed_seed},
     {"chunks_cancel", t_chunks_cancel},
     {"voices_errors", t_voices_errors},
