@@ -8,10 +8,15 @@
 // delay plus one frame. A whole MP3 has LAME's Info tag (frame count, delay, padding) and
 // decodes exactly; a streamed MP3 opens with an Info tag that carries the delay but no frame
 // count or padding (unknown while streaming), so it decodes to the PCM plus at most one
-// frame (576 samples) of padding; raw ADTS plays AAC's 1024-sample priming plus padding
-// (ADTS has no field that could tell a decoder to trim it, and dropping the priming packet
-// corrupts the first 1024 samples: see src/audio/enc_aac.c); Opus trims its pre-skip
-// through the granule positions; FLAC, WAV, PCM are exact.
+// frame (576 samples) of padding; raw ADTS plays AAC's 1024-sample priming (a documented
+// lead-in: ADTS has no field that could tell a decoder to trim it, and dropping the priming
+// packet corrupts the first 1024 samples: see src/audio/enc_aac.c), and the encoder drops the
+// last packet when the PCM's last frame is silent (< -50 dBFS, speech's trailing pause), so
+// AAC decodes to the PCM plus less than one frame (the lead-in in, as much silent tail out);
+// with a loud tail (never from espeak) the packet stays and up to delay + frame is allowed.
+// The AAC packet count (ffprobe -count_packets) times 1024 must equal the decoded length and
+// so meet the same bound. Opus trims its pre-skip through the granule positions; FLAC, WAV,
+// PCM are exact.
 // ffprobe's duration may differ from the body's decoded length by at most delay + one frame
 // (it counts what gapless decoders trim; for a streamed MP3 it is a bit-rate estimate over
 // the whole body, tag frame and delay included); a streamed FLAC has no total in STREAMINFO and raw
@@ -30,19 +35,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
-import { useServer, startServer, speech, parseSse } from './lib/server.mjs';
-import { ffprobe, ffmpegDecode, rms, RATE } from './lib/audio.mjs';
+import { execFile } from 'node:child_process';
+import { useServer, startServer, speech, parseSse, binPath, childEnv } from './lib/server.mjs';
+import { ffprobe, ffmpegDecode, rms, peak, s16ToFloat, RATE } from './lib/audio.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PCM_IN = ['-f', 's16le', '-ar', String(RATE), '-ac', '1'];
 
 // codec: ffprobe's codec_name; rate: what ffprobe reports (Opus always decodes at 48 kHz);
 // delay + frame: allowed decoded excess in samples at 24 kHz (see the header). gapless: a
-// whole file decodes exactly; streamTag: a streamed body decodes within one frame.
+// whole file decodes exactly; streamTag: a streamed body decodes within one frame;
+// tailTrim: within one frame when the PCM ends in silence (AAC's tail rule); packets: check
+// ffprobe's packet count (each packet is one frame of samples).
 const FORMATS = {
     mp3: { ct: 'audio/mpeg', codec: 'mp3', rate: RATE, ext: 'mp3', delay: 1105, frame: 576, gapless: true, streamTag: true },
     opus: { ct: 'audio/opus', codec: 'opus', rate: 48000, ext: 'opus', delay: 0, frame: 480 },
-    aac: { ct: 'audio/aac', codec: 'aac', rate: RATE, ext: 'aac', delay: 1024, frame: 1024, durGuess: true },
+    aac: { ct: 'audio/aac', codec: 'aac', rate: RATE, ext: 'aac', delay: 1024, frame: 1024, durGuess: true, tailTrim: true, packets: true },
     flac: { ct: 'audio/flac', codec: 'flac', rate: RATE, ext: 'flac', delay: 0, frame: 0 },
     wav: { ct: 'audio/wav', codec: 'pcm_s16le', rate: RATE, ext: 'wav', delay: 0, frame: 0 },
     pcm: { ct: 'audio/pcm', codec: null, rate: RATE, ext: 'pcm', delay: 0, frame: 0, inputArgs: PCM_IN },
@@ -54,6 +62,8 @@ const SLACK = 2; // samples: ffmpeg's 48 -> 24 kHz resampling of Opus may round 
 // is checked against its own decoded length (see checkBody), and the unit tests check every
 // codec sample-exactly.
 const jitter = (n) => Math.max(Math.round(0.05 * RATE), Math.round(0.01 * n));
+// AAC's tail rule threshold (src/audio/enc_aac.c: AAC_TAIL_PEAK, -50 dBFS peak).
+const TAIL_PEAK = 10 ** (-50 / 20);
 
 // The closed set pocketsphinx chooses from; one sentence per format (rotating).
 const CANDIDATES = [
@@ -74,6 +84,14 @@ let asr = null;
 if (fs.existsSync(path.join(HERE, 'lib', 'asr.mjs'))) asr = await import('./lib/asr.mjs');
 const recognise = asr && asr.recognise && (await asr.asrAvailable()) ? asr.recognise : null;
 
+/** stdout of `pockettts say ARGS` (a Buffer); rejects on a non-zero exit. */
+function sayCli(args) {
+    return new Promise((resolve, reject) => {
+        execFile(binPath(), ['say', ...args], { timeout: 60000, env: childEnv(), encoding: 'buffer', maxBuffer: 64 << 20 },
+            (err, stdout, stderr) => (err ? reject(new Error(`say ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+}
+
 /** Decoded samples (Float32Array at 24 kHz) of a body in format f. */
 function decode(f, body) {
     const F = FORMATS[f];
@@ -82,31 +100,45 @@ function decode(f, body) {
 
 /**
  * Asserts codec/rate/channels and the duration rules; returns the decoded samples.
- * refSamples: PCM length of the same text from another request (engine jitter applies).
+ * ref: { n, quietTail } of the PCM of the same text from another request (engine jitter
+ * applies): its length in samples and whether it ends in silence (see pcmRef).
  */
-async function checkBody(f, body, refSamples, { streamed }) {
+async function checkBody(f, body, ref, { streamed }) {
     const F = FORMATS[f];
     const tag = `${f}${streamed ? ' (stream)' : ''}`;
+    const refSamples = ref.n;
     const x = await decode(f, body);
-    const excess = F.gapless && !streamed ? 0 : F.streamTag && streamed ? F.frame : F.delay + F.frame;
+    const oneFrame = (F.streamTag && streamed) || (F.tailTrim && ref.quietTail);
+    const excess = F.gapless && !streamed ? 0 : oneFrame ? F.frame : F.delay + F.frame;
+    const J = jitter(refSamples);
+    const lo = refSamples - SLACK - J, hi = refSamples + excess + SLACK + J;
     if (F.codec) {
-        const p = await ffprobe(body, F.ext);
+        const p = await ffprobe(body, F.ext, { countPackets: !!F.packets });
+        if (F.packets) {
+            // ffprobe's ADTS duration is a bit-rate estimate; its packet count is exact.
+            assert.equal(p.packets * F.frame, x.length,
+                `${tag}: ffprobe counts ${p.packets} packets (x ${F.frame} = ${p.packets * F.frame}), decoded ${x.length}`);
+            const s = (p.packets * F.frame) / RATE;
+            assert.ok(s >= lo / RATE && s <= hi / RATE,
+                `${tag}: ${p.packets} packets = ${s.toFixed(4)} s, PCM of the same text ${(refSamples / RATE).toFixed(4)} s, ` +
+                `expected ${(lo / RATE).toFixed(4)}..${(hi / RATE).toFixed(4)}`);
+        }
         assert.equal(p.codec, F.codec, `${tag}: ffprobe codec`);
         assert.equal(p.sampleRate, F.rate, `${tag}: ffprobe sample rate`);
         assert.equal(p.channels, 1, `${tag}: ffprobe channels`);
         // The container's duration against this body's own decoded audio: at most the
         // codec's delay + one frame apart (ffprobe counts delay/pre-skip that decoders trim).
-        const lo = x.length / RATE - (F.delay + F.frame) / RATE - 0.002;
-        const hi = x.length / RATE + (F.delay + F.frame) / RATE + 0.002;
+        const dLo = x.length / RATE - (F.delay + F.frame) / RATE - 0.002;
+        const dHi = x.length / RATE + (F.delay + F.frame) / RATE + 0.002;
         if (Number.isFinite(p.duration) && !F.durGuess)
-            assert.ok(p.duration >= lo && p.duration <= hi,
+            assert.ok(p.duration >= dLo && p.duration <= dHi,
                 `${tag}: ffprobe duration ${p.duration} s, decoded ${(x.length / RATE).toFixed(4)} s, ` +
-                `expected ${lo.toFixed(4)}..${hi.toFixed(4)}`);
+                `expected ${dLo.toFixed(4)}..${dHi.toFixed(4)}`);
         else if (!F.durGuess)
             assert.ok(streamed && f === 'flac', `${tag}: ffprobe gives no duration`);
     }
-    const J = jitter(refSamples);
-    const lo = refSamples - SLACK - J, hi = refSamples + excess + SLACK + J;
+    if (F.tailTrim) console.log(`# ${tag}: decoded ${x.length} samples, PCM of the same text ${refSamples} ` +
+        `(${ref.quietTail ? 'silent' : 'loud'} tail), excess ${x.length - refSamples}, allowed <= ${excess} + jitter ${J}`);
     assert.ok(x.length >= lo && x.length <= hi,
         `${tag}: decoded ${x.length} samples, expected ${lo}..${hi} (PCM of the same text ${refSamples}, ` +
         `codec excess <= ${excess}, engine jitter <= ${J})`);
@@ -117,17 +149,23 @@ async function checkBody(f, body, refSamples, { streamed }) {
 describe('response formats', () => {
     const srv = useServer();
     const say = (body, o) => speech(srv.port, body, { timeoutMs: 60000, ...o });
-    const ref = {}; // sentence index -> PCM sample count (non-streamed pcm)
-    const pcmLength = async (input, extra = {}) => {
+    const ref = {}; // sentence index -> pcmRef (non-streamed pcm)
+    // { n: PCM samples, quietTail: its last two AAC frames (2048 samples) peak below AAC's
+    // tail threshold, so another request's last frame is silent too even if its trailing
+    // pause came out a frame shorter }
+    const pcmRef = async (input, extra = {}) => {
         const r = await say({ ...base, ...extra, input, response_format: 'pcm' });
         assert.equal(r.status, 200, r.text().slice(0, 300));
         assert.equal(r.body.length % 2, 0, 'pcm: whole s16 samples');
-        return r.body.length / 2;
+        const n = r.body.length / 2;
+        const tail = s16ToFloat(r.body.subarray(2 * Math.max(0, n - 2048)));
+        return { n, quietTail: peak(tail) < TAIL_PEAK };
     };
+    const pcmLength = async (input, extra = {}) => (await pcmRef(input, extra)).n;
     const misses = [];
 
     before(async () => {
-        for (let i = 0; i < CANDIDATES.length; i++) ref[i] = await pcmLength(CANDIDATES[i]);
+        for (let i = 0; i < CANDIDATES.length; i++) ref[i] = await pcmRef(CANDIDATES[i]);
     }, { timeout: 120000 });
 
     Object.keys(FORMATS).forEach((f, i) => {
@@ -149,13 +187,35 @@ describe('response formats', () => {
         }
     });
 
+    // The AAC tail rule, exactly: `pockettts say` writes the bytes the API would (issue 3,
+    // point 5) and is deterministic for espeak, so the PCM and the AAC of one text can be
+    // compared without engine jitter. espeak ends in a pause (about 190 ms below -60 dBFS),
+    // so the last packet is dropped: ffprobe counts ceil(N / 1024) packets and the file
+    // decodes to that many frames, N .. N + 1023 samples (1024 of lead-in included).
+    for (const [k, stream] of [[4, false], [4, true], [5, true]]) {
+        test(`aac ${stream ? 'streamed' : 'whole'} from \`say -m espeak\`: within one frame of its PCM (sentence ${k})`, async () => {
+            const input = CANDIDATES[k];
+            const pcm = await sayCli(['-m', 'espeak', '-f', 'pcm', input]);
+            const n = pcm.length / 2;
+            const tail = s16ToFloat(pcm.subarray(2 * Math.max(0, n - 1024)));
+            assert.ok(peak(tail) < TAIL_PEAK, `espeak's PCM should end in silence: last frame peak ${peak(tail).toFixed(5)}`);
+            const aac = await sayCli(['-m', 'espeak', '-f', 'aac', stream ? '--stream' : '--no-stream', input]);
+            const p = await ffprobe(aac, 'aac', { countPackets: true });
+            const x = await decode('aac', aac);
+            console.log(`# say aac${stream ? ' stream' : ''}: PCM ${n} samples, ${p.packets} packets, decoded ${x.length}, excess ${x.length - n}`);
+            assert.equal(p.packets, Math.ceil(n / 1024), `packets for ${n} samples`);
+            assert.equal(x.length, p.packets * 1024, 'decoded samples = packets x 1024');
+            assert.ok(x.length >= n && x.length < n + 1024, `decoded ${x.length}, expected ${n}..${n + 1023}`);
+        });
+    }
+
     test('recognition: at most one miss over all formats', { skip: !recognise && 'asr.mjs or pocketsphinx missing' }, () => {
         assert.ok(misses.length <= 1, `misses: ${misses.join('; ')}`);
     });
 
     for (const f of Object.keys(FORMATS)) {
         test(`${f} streamed: audio leaves before the synthesis ends, body matches the whole-file length`, async () => {
-            const n = await pcmLength(MULTI);
+            const n = await pcmRef(MULTI);
             const r = await say({ ...base, input: MULTI, response_format: f, stream: true });
             assert.equal(r.status, 200, r.text().slice(0, 300));
             assert.ok(r.chunks.length >= 2, `${f}: ${r.chunks.length} body chunk(s), expected several`);
@@ -185,7 +245,7 @@ describe('response formats', () => {
     for (const speed of [0.25, 0.5, 2, 4]) {
         test(`speed ${speed}: duration scales as 1/speed within 5 %`, async () => {
             const input = CANDIDATES[0];
-            const n1 = ref[0];
+            const n1 = ref[0].n;
             const n = await pcmLength(input, { speed });
             const want = n1 / speed;
             assert.ok(Math.abs(n - want) <= 0.05 * want,

@@ -120,12 +120,13 @@ async function withTemp(bytes, ext, fn) {
 
 /**
  * ffprobe on the bytes. Returns { codec, sampleRate, channels, duration (s, from the stream or the
- * format, may be NaN), formatName, raw }. `ext` helps ffprobe guess the container.
+ * format, may be NaN), packets (with { countPackets: true }: the packets ffprobe reads, by
+ * -count_packets; else NaN), formatName, raw }. `ext` helps ffprobe guess the container.
  */
-export async function ffprobe(bytes, ext = 'bin') {
+export async function ffprobe(bytes, ext = 'bin', { countPackets = false } = {}) {
     return withTemp(bytes, ext, async (file) => {
-        const { stdout } = await run('ffprobe', ['-v', 'error', '-show_streams', '-show_format',
-            '-of', 'json', file]);
+        const { stdout } = await run('ffprobe', ['-v', 'error', ...(countPackets ? ['-count_packets'] : []),
+            '-show_streams', '-show_format', '-of', 'json', file]);
         const j = JSON.parse(stdout);
         const st = (j.streams || []).find((s) => s.codec_type === 'audio');
         if (!st) throw new Error(`ffprobe found no audio stream: ${stdout.slice(0, 500)}`);
@@ -135,6 +136,7 @@ export async function ffprobe(bytes, ext = 'bin') {
             sampleRate: parseInt(st.sample_rate, 10),
             channels: st.channels,
             duration: dur,
+            packets: countPackets ? parseInt(st.nb_read_packets, 10) : NaN,
             formatName: j.format?.format_name,
             raw: j,
         };
