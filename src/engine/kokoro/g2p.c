@@ -2204,10 +2204,11 @@ int kg2p_espeak_init(int already_initialised, const char *data_path, char *err, 
 
 int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap)
 {
-    (void)user;
+    const kg2p_espeak_hooks *h = user;
     char ipa[WMAX] = "";
     int rc = -1;
     pthread_mutex_lock(&esp_mu);
+    if (h && h->lock) h->lock(h->ud);
     if (esp_ready) {
         char prev[128] = "";
         espeak_VOICE *cur = espeak_GetCurrentVoice();
@@ -2225,6 +2226,7 @@ int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, s
         }
         if (*prev) espeak_SetVoiceByName(prev);
     }
+    if (h && h->unlock) h->unlock(h->ud);
     pthread_mutex_unlock(&esp_mu);
     if (rc) return rc;
     /* strip */

@@ -116,11 +116,19 @@ int kg2p_ids(const kg2p_vocab *v, const char *ps, int64_t *ids, size_t cap, size
  * symbols, for US (british = 0) or GB. Pure function. */
 int kg2p_map_espeak(const char *ipa, int british, char *out, size_t cap);
 
+/* How the fallback shares libespeak-ng with its other user (the espeak engine): lock() is
+ * called before and unlock() after every use (both may be NULL). */
+typedef struct kg2p_espeak_hooks {
+    void (*lock)(void *ud);
+    void (*unlock)(void *ud);
+    void *ud;
+} kg2p_espeak_hooks;
+
 /* The default fallback: libespeak-ng's en-us / en-gb voice (espeak_TextToPhonemes, IPA, tie
- * '^') then kg2p_map_espeak. user: NULL, or a kg2p_espeak * from kg2p_espeak_init().
- * libespeak-ng is process-global; this serialises its own calls on a process-wide mutex
- * and restores the voice it found selected. It does NOT take the espeak engine's turn lock
- * (engine/espeak has no API for that yet): see STATUS.md. */
+ * '^') then kg2p_map_espeak. user: NULL or a const kg2p_espeak_hooks *.
+ * libespeak-ng is process-global; this serialises its own calls on a process-wide mutex,
+ * takes the hooks' lock around them, and re-selects the voice it found selected. Without
+ * hooks it does not exclude the espeak engine's synth (see STATUS.md). */
 int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap);
 /* Initialises libespeak-ng for the fallback unless already_initialised (the espeak engine
  * did it). Idempotent; returns 0 or ERR_IO. */

@@ -64,6 +64,7 @@ typedef struct kke {
     char desc[160];
     char id[64];
     int first_chunk;
+    kg2p_espeak_hooks hooks;
     hf_options hf;
     char hf_cache[KKE_PATH];
     int have_hf;
@@ -250,7 +251,8 @@ static int load_lexicon(kke *k, int british, kg2p **out, char *err, size_t errle
         snprintf(p, sizeof p, KKE_LEXICON_URL "%s_silver.json", pre);
         if ((rc = resolve(k, p, silver, err, errlen))) return rc;
     }
-    kg2p_options go = {.gold_path = gold, .silver_path = silver, .british = british, .fallback = kg2p_espeak_fallback};
+    kg2p_options go = {.gold_path = gold, .silver_path = silver, .british = british,
+                       .fallback = kg2p_espeak_fallback, .fallback_user = &k->hooks};
     return kg2p_open(out, &go, err, errlen);
 }
 
@@ -356,7 +358,10 @@ static int kke_synth(engine *e, const eng_synth_req *req, eng_sink_fn sink, void
                 rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
                 break;
             }
-            size_t budget = !spoke && k->first_chunk > 0 ? (size_t)k->first_chunk : KG2P_MAX_PHONEMES;
+            /* first chunk short (time to first audio), then doubling up to 510 so each chunk is
+             * computed while the previous one plays (needs RTF < 1/2 to never starve) */
+            size_t budget = (size_t)k->first_chunk << (chunk_no < 4 ? chunk_no : 4);
+            if (budget > KG2P_MAX_PHONEMES) budget = KG2P_MAX_PHONEMES;
             size_t start = pos;
             if (!kg2p_chunk(&d, budget, &pos, &end)) break;
             if ((rc = kg2p_join(&d, start, end, ps, pscap, err, errlen))) break;
@@ -442,6 +447,7 @@ int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
         k->hf.hub_cache = NULL;
         k->have_hf = 1;
     }
+    k->hooks = o->espeak_hooks;
     int rc = 0;
     char weights[KKE_PATH], config[KKE_PATH], p[KKE_PATH * 2];
     if (!k->voices) {
@@ -485,7 +491,7 @@ int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
         for (size_t i = 0; i < KKE_NKNOWN; i++) add_voice(k, kke_known[i]);
     }
     snprintf(k->default_voice, sizeof k->default_voice, "%s", voice_index(k, "af_heart") >= 0 ? "af_heart" : k->voices[0]);
-    k->first_chunk = o->first_chunk == 0 ? 120 : o->first_chunk < 0 ? KG2P_MAX_PHONEMES : o->first_chunk;
+    k->first_chunk = o->first_chunk == 0 ? 60 : o->first_chunk < 0 ? KG2P_MAX_PHONEMES : o->first_chunk;
     const kk_dims *d = kk_get_dims(k->m);
     snprintf(k->desc, sizeof k->desc, "kokoro 82M-layout model (%d-wide, %d ALBERT layers), %zu voices, %zu-word lexicon",
              d->hidden, d->bert_layers, k->nvoices, kg2p_lexicon_size(k->us));

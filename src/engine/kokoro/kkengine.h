@@ -23,8 +23,10 @@
  *
  * Per request: text -> newline-separated segments -> misaki-style G2P (g2p.h, US or GB rules
  * by the voice's first letter) -> chunks of <= 510 phonemes at sentence/clause boundaries
- * (upstream's rule; the first chunk of a request is cut at ~opt.first_chunk phonemes so the
- * first audio comes sooner) -> per chunk: ids, the pack row len(phonemes) - 1, kk_forward at
+ * (upstream's rule, with a budget that starts at opt.first_chunk phonemes and doubles per
+ * chunk up to 510, so the first audio comes sooner and each chunk can be computed while the
+ * previous one plays; upstream always packs 510) -> per chunk: ids, the pack row
+ * len(phonemes) - 1, kk_forward at
  * req->speed (native: durations / speed), one sink call per chunk. Cancellation is checked
  * before every chunk. Noise: the request's seed (+ chunk index) or a fresh random seed.
  *
@@ -41,6 +43,7 @@
 #include <stddef.h>
 
 #include "engine/engine.h"
+#include "engine/kokoro/g2p.h"
 #include "model/hf.h"
 
 typedef struct kke_options {
@@ -52,8 +55,9 @@ typedef struct kke_options {
     const char *id;           /* NULL = "kokoro" */
     int espeak_ready;         /* libespeak-ng already initialised by the espeak engine */
     const char *espeak_data;  /* data path when we initialise it; NULL = default */
+    kg2p_espeak_hooks espeak_hooks; /* lock shared with the espeak engine (copied); zero = none */
     int max_parallel;         /* concurrent synth() calls; 0 = 2 */
-    int first_chunk;          /* phonemes in the first chunk of a request; 0 = 120, -1 = 510 */
+    int first_chunk;          /* phoneme budget of a request's first chunk (doubling after); 0 = 60, -1 = 510 */
     const hf_options *hf;     /* downloads; NULL = defaults */
 } kke_options;
 
