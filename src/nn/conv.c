@@ -314,24 +314,24 @@ static inline float *pk_at(float *wp, int cols, int r, int c)
     return wp + ((size_t)(r / CONV_PANEL) * cols + (size_t)c) * CONV_PANEL + r % CONV_PANEL;
 }
 
-void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows,
-                   int cols, const float *b, int add)
+void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride,
+                      int rows, int cols, const float *b, int add)
 {
     int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
     for (int m = 0; m < M; m++) {
         const float *xm = x + (size_t)m * ldx;
         float *ym = y + (size_t)m * ldy;
         for (int p = 0; p < np; p++) {
-            const float *w = wp + (size_t)p * cols * CONV_PANEL;
+            const float *w = wp + (size_t)p * pstride;
             float acc[CONV_PANEL];
             for (int j = 0; j < CONV_PANEL; j++) {
                 int r = p * CONV_PANEL + j;
-                acc[j] = b && r < rows ? b[r] : 0.0f;
+                acc[j] = add == CONV_GEMM_CONT ? (r < rows ? ym[r] : 0.0f) : b && r < rows ? b[r] : 0.0f;
             }
             for (int c = 0; c < cols; c++)
                 for (int j = 0; j < CONV_PANEL; j++) acc[j] = fmaf(xm[c], w[(size_t)c * CONV_PANEL + j], acc[j]);
             for (int j = 0; j < CONV_PANEL && p * CONV_PANEL + j < rows; j++)
-                ym[p * CONV_PANEL + j] = add ? ym[p * CONV_PANEL + j] + acc[j] : acc[j];
+                ym[p * CONV_PANEL + j] = add == CONV_GEMM_ADD ? ym[p * CONV_PANEL + j] + acc[j] : acc[j];
         }
     }
 }
@@ -348,7 +348,10 @@ void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const f
     do {                                                                                          \
         __m512 acc[NP][MB];                                                                       \
         _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                    \
-            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) acc[q][i] = bv[q];            \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) acc[q][i] =                   \
+                add == CONV_GEMM_CONT                                                             \
+                    ? _mm512_maskz_loadu_ps(km[q], y + (size_t)(m + i) * ldy + r0 + q * CONV_PANEL) \
+                    : bv[q];                                                                      \
         for (int c = 0; c < cols; c++) {                                                          \
             __m512 wv[NP];                                                                        \
             _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                \
@@ -363,22 +366,21 @@ void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const f
             _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) {                             \
                 float *yr = y + (size_t)(m + i) * ldy + r0 + q * CONV_PANEL;                      \
                 __m512 v = acc[q][i];                                                             \
-                if (add) v = _mm512_add_ps(_mm512_maskz_loadu_ps(km[q], yr), v);                  \
+                if (add == CONV_GEMM_ADD) v = _mm512_add_ps(_mm512_maskz_loadu_ps(km[q], yr), v); \
                 _mm512_mask_storeu_ps(yr, km[q], v);                                              \
             }                                                                                     \
     } while (0)
 
 __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, const float *x, size_t ldx,
-                                                        int M, const float *wp, int rows, int cols,
-                                                        const float *b, int add)
+                                                        int M, const float *wp, size_t pstride, int rows,
+                                                        int cols, const float *b, int add)
 {
     int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
-    size_t pstride = (size_t)cols * CONV_PANEL;
     for (int m = 0; m < M;) {
         int mb = M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
         const float *xm = x + (size_t)m * ldx;
         for (int p = 0; p < np;) {
-            int npb = np - p >= CG_NP ? CG_NP : 1;
+            int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;
             const float *w = wp + (size_t)p * pstride;
             int r0 = p * CONV_PANEL;
             __mmask16 km[CG_NP];
@@ -392,6 +394,10 @@ __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, cons
                 if (mb == 8) CG_BODY(8, CG_NP);
                 else if (mb == 4) CG_BODY(4, CG_NP);
                 else CG_BODY(1, CG_NP);
+            } else if (npb == 2) {
+                if (mb == 8) CG_BODY(8, 2);
+                else if (mb == 4) CG_BODY(4, 2);
+                else CG_BODY(1, 2);
             } else {
                 if (mb == 8) CG_BODY(8, 1);
                 else if (mb == 4) CG_BODY(4, 1);
@@ -405,16 +411,28 @@ __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, cons
 #undef CG_BODY
 #endif
 
-void conv_gemm(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
-               const float *b, int add)
+void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride, int rows,
+                  int cols, const float *b, int mode)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (__builtin_cpu_supports("avx512f")) {
-        cg_avx512(y, ldy, x, ldx, M, wp, rows, cols, b, add);
+        cg_avx512(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
         return;
     }
 #endif
-    conv_gemm_ref(y, ldy, x, ldx, M, wp, rows, cols, b, add);
+    conv_gemm_ps_ref(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
+}
+
+void conv_gemm(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
+               const float *b, int mode)
+{
+    conv_gemm_ps(y, ldy, x, ldx, M, wp, (size_t)cols * CONV_PANEL, rows, cols, b, mode);
+}
+
+void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
+                   const float *b, int mode)
+{
+    conv_gemm_ps_ref(y, ldy, x, ldx, M, wp, (size_t)cols * CONV_PANEL, rows, cols, b, mode);
 }
 
 size_t conv1d_tm_pack_floats(const conv1d *c) { return conv_pack_floats(c->cout, c->k * c->cin); }
@@ -464,7 +482,8 @@ void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, floa
         X = cb;
         ldx = (size_t)c->k * cin;
     }
-    conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, c->k * cin, c->b, flags & CONV_OUT_ADD);
+    conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, c->k * cin, c->b,
+              (flags & CONV_OUT_ADD) ? CONV_GEMM_ADD : CONV_GEMM_STORE);
 }
 
 size_t convtr1d_tm_pack_floats(const convtr1d *c)

@@ -77,7 +77,8 @@ void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, 
  * k*cout, cols cin). The caller owns Wp (conv*_tm_pack_floats() floats).
  *
  * conv_gemm: y[m*ldy + r] (+)= b[r] + sum_c x[m*ldx + c] W'[r][c], each output summed
- * with one FMA per c in increasing c starting from the bias (0 without bias), in every
+ * with one FMA per c in increasing c starting from the bias (0 without bias; with
+ * CONV_GEMM_CONT from the value already in y, continuing an earlier call), in every
  * implementation (AVX-512 and the plain C conv_gemm_ref with fmaf): results are
  * bit-identical to the reference and do not depend on M or on which rows share a call.
  * So decoding n frames in one call gives exactly the samples of n single-frame calls.
@@ -90,11 +91,20 @@ void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, 
 #define CONV_PANEL 16
 enum { CONV_IN_ELU = 1, /* conv1d_tm_run: the conv input is ELU(x) (x itself unchanged) */
        CONV_OUT_ADD = 2 /* add the result into y instead of storing it */ };
+/* conv_gemm modes (last argument) */
+enum { CONV_GEMM_STORE = 0, CONV_GEMM_ADD = 1 /* y += b + x W'^T */,
+       CONV_GEMM_CONT = 2 /* accumulation starts from y (b ignored): a split sum continues exactly */ };
 size_t conv_pack_floats(int rows, int cols);
 void conv_gemm(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows, int cols,
-               const float *b, int add);
+               const float *b, int mode);
 void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, int rows,
-                   int cols, const float *b, int add);
+                   int cols, const float *b, int mode);
+/* The same with panels pstride floats apart (>= cols*16): a column range of a bigger
+ * packed matrix (e.g. a run of slots of an attention value cache kept as panels). */
+void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride, int rows,
+                  int cols, const float *b, int mode);
+void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride,
+                      int rows, int cols, const float *b, int mode);
 
 /* conv1d (groups 1): Wp of conv1d_tm_pack_floats(c) floats from c->w. */
 size_t conv1d_tm_pack_floats(const conv1d *c);

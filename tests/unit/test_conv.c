@@ -227,6 +227,19 @@ static void t_gemm_vs_ref_invariant(ut_ctx *t)
                 ut_fail(t, __FILE__, __LINE__, "gemm M%d rows%d cols%d add%d: row-by-row y[%zu] expected %.9g, got %.9g",
                         M, rows, cols, add, at, ya[at], y1[at]);
         }
+        /* CONV_GEMM_CONT: the columns split in two calls continue the same sums exactly */
+        int c1 = cols / 3;
+        conv_gemm_ref(ya, rows + 3, x, ldx, M, wp, rows, cols, NULL, CONV_GEMM_STORE);
+        size_t pst = (size_t)cols * CONV_PANEL;
+        conv_gemm_ps(yb, rows + 3, x, ldx, M, wp, pst, rows, c1, NULL, CONV_GEMM_STORE);
+        conv_gemm_ps(yb, rows + 3, x + c1, ldx, M, wp + (size_t)c1 * CONV_PANEL, pst, rows, cols - c1, NULL,
+                     CONV_GEMM_CONT);
+        for (int m = 0; m < M; m++) {
+            size_t at = 0;
+            if (!bits_equal(ya + (size_t)m * (rows + 3), yb + (size_t)m * (rows + 3), (size_t)rows, &at))
+                ut_fail(t, __FILE__, __LINE__, "gemm CONT M%d rows%d cols%d split %d: y[%d][%zu] expected %.9g, got %.9g",
+                        M, rows, cols, c1, m, at, ya[(size_t)m * (rows + 3) + at], yb[(size_t)m * (rows + 3) + at]);
+        }
         free(W); free(b); free(x); free(wp); free(ya); free(yb); free(y1);
     }
 }

@@ -883,34 +883,48 @@ static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, i
 /* ---- transformer ------------------------------------------------------------------------ */
 
 /* Attention ring cache of one layer. Position p lives in slot p % cap; cap is a multiple
- * of CONV_PANEL and >= context + tmax - 1, so a call's queries never lose a visible key.
- * Keys are stored per head as conv_gemm weight panels (conv.h): kp [heads][cap/16][hd][16]
- * (slot s of head h at kp[h][s/16][d][s%16]), so the scores of a block of queries are one
- * conv_gemm per run of panels. Values per head, slots contiguous: v [heads][cap][hd]. */
+ * of CONV_PANEL and >= context + tmax + 16, so a call's queries never lose a visible key
+ * and the 16-aligned panels spanning their keys never wrap onto themselves.
+ * Both halves are kept as conv_gemm weight panels (conv.h), so a block of queries is one
+ * conv_gemm per head and run of slots for the scores and one for the outputs:
+ * keys kp [heads][cap/16][hd][16] (slot s of head h at kp[h][s/16][d][s%16]: W' = K,
+ * rows = slots, cols = hd); values vp [heads][ceil(hd/16)][cap][16] (W' = V^T, rows = hd,
+ * cols = slots, panels cap*16 apart). */
 typedef struct mm_kvc {
-    float *kp, *v;
+    float *kp, *vp;
     int cap, heads, hd, context;
     int64_t len; /* positions written so far */
 } mm_kvc;
 
+static size_t kvc_vfloats(const mm_kvc *c)
+{
+    return (size_t)c->heads * ((c->hd + CONV_PANEL - 1) / CONV_PANEL) * c->cap * CONV_PANEL;
+}
+
 static int kvc_init(mm_kvc *c, int tmax, int heads, int hd, int context)
 {
     int need = context + tmax;
-    c->cap = (need + CONV_PANEL - 1) / CONV_PANEL * CONV_PANEL;
+    c->cap = (need + CONV_PANEL - 1) / CONV_PANEL * CONV_PANEL + CONV_PANEL;
     c->heads = heads;
     c->hd = hd;
     c->context = context;
     c->len = 0;
-    size_t n = (size_t)heads * c->cap * hd;
-    c->kp = calloc(n, sizeof(float));
-    c->v = calloc(n, sizeof(float));
-    return c->kp && c->v ? 0 : ERR_NOMEM;
+    c->kp = calloc((size_t)heads * c->cap * hd, sizeof(float));
+    c->vp = calloc(kvc_vfloats(c), sizeof(float));
+    return c->kp && c->vp ? 0 : ERR_NOMEM;
 }
 
 static void kvc_free(mm_kvc *c)
 {
     free(c->kp);
-    free(c->v);
+    free(c->vp);
+}
+
+/* value of head h, slot s, channel d */
+static inline float *kvc_v(const mm_kvc *c, int h, int s, int d)
+{
+    int vpan = (c->hd + CONV_PANEL - 1) / CONV_PANEL;
+    return c->vp + (((size_t)h * vpan + d / CONV_PANEL) * c->cap + s) * CONV_PANEL + d % CONV_PANEL;
 }
 
 /* key row of position slot (all heads, [heads*hd]) out of the panel layout */
@@ -973,9 +987,8 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 {
     for (int l = 0; l < tf->nl; l++) {
         mm_kvc *c = &s->kv[l];
-        size_t n = (size_t)c->cap * c->heads * c->hd;
-        memset(c->kp, 0, n * sizeof(float));
-        memset(c->v, 0, n * sizeof(float));
+        memset(c->kp, 0, (size_t)c->cap * c->heads * c->hd * sizeof(float));
+        memset(c->vp, 0, kvc_vfloats(c) * sizeof(float));
         c->len = 0;
     }
     s->pos = 0;
@@ -1009,13 +1022,13 @@ static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, cons
         for (int h = 0; h < H; h++) {
             const float *kr = k + (size_t)t * row + (size_t)h * hd;
             float *kh = kb + (size_t)h * npan * hd * CONV_PANEL;
+            const float *vr = v + (size_t)t * row + (size_t)h * hd;
             for (int d = 0; d < hd; d++) kh[(size_t)d * CONV_PANEL] = kr[d];
-            memcpy(c->v + ((size_t)h * cap + sl) * hd, v + (size_t)t * row + (size_t)h * hd,
-                   (size_t)hd * sizeof(float));
+            for (int d = 0; d < hd; d += CONV_PANEL)
+                memcpy(kvc_v(c, h, sl, d), vr + d, (size_t)(hd - d < CONV_PANEL ? hd - d : CONV_PANEL) * sizeof(float));
         }
     }
     c->len = p0 + T;
-    nn_axpyn_fn axpyn = nn_pick_axpyn(hd);
     float scale = 1.0f / sqrtf((float)hd);
     int64_t lo_u = c->context && p0 - c->context + 1 > 0 ? p0 - c->context + 1 : 0;
     int fs = (int)(lo_u % cap), ls = (int)((p0 + T - 1) % cap);
@@ -1029,12 +1042,10 @@ static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, cons
         const float *qh = q + (size_t)h * hd;
         conv_gemm(sc, lds, qh, (size_t)row, T, kh + (size_t)pa * hd * CONV_PANEL, na * CONV_PANEL, hd, NULL, 0);
         if (nb) conv_gemm(sc + na * CONV_PANEL, lds, qh, (size_t)row, T, kh, nb * CONV_PANEL, hd, NULL, 0);
-        const float *vh = c->v + (size_t)h * cap * hd;
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < T; t++) { /* scores -> softmax weights, in place, 0 off the window */
             int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
             int n = (int)(p - lo + 1), s0 = (int)(lo % cap), n0 = cap - s0 < n ? cap - s0 : n;
-            const float *st = sc + (size_t)t * lds;
-            float mx = -INFINITY, sum = 0.0f;
+            float *st = sc + (size_t)t * lds, mx = -INFINITY, sum = 0.0f;
             for (int j = 0; j < n; j++) { /* key order: slots s0.., then 0.. after the wrap */
                 int sl = j < n0 ? s0 + j : j - n0;
                 float x = st[sl >= f16 ? sl - f16 : cap - f16 + sl] * scale;
@@ -1046,12 +1057,23 @@ static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, cons
                 sum += wq[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j < n; j++) wq[j] *= inv;
-            float *oh = out + (size_t)t * row + (size_t)h * hd;
-            memset(oh, 0, (size_t)hd * sizeof(float));
-            axpyn(oh, wq, vh + (size_t)s0 * hd, (size_t)hd, n0, hd);
-            if (n > n0) axpyn(oh, wq + n0, vh, (size_t)hd, n - n0, hd);
+            memset(st, 0, (size_t)lds * sizeof(float));
+            for (int j = 0; j < n; j++) {
+                int sl = j < n0 ? s0 + j : j - n0;
+                st[sl >= f16 ? sl - f16 : cap - f16 + sl] = wq[j] * inv;
+            }
         }
+        /* out [T, hd] of head h = weights [T, slots] V^T: the slots in position order (run A
+         * from f16, then run B from 0, continuing the same sums); the zero weights of slots
+         * outside a query's window add exact zeros */
+        float *oh = out + (size_t)h * hd;
+        const float *vh = kvc_v(c, h, 0, 0);
+        size_t vps = (size_t)cap * CONV_PANEL;
+        conv_gemm_ps(oh, row, sc, (size_t)lds, T, vh + (size_t)f16 * CONV_PANEL, vps, hd, na * CONV_PANEL, NULL,
+                     CONV_GEMM_STORE);
+        if (nb)
+            conv_gemm_ps(oh, row, sc + na * CONV_PANEL, (size_t)lds, T, vh, vps, hd, nb * CONV_PANEL, NULL,
+                         CONV_GEMM_CONT);
     }
     return 0;
 }
@@ -1235,8 +1257,8 @@ void mimi_dec_dump_state(const mimi_dec *d)
             int slot = (int)((c->len - n + j) % c->cap);
             kvc_key(c, slot, kv + (size_t)j * tf->d);
             for (int h = 0; h < c->heads; h++)
-                memcpy(kv + (size_t)(n + j) * tf->d + (size_t)h * c->hd, c->v + ((size_t)h * c->cap + slot) * c->hd,
-                       (size_t)c->hd * sizeof(float));
+                for (int e = 0; e < c->hd; e++)
+                    kv[(size_t)(n + j) * tf->d + (size_t)h * c->hd + e] = *kvc_v(c, h, slot, e);
         }
         snprintf(name, sizeof name, "%s.transformer.layers.%d.self_attn.cache", tf->name, l);
         d->tap(d->user, name, kv, (int)(2 * n), tf->d, 1, 0);
