@@ -36,9 +36,12 @@
 #define T5 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 #define INL static inline __attribute__((always_inline))
 
+#ifndef NN_G5_KC
+#define NN_G5_KC 256
+#endif
 enum {
-    G5_NR = 32, G5_MR = 12, G5_KC = 256, /* AVX-512: 2 zmm of outputs x 12 x rows, k-block 256 */
-    G2_NR = 16, G2_MR = 6, G2_KC = 256,  /* AVX2: 2 ymm of outputs x 6 x rows */
+    G5_NR = 32, G5_MR = 12, G5_KC = NN_G5_KC, /* AVX-512: 2 zmm of outputs x 12 x rows, k-block 256 */
+    G2_NR = 16, G2_MR = 6, G2_KC = 256,       /* AVX2: 2 ymm of outputs x 6 x rows */
 };
 
 static inline float bf16f(uint16_t h)
@@ -68,56 +71,61 @@ static inline int mblock_lo(int M, int nb, int i) { return (int)((long)M * i / n
 
 /* ---- AVX-512 ---------------------------------------------------------------------------- */
 
-/* In-place 16x16 transpose: r[i][c] -> r[c][i] (4 stages of 16 shuffles). */
-T5 INL void tr16(__m512 r[16])
+/* Row i of a 16-row tile as 16 f32 (k0..k0+15 of W row i; zero past nr): f32 or BF16 */
+#define LD5(i)                                                                                                   \
+    ((i) >= nv ? _mm512_setzero_ps()                                                                             \
+     : bf16    ? _mm512_castsi512_ps(_mm512_slli_epi32(                                                          \
+                  _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + (size_t)(i) * ld + k))), 16)) \
+               : _mm512_loadu_ps((const float *)W + (size_t)(i) * ld + k))
+
+/* wp[c * 32 + j] = W[j][k + c], c < 16, j < 16, for one 16x16 tile (rows of W from W, stride
+ * ld elements, only the first nv rows exist): a 16x16 transpose in 4 stages of 16 shuffles,
+ * written so that at most ~20 registers are live (no spills). */
+T5 INL void tile5(float *wp, const void *W, int bf16, size_t ld, int nv, int k)
 {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    __m512 s[16];
+#pragma GCC unroll 4
+    for (int g = 0; g < 16; g += 4) { /* s[g + j]: 128-bit lane L = column 4L + j of rows g..g+3 */
+        __m512 r0 = LD5(g), r1 = LD5(g + 1), r2 = LD5(g + 2), r3 = LD5(g + 3);
+        __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(r0, r1)), t1 = _mm512_castps_pd(_mm512_unpackhi_ps(r0, r1));
+        __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(r2, r3)), t3 = _mm512_castps_pd(_mm512_unpackhi_ps(r2, r3));
+        s[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        s[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        s[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        s[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
     }
-    /* s[4g + j]: 128-bit lane L holds column 4L + j of rows 4g..4g+3 */
-    for (int g = 0; g < 16; g += 4) {
-        r[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
-        r[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 2])));
-        r[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
-        r[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 3])));
-    }
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0, 2 of rows 0-3, 4-7 */
-        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);  /* lanes 1, 3 */
-        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
-    }
-    for (int j = 0; j < 4; j++) {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);          /* column j */
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);      /* column 8 + j */
-        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88); /* column 4 + j */
-        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+        __m512 u0 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x88); /* lanes 0, 2 of rows 0-3, 4-7 */
+        __m512 u1 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xdd); /* lanes 1, 3 */
+        __m512 u2 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x88);
+        __m512 u3 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xdd);
+        _mm512_store_ps(wp + (size_t)j * G5_NR, _mm512_shuffle_f32x4(u0, u2, 0x88));        /* column j */
+        _mm512_store_ps(wp + (size_t)(8 + j) * G5_NR, _mm512_shuffle_f32x4(u0, u2, 0xdd));  /* column 8 + j */
+        _mm512_store_ps(wp + (size_t)(4 + j) * G5_NR, _mm512_shuffle_f32x4(u1, u3, 0x88));  /* column 4 + j */
+        _mm512_store_ps(wp + (size_t)(12 + j) * G5_NR, _mm512_shuffle_f32x4(u1, u3, 0xdd)); /* column 12 + j */
     }
 }
 
-/* wp[k * 32 + j] = W[j][k0 + k] as f32, k < kc, j < 32 (0 for j >= nr); W [nr, ld] */
-T5 static void pack5(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc)
+/* wp[k * 32 + j] = W[j][k0 + k] as f32, k < kc, j < 32 (0 for j >= nr); W [nr, ld].
+ * pf (or NULL): the start of the W block packed next (same row stride, 32 rows of kc' <= KC
+ * values); its lines are prefetched into L2 now, so that pack does not wait on memory. */
+T5 static void pack5(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc, const void *pf)
 {
     int full = kc & ~15;
+    size_t esz = bf16 ? 2 : 4;
     for (int j0 = 0; j0 < G5_NR; j0 += 16) {
         if (j0 >= nr) { /* a whole zero half-panel */
             for (int k = 0; k < kc; k++) _mm512_store_ps(wp + (size_t)k * G5_NR + j0, _mm512_setzero_ps());
             continue;
         }
+        const char *wr = (const char *)W + (size_t)j0 * ld * esz + (size_t)k0 * esz;
+        int nv = nr - j0;
         for (int k = 0; k < full; k += 16) {
-            __m512 r[16];
-            for (int i = 0; i < 16; i++) {
-                size_t o = (size_t)(j0 + i) * ld + (size_t)(k0 + k);
-                if (j0 + i >= nr) r[i] = _mm512_setzero_ps();
-                else if (bf16)
-                    r[i] = _mm512_castsi512_ps(_mm512_slli_epi32(
-                        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W + o))), 16));
-                else r[i] = _mm512_loadu_ps((const float *)W + o);
-            }
-            tr16(r);
-            for (int c = 0; c < 16; c++) _mm512_store_ps(wp + (size_t)(k + c) * G5_NR + j0, r[c]);
+            if (pf && (k * esz) % 64 == 0)
+                for (int i = 0; i < 16; i++)
+                    _mm_prefetch((const char *)pf + ((size_t)(j0 + i) * ld + (size_t)k) * esz, _MM_HINT_T1);
+            tile5(wp + (size_t)k * G5_NR + j0, wr, bf16, ld, nv, k);
         }
         if (full < kc) pack_edge(wp, G5_NR, full, W, bf16, ld, k0 + full, nr, j0, j0 + 16, kc - full);
     }
@@ -190,7 +198,10 @@ T5 static void gemm5(float *y, int ldy, const float *x, int M, const void *W, in
         const char *wr = (const char *)W + (size_t)r0 * cols * esz;
         for (int k0 = 0; k0 < cols; k0 += G5_KC) {
             int kc = cols - k0 < G5_KC ? cols - k0 : G5_KC;
-            pack5(wp, wr, bf16, (size_t)cols, nr, k0, kc);
+            /* the block packed next: this panel's next k-block, else the next panel's first */
+            const char *pf = k0 + kc < cols ? wr + (size_t)(k0 + kc) * esz
+                             : r0 + G5_NR < rows ? wr + (size_t)G5_NR * cols * esz : NULL;
+            pack5(wp, wr, bf16, (size_t)cols, nr, k0, kc, pf);
             const float *bb = k0 + kc == cols && b ? b + r0 : NULL;
             for (int i = 0; i < nb; i++) {
                 int m0 = mblock_lo(M, nb, i), m1 = mblock_lo(M, nb, i + 1);
