@@ -123,7 +123,7 @@ static void t_voices_errors(ut_ctx *t)
     UT_EQ_INT(t, 0, eng_check_voice(e, "voice-tiny-random", err, sizeof err));
     UT_EQ_INT(t, 0, eng_check_voice(e, "voice-tiny-random,voice-tiny-random", err, sizeof err));
     UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "af_nobody", err, sizeof err));
-    UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "alloy", err, sizeof err)); /* af_alloy has no pack here */
+    UT_EQ_INT(t, 0, eng_check_voice(e, "alloy", err, sizeof err)); /* af_alloy absent: the default voice */
     UT_EQ_INT(t, ERR_NOTFOUND, eng_check_voice(e, "../etc/passwd", err, sizeof err));
     sinkst s;
     UT_EQ_INT(t, ERR_INVAL, say(e, "***", 1.0f, 1, NULL, &s)); /* nothing speakable */
@@ -196,7 +196,8 @@ static void t_registry(ut_ctx *t)
     engine *p = rc ? NULL : reg_find_model(r, "pocket-tts");
     engine *def = rc ? NULL : reg_default(r);
     int voice_ok = k && eng_check_voice(k, "af_heart", err, sizeof err) == 0 &&
-                   eng_check_voice(k, "coral", err, sizeof err) == ERR_NOTFOUND &&
+                   eng_check_voice(k, "coral", err, sizeof err) == 0 &&
+                   eng_check_voice(k, "af_bella", err, sizeof err) == ERR_NOTFOUND &&
                    !strcmp(k->default_voice, "af_heart");
     reg_free(r);
     /* without a folder there is no kokoro */

@@ -182,7 +182,9 @@ static int parse_voice(const kke *k, const char *v, char names[KKE_MAX_MIX][64],
         if (!*p) continue;
         if (*nn >= KKE_MAX_MIX) return err_set(err, errlen, ERR_NOTFOUND, "voice '%s': at most %d voices mixed", v, KKE_MAX_MIX);
         const char *t = alias_target(p);
-        int i = voice_index(k, t ? t : p);
+        int i = voice_index(k, p); /* a pack of that very name wins */
+        if (i < 0 && t) i = voice_index(k, t);
+        if (i < 0 && t) i = voice_index(k, k->default_voice); /* OpenAI name, its voice absent */
         if (i < 0) return err_set(err, errlen, ERR_NOTFOUND, "voice '%s' not found", p);
         snprintf(names[(*nn)++], 64, "%s", k->voices[i]);
     }
@@ -202,17 +204,14 @@ static void lang_of(const char *name, char *lang, size_t n, char *gender, size_t
 static int kke_list(engine *e, eng_voice **out, size_t *n, char *err, size_t errlen)
 {
     kke *k = (kke *)e;
-    size_t na = 0;
-    for (size_t i = 0; i < KKE_NALIAS; i++) na += voice_index(k, kke_alias[i][1]) >= 0;
-    eng_voice *v = calloc(k->nvoices + na + 1, sizeof *v);
+    eng_voice *v = calloc(k->nvoices + KKE_NALIAS + 1, sizeof *v);
     if (!v) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     size_t o = 0;
     for (size_t i = 0; i < KKE_NALIAS; i++) {
-        int j = voice_index(k, kke_alias[i][1]);
-        if (j < 0) continue;
+        const char *to = voice_index(k, kke_alias[i][1]) >= 0 ? kke_alias[i][1] : k->default_voice;
         snprintf(v[o].id, sizeof v[o].id, "%s", kke_alias[i][0]);
-        snprintf(v[o].name, sizeof v[o].name, "%s (kokoro %s)", kke_alias[i][0], kke_alias[i][1]);
-        lang_of(kke_alias[i][1], v[o].lang, sizeof v[o].lang, v[o].gender, sizeof v[o].gender);
+        snprintf(v[o].name, sizeof v[o].name, "%s (kokoro %s)", kke_alias[i][0], to);
+        lang_of(to, v[o].lang, sizeof v[o].lang, v[o].gender, sizeof v[o].gender);
         snprintf(v[o].type, sizeof v[o].type, "alias");
         o++;
     }

@@ -17,7 +17,8 @@
  * Voices: the American (a*) and British (b*) voices of Kokoro v1.0 that have a pack, plus any
  * other <name>.bin in the voices folder (treated as American English); OpenAI's names are
  * aliases onto distinct Kokoro voices (alloy -> af_alloy, echo -> am_echo, fable -> bm_fable,
- * nova -> af_nova, onyx -> am_onyx, ...). "a,b" or "a+b" mixes packs (element-wise mean, as
+ * nova -> af_nova, onyx -> am_onyx, ...; the default voice when that pack is absent, so
+ * clients that always send "alloy" work with any folder). "a,b" or "a+b" mixes packs (element-wise mean, as
  * KPipeline). Other languages (e, f, h, i, j, p, z voices) are not offered: they need other
  * G2Ps. Default voice: af_heart when present, else the first voice.
  *
