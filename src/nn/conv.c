@@ -341,6 +341,12 @@ void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, cons
 #ifndef CG_NP
 #define CG_NP 3 /* panels per register block */
 #endif
+#ifndef CG_PF
+#define CG_PF 32 /* weight lines prefetched ahead in each panel stream (0: none) */
+#endif
+#ifndef CG_MC
+#define CG_MC 64 /* rows of x per chunk */
+#endif
 /* MB rows of x against NP consecutive 16-row panels: MB*NP zmm accumulators started from
  * the bias, NP weight loads and MB broadcasts per c for MB*NP FMAs (MB, NP are constants at
  * each use, so the accumulators stay in registers). Panels are cols*16 floats apart. */
@@ -354,8 +360,11 @@ void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, cons
                     : bv[q];                                                                      \
         for (int c = 0; c < cols; c++) {                                                          \
             __m512 wv[NP];                                                                        \
-            _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                                \
+            _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++) {                              \
                 wv[q] = _mm512_loadu_ps(w + (size_t)q * pstride + (size_t)c * CONV_PANEL);        \
+                if (CG_PF) _mm_prefetch((const char *)(w + (size_t)q * pstride +                  \
+                                                       (size_t)(c + CG_PF) * CONV_PANEL), _MM_HINT_T0); \
+            }                                                                                     \
             _Pragma("GCC unroll 16") for (int i = 0; i < (MB); i++) {                             \
                 __m512 xb = _mm512_set1_ps(xm[(size_t)i * ldx + c]);                              \
                 _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++)                            \
@@ -376,9 +385,11 @@ __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, cons
                                                         int cols, const float *b, int add)
 {
     int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
-    for (int m = 0; m < M;) {
-        int mb = M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
-        const float *xm = x + (size_t)m * ldx;
+    /* rows of x in chunks of CG_MC; inside a chunk every panel group runs over all of its
+     * rows, so a group's weights (and the chunk of x) are read from memory once and then
+     * served from L1/L2 (M = 16 streams each weight once) */
+    for (int m0 = 0; m0 < M; m0 += CG_MC) {
+        int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;
         for (int p = 0; p < np;) {
             int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;
             const float *w = wp + (size_t)p * pstride;
@@ -390,22 +401,26 @@ __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, cons
                 km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);
                 bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();
             }
-            if (npb == CG_NP) {
-                if (mb == 8) CG_BODY(8, CG_NP);
-                else if (mb == 4) CG_BODY(4, CG_NP);
-                else CG_BODY(1, CG_NP);
-            } else if (npb == 2) {
-                if (mb == 8) CG_BODY(8, 2);
-                else if (mb == 4) CG_BODY(4, 2);
-                else CG_BODY(1, 2);
-            } else {
-                if (mb == 8) CG_BODY(8, 1);
-                else if (mb == 4) CG_BODY(4, 1);
-                else CG_BODY(1, 1);
+            for (int m = m0; m < m1;) {
+                int mb = m1 - m >= 8 ? 8 : m1 - m >= 4 ? 4 : 1;
+                const float *xm = x + (size_t)m * ldx;
+                if (npb == CG_NP) {
+                    if (mb == 8) CG_BODY(8, CG_NP);
+                    else if (mb == 4) CG_BODY(4, CG_NP);
+                    else CG_BODY(1, CG_NP);
+                } else if (npb == 2) {
+                    if (mb == 8) CG_BODY(8, 2);
+                    else if (mb == 4) CG_BODY(4, 2);
+                    else CG_BODY(1, 2);
+                } else {
+                    if (mb == 8) CG_BODY(8, 1);
+                    else if (mb == 4) CG_BODY(4, 1);
+                    else CG_BODY(1, 1);
+                }
+                m += mb;
             }
             p += npb;
         }
-        m += mb;
     }
 }
 #undef CG_BODY
