@@ -614,10 +614,49 @@ static void t_builtin_uri(ut_ctx *t)
     UT_CHECK(t, pkv_alias("alba") == NULL && pkv_alias("Alloy") == NULL && pkv_alias(NULL) == NULL);
 }
 
+/* Mimi batches: frames decoded several per call when the decoder is behind must give the
+ * samples of frame-by-frame decoding. mimi_batch -3 forces batches (waits for 3 frames);
+ * compared with the sequential engine and with batching off, over several chunks. */
+static void t_mimi_batch(ut_ctx *t)
+{
+    char model[512], err[256];
+    ut_path(model, sizeof model, "reference/pocket-tts");
+    char text[1024] = "";
+    for (int i = 0; i < 4; i++) strcat(text, "The quick brown fox jumps over the lazy dog near the river bank. ");
+    const int pipe[3] = {0, 1, 1}, batch[3] = {1, 1, -3};
+    cap c[3] = {{0}, {0}, {0}};
+    for (int k = 0; k < 3; k++) {
+        pke_options o = {0};
+        o.model_dir = model;
+        o.state_cache_dir = "";
+        o.threads = 1;
+        o.pipeline = pipe[k];
+        o.mimi_batch = batch[k];
+        engine *e = NULL;
+        UT_EQ_INT(t, 0, pke_new(&e, &o, err, sizeof err));
+        if (!e) return;
+        int rc = say(e, text, "none", 1, 11, &c[k], err, sizeof err);
+        if (rc) printf("    synth %d: %s\n", k, err);
+        UT_EQ_INT(t, 0, rc);
+        eng_free(e);
+    }
+    printf("    %d frames\n", c[0].calls);
+    UT_CHECK(t, c[0].calls >= 8);
+    for (int k = 1; k < 3; k++) {
+        UT_EQ_INT(t, c[0].n, c[k].n);
+        UT_EQ_INT(t, 0, c[k].bad_sizes);
+        if (c[0].n == c[k].n && memcmp(c[0].v, c[k].v, c[0].n * sizeof(float)))
+            ut_fail(t, __FILE__, __LINE__, "config %d: samples differ from sequential (max |diff| %g)", k,
+                    max_abs_diff(&c[0], &c[k]));
+    }
+    for (int k = 0; k < 3; k++) free(c[k].v);
+}
+
 static const ut_case cases[] = {
     {"load", t_load},         {"stream_frames", t_stream_frames}, {"seed", t_seed},     {"clone", t_clone},
     {"refusals", t_refusals}, {"cancel", t_cancel},               {"chunks", t_chunks}, {"lru", t_lru},
     {"wav", t_wav},           {"builtin_uri", t_builtin_uri},     {"first_chunk", t_first_chunk},
     {"offline", t_offline},   {"mp3_flac", t_mp3_flac},          {"parallel", t_parallel},
+    {"mimi_batch", t_mimi_batch},
 };
 UT_SUITE(pocket, cases)

@@ -67,6 +67,7 @@ typedef struct pke {
     int frames_after_eos;
     int first_chunk_tokens; /* 0 = upstream chunking only */
     int step_apart;         /* text prompt and step 0 as two passes (pke_options.first_step_apart) */
+    int mimi_batch;         /* frames per Mimi call when behind, 1..PKE_QUEUE; negative = forced */
     int bf16, q8, huge;     /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
@@ -357,6 +358,11 @@ typedef struct gen {
     int head, tail_dec, tail_out; /* produced, decoded, delivered */
     int abort;                    /* stop delivering: the request failed or was cancelled */
     int emitted;                  /* frames handed to the decoder so far */
+    int batch;                    /* most frames per Mimi call (1 = frame by frame) */
+    int force_batch;              /* wait for `batch` frames (tests) unless flushing */
+    int flush_upto;               /* drain(wait_all) wants everything before this decoded now */
+    int batches;                  /* multi-frame calls made (tests) */
+    float *zb, *pb;               /* batch scratch: [PKE_QUEUE, ldim], [PKE_QUEUE, spf] */
     int dec_rc;
     char dec_err[256];
 } gen;
@@ -384,6 +390,12 @@ static nn_pool *flow_pool(gen *g)
     return idle ? e->ppool : NULL;
 }
 
+/* The decoder thread: takes commands in order. Frames are decoded in one mimi_dec_frames
+ * call when several are queued (the decoder is behind the FlowLM): bigger GEMMs, less CPU
+ * per frame, and the same samples as one by one (Mimi's kernels are batch-invariant), so
+ * the timing still decides nothing. With a forced batch (pke_options.mimi_batch < 0) it
+ * waits for that many frames unless the caller is draining (flush_upto) or a command
+ * follows. */
 static void *dec_main(void *arg)
 {
     gen *g = arg;
@@ -391,20 +403,36 @@ static void *dec_main(void *arg)
     pthread_mutex_lock(&g->mu);
     for (;;) {
         while (g->tail_dec == g->head) pthread_cond_wait(&g->cv, &g->mu);
-        int slot = g->tail_dec % PKE_QUEUE, cmd = g->cmd_q[slot], skip = g->abort || g->dec_rc;
+        int slot = g->tail_dec % PKE_QUEUE, cmd = g->cmd_q[slot], skip = g->abort || g->dec_rc, n = 1;
+        if (cmd == 0) {
+            while (n < g->batch && g->tail_dec + n < g->head && g->cmd_q[(g->tail_dec + n) % PKE_QUEUE] == 0) n++;
+            int more_may_come = g->tail_dec + n == g->head; /* nothing but frames queued */
+            if (g->force_batch && n < g->batch && more_may_come && g->tail_dec >= g->flush_upto && !skip) {
+                pthread_cond_wait(&g->cv, &g->mu);
+                continue;
+            }
+        }
         pthread_mutex_unlock(&g->mu);
         int rc = 0;
         if (cmd == 2) return NULL;
         if (cmd == 1) {
             mimi_dec_reset(g->dec);
-        } else if (!skip) {
+        } else if (!skip && n == 1) {
             float z[1024];
             mimi_denorm(g->e->mm, g->lat_q + (size_t)slot * ld, z);
             rc = mimi_dec_frame(g->dec, z, g->pcm_q + (size_t)slot * g->spf, g->dec_err, sizeof g->dec_err);
+        } else if (!skip) { /* n ring slots -> contiguous [n, ldim] -> [n, spf] -> slots */
+            for (int i = 0; i < n; i++)
+                mimi_denorm(g->e->mm, g->lat_q + (size_t)((g->tail_dec + i) % PKE_QUEUE) * ld, g->zb + (size_t)i * ld);
+            rc = mimi_dec_frames(g->dec, g->zb, n, g->pb, g->dec_err, sizeof g->dec_err);
+            for (int i = 0; !rc && i < n; i++)
+                memcpy(g->pcm_q + (size_t)((g->tail_dec + i) % PKE_QUEUE) * g->spf, g->pb + (size_t)i * g->spf,
+                       (size_t)g->spf * sizeof(float));
+            g->batches++;
         }
         pthread_mutex_lock(&g->mu);
         if (rc && !g->dec_rc) g->dec_rc = rc;
-        g->tail_dec++;
+        g->tail_dec += n; /* tail_dec is written only here, under the mutex */
         pthread_cond_broadcast(&g->cv);
     }
 }
@@ -416,6 +444,10 @@ static int drain(gen *g, int wait_all, char *err, size_t errlen)
 {
     int rc = 0;
     pthread_mutex_lock(&g->mu);
+    if (wait_all || g->head - g->tail_out >= PKE_QUEUE) { /* waiting: a forced batch must not hold frames back */
+        g->flush_upto = g->head;
+        pthread_cond_broadcast(&g->cv);
+    }
     for (;;) {
         while (!rc && g->tail_out < g->tail_dec) {
             int slot = g->tail_out % PKE_QUEUE, cmd = g->cmd_q[slot], deliver = cmd == 0 && !g->abort;
@@ -576,7 +608,9 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
         if (n > need) need = n;
     }
     if (!rc) rc = pk_fstate_new(&g.st, e->fl, (voice ? (int)pk_fstate_pos(voice) : 0) + need, err, errlen);
-    if (!rc) rc = mimi_dec_new(&g.dec, e->mm, err, errlen);
+    g.batch = e->pipeline ? abs(e->mimi_batch) : 1;
+    g.force_batch = e->mimi_batch < 0;
+    if (!rc) rc = g.batch > 1 ? mimi_dec_new_batch(&g.dec, e->mm, g.batch, err, errlen) : mimi_dec_new(&g.dec, e->mm, err, errlen);
     g.pcm = rc ? NULL : malloc((size_t)g.spf * sizeof(float));
     if (!rc && !g.pcm) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
     uint64_t seed = req->seed;
@@ -588,7 +622,9 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     if (!rc && e->pipeline && ch.n > 0) {
         g.lat_q = malloc((size_t)PKE_QUEUE * e->cfg.ldim * sizeof(float));
         g.pcm_q = malloc((size_t)PKE_QUEUE * g.spf * sizeof(float));
-        if (!g.lat_q || !g.pcm_q) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
+        g.zb = malloc((size_t)PKE_QUEUE * e->cfg.ldim * sizeof(float));
+        g.pb = malloc((size_t)PKE_QUEUE * g.spf * sizeof(float));
+        if (!g.lat_q || !g.pcm_q || !g.zb || !g.pb) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         pthread_mutex_init(&g.mu, NULL);
         pthread_cond_init(&g.cv, NULL);
         if (!rc && pthread_create(&g.th, NULL, dec_main, &g) == 0) g.piped = 1;
@@ -622,6 +658,8 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     }
     free(g.lat_q);
     free(g.pcm_q);
+    free(g.zb);
+    free(g.pb);
     free(g.pcm);
     mimi_dec_free(g.dec);
     pk_fstate_free(g.st);
@@ -756,6 +794,11 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     if (!rc && pthreads > threads) rc = nn_pool_new(&e->ppool, pthreads, err, errlen);
     e->mark = opt->mark;
     e->step_apart = opt->first_step_apart > 0;
+    {
+        int b = opt->mimi_batch ? abs(opt->mimi_batch) : PKE_QUEUE;
+        if (b > PKE_QUEUE) b = PKE_QUEUE;
+        e->mimi_batch = opt->mimi_batch < 0 ? -b : b;
+    }
     e->mark_ud = opt->mark_ud;
     if (!rc) {
         /* speed default for full-size models: BF16 matrices in a huge-page arena (half the

@@ -27,8 +27,9 @@
  * With opt.pipeline the Mimi decoder runs on a second thread fed through a small queue of
  * latents, so FlowLM step k+1 overlaps Mimi frame k (upstream does the same with two
  * Python threads); the sink is still called from the synth() caller's thread. The first
- * frame of a request is decoded inline (it is the latency the listener hears). Frames are
- * decoded one by one (batched decoding would make the samples depend on timing).
+ * frame of a request is decoded inline (it is the latency the listener hears). When the
+ * decoder falls behind, the frames queued are decoded in one call (opt.mimi_batch); Mimi's
+ * kernels are batch-invariant, so the samples do not depend on that timing.
  * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide). While the
  * decoder thread has no frame (text prompts, a chunk's first steps) the FlowLM runs on a
  * wider pool (opt.prompt_threads, default every core): the first audio gets both cores,
@@ -98,6 +99,10 @@ typedef struct pke_options {
     int first_step_apart;        /* 1: a chunk's text prompt and its first FlowLM step as two
                                   * passes, as upstream (A/B); 0 = one pass over T + 1 positions
                                   * (pk_flowlm_prompt_text_step: the weights stream once) */
+    int mimi_batch;              /* pipelined: most frames decoded per Mimi call when several
+                                  * are queued (Mimi behind the FlowLM; same samples as one by
+                                  * one): 0 = 4, 1 = frame by frame, at most 4; -N = always wait
+                                  * for N frames unless draining (tests: makes batches certain) */
     pke_mark_fn mark;            /* optional stage marks of each request (benchmarks); NULL = off */
     void *mark_ud;
 } pke_options;
