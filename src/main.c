@@ -75,6 +75,7 @@ static int load_engines(const cfg *c, lg_logger *lg, reg_registry **reg)
                       .allow_url_voices = c->allow_url_voices,
                       .allow_abs_voice_paths = c->allow_abs_voice_paths, .threads = c->threads,
                       .quantize = c->quantize,
+                      .kokoro_dir = c->kokoro_dir, .kokoro_weights = c->kokoro_weights,
                       .test_engine = c->test_engine};
     char warn[1024], err[1024];
     int rc = reg_load(reg, &ro, warn, sizeof warn, err, sizeof err);

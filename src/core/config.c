@@ -63,6 +63,8 @@ static const opt opts[] = {
     {"allow-url-voices", 0, "POCKET_TTS_ALLOW_URL_VOICES", K_BOOL, OFF(allow_url_voices), 0, 0, 1, M_ALL, NULL},
     {"allow-abs-voice-paths", 0, "POCKET_TTS_ALLOW_ABS_VOICE_PATHS", K_BOOL, OFF(allow_abs_voice_paths), 0, 0, 1, M_ALL, NULL},
     {"quantize", 0, "POCKET_TTS_QUANTIZE", K_BOOL, OFF(quantize), 0, 0, 1, M_ALL, NULL},
+    {"kokoro-dir", 0, "POCKET_TTS_KOKORO_DIR", K_STR, OFF(kokoro_dir), SZ(kokoro_dir), 0, 0, M_ALL, NULL},
+    {"kokoro-weights", 0, "POCKET_TTS_KOKORO_WEIGHTS", K_STR, OFF(kokoro_weights), SZ(kokoro_weights), 0, 0, M_ALL, NULL},
     {"threads", 0, "POCKET_TTS_THREADS", K_INT, OFF(threads), 0, 1, 64, M_ALL, NULL},
     {"mp3-kbps", 0, "POCKET_TTS_MP3_KBPS", K_INT, OFF(mp3_kbps), 0, 0, 320, M_SERVE | M_SAY, NULL},
     {"opus-kbps", 0, "POCKET_TTS_OPUS_KBPS", K_INT, OFF(opus_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
@@ -130,6 +132,15 @@ static const char usage[] =
     "  --threads N             FlowLM threads, 1..64 [POCKET_TTS_THREADS, default 2]\n"
     "  --quantize [BOOL]       int8 FlowLM weights: fastest, slightly approximate\n"
     "                          [POCKET_TTS_QUANTIZE, default false]\n"
+    "\n"
+    "Kokoro-82M engine (model \"kokoro\"; default only when pocket-tts is missing):\n"
+    "  --kokoro-dir DIR        folder with config.json, the kokoro-v1_0 weights as\n"
+    "                          .safetensors, voices/NAME.bin (af_heart, ...) and optionally\n"
+    "                          lexicon/us_gold.json ... (else fetched from GitHub, cached)\n"
+    "                          [POCKET_TTS_KOKORO_DIR, default: off]\n"
+    "  --kokoro-weights PATH   weights file or hf:// URI (config from hexgrad/Kokoro-82M,\n"
+    "                          voices from onnx-community/Kokoro-82M-v1.0-ONNX)\n"
+    "                          [POCKET_TTS_KOKORO_WEIGHTS]\n"
     "\n"
     "say options (same meaning as the API's request fields):\n"
     "  -m, --model ID          tts-1, tts-1-hd, gpt-4o-mini-tts or an engine id (espeak, ...)\n"

@@ -52,6 +52,9 @@ typedef struct cfg {
     int allow_abs_voice_paths; /* "/abs/file.wav" voices */
     int threads;             /* pocket-tts FlowLM threads, 0 = engine default */
     int quantize;            /* pocket-tts FlowLM int8 weights (fastest, approximate) */
+    char kokoro_dir[1024];   /* Kokoro model folder (config.json, weights .safetensors, voices/NAME.bin,
+                              * optional lexicon/); "" = Kokoro off unless kokoro_weights */
+    char kokoro_weights[1024]; /* Kokoro weights file or hf:// / https:// URI; "" = from kokoro_dir */
     int mp3_kbps, opus_kbps, aac_kbps; /* encoder bit rates, 0 = format default */
     /* say / voices */
     char model[64];          /* "" = default engine */
