@@ -5,6 +5,8 @@
 
 #include "core/err.h"
 #include "engine/kokoro/kkengine.h"
+#include "engine/kokoro/kkpth.h"
+#include "model/safetensors.h"
 
 #include "engine/registry.h"
 
@@ -215,7 +217,44 @@ static void t_registry(ut_ctx *t)
     UT_CHECK(t, k2 == NULL);
 }
 
+/* kokoro-tiny-random.pth converted == kokoro-tiny-random.safetensors, tensor for tensor. */
+static void t_pth(ut_ctx *t)
+{
+    char pth[1024], ref[1024], out[256], err[256] = "";
+    ut_path(pth, sizeof pth, "reference/kokoro/kokoro-tiny-random.pth");
+    ut_path(ref, sizeof ref, "reference/kokoro/kokoro-tiny-random.safetensors");
+    snprintf(out, sizeof out, "/tmp/kokoro-ut-pth-%d.safetensors", (int)getpid());
+    size_t nt = 0;
+    int rc = kk_pth_to_safetensors(pth, out, &nt, err, sizeof err);
+    if (rc) ut_fail(t, __FILE__, __LINE__, "convert: %s", err);
+    st_file *a = NULL, *b = NULL;
+    int ra = st_open(&a, out, err, sizeof err), rb = st_open(&b, ref, err, sizeof err);
+    size_t na = ra ? 0 : st_count(a), nb = rb ? 0 : st_count(b), same = 0;
+    char bad[600] = "";
+    for (size_t i = 0; !ra && !rb && i < nb; i++) {
+        const st_tensor *y = st_at(b, i), *x = st_find(a, y->name);
+        int ok = x && x->dtype == y->dtype && x->ndim == y->ndim && x->nbytes == y->nbytes &&
+                 !memcmp(x->shape, y->shape, sizeof x->shape[0] * (size_t)x->ndim) && !memcmp(x->data, y->data, x->nbytes);
+        if (ok)
+            same++;
+        else if (!*bad)
+            snprintf(bad, sizeof bad, "%s", y->name);
+    }
+    st_close(a);
+    st_close(b);
+    unlink(out);
+    UT_EQ_INT(t, 0, ra);
+    UT_EQ_INT(t, 0, rb);
+    UT_EQ_INT(t, 548, (long long)nt);
+    UT_EQ_INT(t, (long long)nb, (long long)na);
+    if (same != nb) ut_fail(t, __FILE__, __LINE__, "%zu of %zu tensors equal; first differing: %s", same, nb, bad);
+    /* not a checkpoint */
+    UT_EQ_INT(t, ERR_FORMAT, kk_pth_to_safetensors(ref, out, NULL, err, sizeof err));
+    UT_EQ_INT(t, ERR_NOTFOUND, kk_pth_to_safetensors("/nonexistent.pth", out, NULL, err, sizeof err));
+}
+
 static const ut_case cases[] = {
+    {"pth", t_pth},
     {"registry", t_registry},
     {"audio_speed_seed", t_audio_speed_seed},
     {"chunks_cancel", t_chunks_cancel},
