@@ -248,6 +248,25 @@ static void t_pth(ut_ctx *t)
     UT_EQ_INT(t, 548, (long long)nt);
     UT_EQ_INT(t, (long long)nb, (long long)na);
     if (same != nb) ut_fail(t, __FILE__, __LINE__, "%zu of %zu tensors equal; first differing: %s", same, nb, bad);
+    /* the engine takes the .pth directly: converted once into <cache>/kokoro/ */
+    char cache[128], conv[300], c[1024], vd[1024], l[1024];
+    snprintf(cache, sizeof cache, "/tmp/kokoro-ut-cache-%d", (int)getpid());
+    ut_path(c, sizeof c, "reference/kokoro/config-tiny.json");
+    ut_path(vd, sizeof vd, "reference/kokoro");
+    ut_path(l, sizeof l, "reference/kokoro/lexicon");
+    hf_options ho = {.offline = 1, .no_env = 1, .cache_dir = cache};
+    kke_options o = {.weights = pth, .config = c, .voices_dir = vd, .lexicon_dir = l, .hf = &ho};
+    engine *e = NULL;
+    int re = kke_new(&e, &o, err, sizeof err);
+    snprintf(conv, sizeof conv, "%s/kokoro/kokoro-tiny-random-5319003.safetensors", cache);
+    int conv_ok = access(conv, R_OK) == 0;
+    eng_free(e);
+    unlink(conv);
+    snprintf(conv, sizeof conv, "%s/kokoro", cache);
+    rmdir(conv);
+    rmdir(cache);
+    if (re) ut_fail(t, __FILE__, __LINE__, "kke_new from .pth: %s", err);
+    UT_CHECK(t, conv_ok);
     /* not a checkpoint */
     UT_EQ_INT(t, ERR_FORMAT, kk_pth_to_safetensors(ref, out, NULL, err, sizeof err));
     UT_EQ_INT(t, ERR_NOTFOUND, kk_pth_to_safetensors("/nonexistent.pth", out, NULL, err, sizeof err));

@@ -12,9 +12,11 @@
 
 #include "core/err.h"
 #include "engine/kokoro/g2p.h"
+#include "engine/kokoro/kkpth.h"
 #include "engine/kokoro/kokoro.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #define KKE_MAX_VOICES 256
 #define KKE_MAX_MIX 4
 #define KKE_HF_CONFIG "hf://hexgrad/Kokoro-82M/config.json"
+#define KKE_HF_WEIGHTS "hf://hexgrad/Kokoro-82M/kokoro-v1_0.pth"
 #define KKE_HF_VOICES "hf://onnx-community/Kokoro-82M-v1.0-ONNX/voices/"
 #define KKE_LEXICON_URL "https://raw.githubusercontent.com/hexgrad/misaki/fba1236/misaki/data/"
 
@@ -395,26 +398,71 @@ static const eng_ops kke_ops = {kke_list, kke_check, kke_synth, kke_destroy};
 /* <dir>/kokoro-v1_0.safetensors, else the only *.safetensors in dir. */
 static int find_weights(const char *dir, char *out, char *err, size_t errlen)
 {
-    snprintf(out, KKE_PATH, "%s/kokoro-v1_0.safetensors", dir);
+    snprintf(out, KKE_PATH, "%.900s/kokoro-v1_0.safetensors", dir);
+    if (file_exists(out)) return 0;
+    snprintf(out, KKE_PATH, "%.900s/kokoro-v1_0.pth", dir);
     if (file_exists(out)) return 0;
     DIR *d = opendir(dir);
     if (!d) return err_set(err, errlen, ERR_NOTFOUND, "kokoro: cannot open folder %s", dir);
-    int found = 0;
+    int found = 0, pth = 0;
+    char pthp[KKE_PATH] = "";
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n > 12 && !strcmp(e->d_name + n - 12, ".safetensors")) {
             found++;
-            snprintf(out, KKE_PATH, "%s/%s", dir, e->d_name);
+            snprintf(out, KKE_PATH, "%.700s/%.200s", dir, e->d_name);
+        } else if (n > 4 && !strcmp(e->d_name + n - 4, ".pth")) {
+            pth++;
+            snprintf(pthp, sizeof pthp, "%.700s/%.200s", dir, e->d_name);
         }
     }
     closedir(d);
     if (found == 1) return 0;
+    if (!found && pth == 1) { /* upstream's checkpoint: converted on load */
+        snprintf(out, KKE_PATH, "%s", pthp);
+        return 0;
+    }
     return err_set(err, errlen, ERR_NOTFOUND,
                    found ? "kokoro: several *.safetensors in %s: name the weights file"
-                         : "kokoro: no weights (.safetensors) in %s (upstream's kokoro-v1_0.pth must be "
-                           "converted to safetensors first)",
+                         : "kokoro: no weights (kokoro-v1_0.pth or a .safetensors) in %s",
                    dir);
+}
+
+static int mkdirs(char *p)
+{
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        int r = mkdir(p, 0755);
+        *s = '/';
+        if (r && errno != EEXIST) return -1;
+    }
+    return mkdir(p, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* A .pth checkpoint -> its safetensors copy under <cache root>/kokoro/ (converted once;
+ * the name carries the source size so a changed file is converted again). */
+static int pth_converted(kke *k, char *path, char *err, size_t errlen)
+{
+    size_t n = strlen(path);
+    if (n < 5 || strcmp(path + n - 4, ".pth")) return 0;
+    struct stat st;
+    if (stat(path, &st)) return err_set(err, errlen, ERR_NOTFOUND, "kokoro: %s not found", path);
+    char root[KKE_PATH], dir[KKE_PATH + 16], out[KKE_PATH * 2];
+    int rc = hf_cache_root(k->have_hf ? &k->hf : NULL, root, sizeof root, err, errlen);
+    if (rc) return rc;
+    snprintf(dir, sizeof dir, "%s/kokoro", root);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, sizeof out, "%s/%.*s-%lld.safetensors", dir, (int)(strlen(base) - 4), base, (long long)st.st_size);
+    if (strlen(out) >= KKE_PATH - 1) return err_set(err, errlen, ERR_TOOBIG, "kokoro: cache path too long");
+    if (!file_exists(out)) {
+        if (mkdirs(dir)) return err_set(err, errlen, ERR_IO, "kokoro: cannot create %s", dir);
+        if ((rc = kk_pth_to_safetensors(path, out, NULL, err, errlen))) return rc;
+    }
+    memcpy(path, out, strlen(out) + 1);
+    return 0;
 }
 
 int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
@@ -425,8 +473,8 @@ int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
     const char *dir = o->dir && *o->dir ? o->dir : NULL;
     if (!dir && !(o->weights && *o->weights))
         return err_set(err, errlen, ERR_NOTFOUND,
-                       "kokoro: no model folder (--kokoro-dir DIR with config.json, the kokoro-v1_0 "
-                       "weights as .safetensors and voices/NAME.bin)");
+                       "kokoro: no model (--kokoro-dir DIR with config.json, kokoro-v1_0.pth or "
+                       ".safetensors and voices/NAME.bin; or --kokoro-weights hf to download)");
     kke *k = calloc(1, sizeof *k);
     if (!k) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     pthread_mutex_init(&k->gb_mu, NULL);
@@ -455,9 +503,10 @@ int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
     }
     /* weights + config */
     if (o->weights && *o->weights)
-        rc = resolve(k, o->weights, weights, err, errlen);
+        rc = resolve(k, !strcmp(o->weights, "hf") ? KKE_HF_WEIGHTS : o->weights, weights, err, errlen);
     else
         rc = find_weights(dir, weights, err, errlen);
+    if (!rc) rc = pth_converted(k, weights, err, errlen);
     if (rc) goto fail;
     if (o->config && *o->config) {
         rc = resolve(k, o->config, config, err, errlen);

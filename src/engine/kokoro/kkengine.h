@@ -8,9 +8,11 @@
  *     <dir>/lexicon/{us,gb}_{gold,silver}.json   misaki lexicons (optional, see below)
  * or explicit paths / URIs (opt.weights, opt.config, opt.voices_dir, opt.lexicon_dir). A path
  * starting with hf:// or https:// is fetched through model/hf.h into the cache (offline
- * honoured). Without opt.dir nor opt.weights there is no model: upstream publishes the
- * weights only as kokoro-v1_0.pth (a torch zip this build does not read), so kke_new() fails
- * with ERR_NOTFOUND saying what to provide. Lexicons not found locally are fetched from
+ * honoured); opt.weights = "hf" means upstream's hf://hexgrad/Kokoro-82M/kokoro-v1_0.pth.
+ * A .pth checkpoint (upstream publishes only that) is converted once to
+ * <cache root>/kokoro/<name>-<bytes>.safetensors (kkpth.h) and loaded from there. Without
+ * opt.dir nor opt.weights there is no model: kke_new() fails with ERR_NOTFOUND saying what
+ * to provide (Kokoro is opt-in: 330 MB). Lexicons not found locally are fetched from
  * hexgrad/misaki @ fba1236 on GitHub (Apache-2.0); voice packs missing locally when the
  * voices come from hf are fetched from onnx-community/Kokoro-82M-v1.0-ONNX on first use.
  *
@@ -49,7 +51,8 @@
 
 typedef struct kke_options {
     const char *dir;          /* local model folder (see top); NULL/"" = none */
-    const char *weights;      /* weights file or hf:// / https:// URI; NULL = <dir>/kokoro-v1_0.safetensors or the only *.safetensors */
+    const char *weights;      /* .safetensors or .pth file, hf:// / https:// URI, or "hf" (upstream); NULL =
+                               * <dir>/kokoro-v1_0.{safetensors,pth}, else the only .safetensors (.pth) there */
     const char *config;       /* NULL = <dir>/config.json, else hf://hexgrad/Kokoro-82M/config.json */
     const char *voices_dir;   /* NULL = <dir>/voices, else fetched from onnx-community per voice */
     const char *lexicon_dir;  /* NULL = <dir>/lexicon if present, else fetched from GitHub */
