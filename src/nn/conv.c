@@ -278,9 +278,45 @@ __attribute__((target("avx2,fma"))) static void elu_avx2(float *dst, const float
 }
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+/* The AVX2 arithmetic, 16 lanes, the tail through a mask (every element gets the same
+ * operations wherever it sits in the array). */
+__attribute__((target("avx512f"))) static void elu_avx512(float *dst, const float *src, size_t n)
+{
+    const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(-87.0f);
+    const __m512 l2e = _mm512_set1_ps(1.44269504088896341f), magic = _mm512_set1_ps(12582912.0f);
+    const __m512 ln2h = _mm512_set1_ps(0.693145751953125f), ln2l = _mm512_set1_ps(1.42860682030941723212e-6f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(k, src + i);
+        __m512 x = _mm512_max_ps(_mm512_min_ps(v, zero), lo);
+        __m512 nn = _mm512_sub_ps(_mm512_fmadd_ps(x, l2e, magic), magic);
+        __m512 r = _mm512_fnmadd_ps(nn, ln2h, x);
+        r = _mm512_fnmadd_ps(nn, ln2l, r);
+        __m512 p = _mm512_set1_ps(1.0f / 40320.0f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 5040.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r);
+        __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nn), _mm512_set1_epi32(127)), 23);
+        __m512 sc = _mm512_castsi512_ps(bits);
+        __m512 e = _mm512_fmadd_ps(sc, p, _mm512_sub_ps(sc, one));
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), e, v));
+    }
+}
+#endif
+
 void conv_elu_to(float *dst, const float *src, size_t n)
 {
 #if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        elu_avx512(dst, src, n);
+        return;
+    }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         elu_avx2(dst, src, n);
         return;
@@ -523,6 +559,37 @@ size_t convtr1d_tm_work(const convtr1d *c, int T)
     return full + (c->groups == 1 ? (size_t)T * c->k * c->cout : 0);
 }
 
+/* y[i] = (a[i] + b[i]) + bias[i] (bias may be NULL), n floats; elementwise IEEE adds, so
+ * the AVX-512 loop gives the bits of the scalar one */
+static void add2_c(float *y, const float *a, const float *b, const float *bias, int n)
+{
+    for (int i = 0; i < n; i++) y[i] = bias ? (a[i] + b[i]) + bias[i] : a[i] + b[i];
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void add2_avx512(float *y, const float *a, const float *b,
+                                                          const float *bias, int n)
+{
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i));
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, bias + i));
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+}
+#endif
+
+static void add2(float *y, const float *a, const float *b, const float *bias, int n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        add2_avx512(y, a, b, bias, n);
+        return;
+    }
+#endif
+    add2_c(y, a, b, bias, n);
+}
+
 void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
                      float *work)
 {
@@ -530,11 +597,25 @@ void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, 
     size_t rowb = (size_t)co * sizeof(float);
     float *full = work; /* [T*s + P, cout] raw sums, in increasing source step order */
     CORE_ASSERT(T > 0 && P <= n);
-    memcpy(full, tail, (size_t)P * rowb);
-    memset(full + (size_t)P * co, 0, (size_t)n * rowb);
     if (c->groups == 1) {
         float *z = full + (size_t)(n + P) * co; /* [T, k*cout] */
         conv_gemm(z, c->k * co, x, (size_t)c->cin, T, wp, c->k * co, c->cin, NULL, 0);
+        if (c->k == 2 * s) {
+            /* each output row t*s + j (j < s) gets exactly two terms, in source order:
+             * Z[t-1][s+j] (the tail when t == 0) then Z[t][j]; the same sums as the
+             * generic loop below, in one pass without the full buffer */
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < s; j++) {
+                    const float *pr = t ? z + ((size_t)(t - 1) * c->k + s + j) * co : tail + (size_t)j * co;
+                    const float *cu = z + ((size_t)t * c->k + j) * co;
+                    float *yi = y + ((size_t)t * s + j) * co;
+                    add2(yi, pr, cu, c->b, co);
+                }
+            memcpy(tail, z + ((size_t)(T - 1) * c->k + s) * co, (size_t)P * rowb);
+            return;
+        }
+        memcpy(full, tail, (size_t)P * rowb);
+        memset(full + (size_t)P * co, 0, (size_t)n * rowb);
         for (int t = 0; t < T; t++)
             for (int j = 0; j < c->k; j++) {
                 float *dst = full + ((size_t)t * s + j) * co;
@@ -543,6 +624,8 @@ void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, 
             }
     } else {
         CORE_ASSERT(c->groups == c->cin && c->cin == co);
+        memcpy(full, tail, (size_t)P * rowb);
+        memset(full + (size_t)P * co, 0, (size_t)n * rowb);
         for (int t = 0; t < T; t++) {
             const float *xt = x + (size_t)t * co;
             for (int j = 0; j < c->k; j++) {
@@ -560,4 +643,105 @@ void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, 
             memcpy(yi, f, rowb);
     }
     memcpy(tail, full + (size_t)n * co, (size_t)P * rowb);
+}
+
+/* ---- softmax for the attention rows ----------------------------------------------------
+ * exp(x) for x <= 0 as 2^n (1 + expm1(r)) with expm1_neg's reduction and polynomial, FMA
+ * throughout; the sum in 16 lane-wise partials (element i into partial i % 16) then a
+ * fixed pairwise tree, so the SIMD version and the C reference give the same bits. */
+static inline float exp_neg_ref(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+    float r = fmaf(-n, 0.693145751953125f, x);
+    r = fmaf(-n, 1.42860682030941723212e-6f, r);
+    float p = 1.0f / 40320.0f;
+    p = fmaf(p, r, 1.0f / 5040.0f);
+    p = fmaf(p, r, 1.0f / 720.0f);
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p * r, r, r); /* expm1(r) */
+    union { unsigned u; float f; } sc = {.u = (unsigned)((int)n + 127) << 23};
+    return fmaf(sc.f, p, sc.f);
+}
+
+static float tree16(float *v) /* fixed pairwise order */
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) v[i] = v[i] + v[i + w];
+    return v[0];
+}
+
+void conv_softmax_ref(float *x, int n, float scale)
+{
+    float mx = -INFINITY, part[16] = {0};
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    for (int i = 0; i < n; i++) {
+        x[i] = exp_neg_ref(x[i] - mx);
+        part[i % 16] += x[i];
+    }
+    float inv = 1.0f / tree16(part);
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n, float scale)
+{
+    const __m512 sv = _mm512_set1_ps(scale);
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), sv);
+        _mm512_mask_storeu_ps(x + i, k, v);
+        mv = _mm512_mask_max_ps(mv, k, mv, v);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
+    const __m512 lo = _mm512_set1_ps(-87.0f), l2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 magic = _mm512_set1_ps(12582912.0f), ln2h = _mm512_set1_ps(0.693145751953125f);
+    const __m512 ln2l = _mm512_set1_ps(1.42860682030941723212e-6f);
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
+        __m512 xv = _mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mx), lo);
+        __m512 nn = _mm512_sub_ps(_mm512_fmadd_ps(xv, l2e, magic), magic);
+        __m512 r = _mm512_fnmadd_ps(nn, ln2h, xv);
+        r = _mm512_fnmadd_ps(nn, ln2l, r);
+        __m512 p = _mm512_set1_ps(1.0f / 40320.0f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 5040.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r);
+        __m512 sc = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(nn), _mm512_set1_epi32(127)), 23));
+        __m512 e = _mm512_fmadd_ps(sc, p, sc);
+        _mm512_mask_storeu_ps(x + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    float part[16];
+    _mm512_storeu_ps(part, acc);
+    const __m512 inv = _mm512_set1_ps(1.0f / tree16(part));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+    }
+}
+#endif
+
+void conv_softmax(float *x, int n, float scale)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        softmax_avx512(x, n, scale);
+        return;
+    }
+#endif
+    conv_softmax_ref(x, n, scale);
 }

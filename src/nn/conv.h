@@ -125,10 +125,17 @@ size_t convtr1d_tm_work(const convtr1d *c, int T);
 void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
                      float *work);
 
+/* In place x[0..n) = softmax(scale * x) (n >= 1): polynomial exp (a few ulps), the sum in
+ * 16 lane-wise partials and a fixed tree. AVX-512 when available; conv_softmax_ref does the
+ * same operations in plain C (bit-identical). The result of an element depends only on the
+ * row (not on where the row sits in memory). */
+void conv_softmax(float *x, int n, float scale);
+void conv_softmax_ref(float *x, int n, float scale);
+
 /* In place ELU with alpha 1: x > 0 ? x : expm1(x). */
 void conv_elu(float *x, size_t n);
 /* dst = ELU(src), n floats (dst may equal src). Polynomial expm1 (a few ulps from libm),
- * AVX2+FMA when the CPU has it (picked here with __builtin_cpu_supports), else the same
+ * AVX-512 or AVX2+FMA when the CPU has it (picked here with __builtin_cpu_supports), else the same
  * arithmetic in plain C (conv_elu_generic); conv_elu_ref is the libm expm1f reference. */
 void conv_elu_to(float *dst, const float *src, size_t n);
 void conv_elu_generic(float *dst, const float *src, size_t n);

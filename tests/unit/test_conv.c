@@ -362,6 +362,35 @@ static void t_convtr_tm(ut_ctx *t)
     }
 }
 
+/* conv_softmax: dispatched == plain C reference bit for bit, within 1e-6 of a double
+ * softmax, position-independent (same row at another address, same bits) */
+static void t_softmax(ut_ctx *t)
+{
+    static const int ns[] = {1, 3, 16, 17, 250, 265};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int n = ns[k];
+        unsigned s = 3u + (unsigned)n;
+        float *x = rvec(&s, (size_t)n), *a = malloc((n + 5) * sizeof(float)), *b = malloc(n * sizeof(float));
+        for (int i = 0; i < n; i++) x[i] *= 40.0f; /* scores up to +-40: exp spans ~1e-35 */
+        memcpy(a + 5, x, n * sizeof(float));
+        memcpy(b, x, n * sizeof(float));
+        conv_softmax(a + 5, n, 0.125f);
+        conv_softmax_ref(b, n, 0.125f);
+        size_t at = 0;
+        if (!bits_equal(b, a + 5, (size_t)n, &at))
+            ut_fail(t, __FILE__, __LINE__, "softmax n%d: [%zu] expected %.9g (ref), got %.9g", n, at, b[at], a[5 + at]);
+        double mx = -1e300, sum = 0;
+        for (int i = 0; i < n; i++) mx = fmax(mx, 0.125 * x[i]);
+        for (int i = 0; i < n; i++) sum += exp(0.125 * x[i] - mx);
+        for (int i = 0; i < n; i++) {
+            double e = exp(0.125 * x[i] - mx) / sum;
+            if (fabs(e - b[i]) > 1e-6 + 1e-5 * e)
+                ut_fail(t, __FILE__, __LINE__, "softmax n%d [%d]: expected %.9g, got %.9g", n, i, e, b[i]);
+        }
+        free(x); free(a); free(b);
+    }
+}
+
 static void t_elu(ut_ctx *t)
 {
     float x[4] = {-1.0f, 0.0f, 2.5f, -1e-4f};
@@ -412,5 +441,6 @@ static const ut_case cases[] = {
     {"conv_tm", t_conv_tm},
     {"conv_tm_add", t_conv_tm_add},
     {"convtr_tm", t_convtr_tm},
+    {"softmax", t_softmax},
 };
 UT_SUITE(conv, cases)

@@ -39,7 +39,6 @@
 #include "core/err.h"
 #include "engine/pocket/pkconfig.h"
 #include "nn/conv.h"
-#include "nn/dispatch.h"
 #include "nn/nn.h"
 
 enum { OP_CONV, OP_CONVTR, OP_RES, OP_ELU };
@@ -941,13 +940,12 @@ typedef struct mm_tfs {
     int tmax;                 /* max steps per call */
     long pos;                 /* absolute position of the next step */
     mm_kvc kv[MM_MAX_LAYERS]; /* per layer, keys RoPE-rotated */
-    float *h, *qkv, *q, *k, *v, *att, *o, *f, *sc, *wq; /* scratch; sc [tmax, cap + 16], wq [cap] */
+    float *h, *qkv, *q, *k, *v, *att, *o, *f, *sc; /* scratch; sc [tmax, cap + 16] */
 } mm_tfs;
 
 static void tfs_free(mm_tfs *s)
 {
     for (int l = 0; l < MM_MAX_LAYERS; l++) kvc_free(&s->kv[l]);
-    free(s->wq);
     free(s->h);
     free(s->qkv);
     free(s->q);
@@ -977,8 +975,7 @@ static int tfs_init(const mm_tf *tf, mm_tfs *s, int tmax)
     s->o = malloc(td * sizeof(float));
     s->f = malloc((size_t)tmax * tf->ff * sizeof(float));
     s->sc = malloc((size_t)tmax * (cap + CONV_PANEL) * sizeof(float));
-    s->wq = malloc((size_t)cap * sizeof(float));
-    if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc || !s->wq)
+    if (!s->h || !s->qkv || !s->q || !s->k || !s->v || !s->att || !s->o || !s->f || !s->sc)
         return ERR_NOMEM;
     return 0;
 }
@@ -1005,13 +1002,13 @@ static void linear(const float *x, int T, const nn_mat *W, float *y)
  * heads*hd] = softmax(q k^T / sqrt(hd)) v over each query's causal context window), for a
  * block of T queries. Per head: the scores of all T queries against the panels holding
  * the union of their windows are one or two conv_gemm calls (two when the ring wraps);
- * then per query, in key order, scale, softmax and o = sum_j w_j v_j with nn's axpyn
- * (one FMA per key, continued exactly across the wrap). Every score is the same
+ * then per query conv_softmax over its window (a contiguous run of score columns), and
+ * the outputs as one or two conv_gemm per head over the value panels (continued exactly
+ * across the wrap). Every score is the same
  * fixed-order dot product whatever T is and wherever the ring wraps, so a query's result
  * does not depend on the block it came in: decoding n frames per call gives the bits of
- * n single-frame calls. sc: [T, cap + 16] floats; wq: [cap]. */
-static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, const float *v, int T, float *sc,
-                     float *wq)
+ * n single-frame calls. sc: [T, cap + 16] floats. */
+static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, const float *v, int T, float *sc)
 {
     int H = c->heads, hd = c->hd, row = H * hd, cap = c->cap, npan = cap / CONV_PANEL;
     int64_t p0 = c->len;
@@ -1044,24 +1041,13 @@ static int mm_attend(mm_kvc *c, float *out, const float *q, const float *k, cons
         if (nb) conv_gemm(sc + na * CONV_PANEL, lds, qh, (size_t)row, T, kh, nb * CONV_PANEL, hd, NULL, 0);
         for (int t = 0; t < T; t++) { /* scores -> softmax weights, in place, 0 off the window */
             int64_t p = p0 + t, lo = c->context && p - c->context + 1 > 0 ? p - c->context + 1 : 0;
-            int n = (int)(p - lo + 1), s0 = (int)(lo % cap), n0 = cap - s0 < n ? cap - s0 : n;
-            float *st = sc + (size_t)t * lds, mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j < n; j++) { /* key order: slots s0.., then 0.. after the wrap */
-                int sl = j < n0 ? s0 + j : j - n0;
-                float x = st[sl >= f16 ? sl - f16 : cap - f16 + sl] * scale;
-                wq[j] = x;
-                mx = x > mx ? x : mx;
-            }
-            for (int j = 0; j < n; j++) {
-                wq[j] = expf(wq[j] - mx);
-                sum += wq[j];
-            }
-            float inv = 1.0f / sum;
-            memset(st, 0, (size_t)lds * sizeof(float));
-            for (int j = 0; j < n; j++) {
-                int sl = j < n0 ? s0 + j : j - n0;
-                st[sl >= f16 ? sl - f16 : cap - f16 + sl] = wq[j] * inv;
-            }
+            int n = (int)(p - lo + 1), s0 = (int)(lo % cap);
+            /* the window is one run of columns: run B's columns follow run A's */
+            int c0 = s0 >= f16 ? s0 - f16 : cap - f16 + s0;
+            float *st = sc + (size_t)t * lds;
+            conv_softmax(st + c0, n, scale);
+            memset(st, 0, (size_t)c0 * sizeof(float));
+            memset(st + c0 + n, 0, (size_t)(lds - c0 - n) * sizeof(float));
         }
         /* out [T, hd] of head h = weights [T, slots] V^T: the slots in position order (run A
          * from f16, then run B from 0, continuing the same sums); the zero weights of slots
@@ -1098,7 +1084,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         }
         nn_rope(s->q, T, tf->heads, tf->hd, s->pos, tf->max_period);
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
-        int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc, s->wq);
+        int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
         linear(s->att, T, &L->w_out, s->o);
         for (int t = 0; t < T; t++)
