@@ -415,6 +415,8 @@ static nn_pool *pool_of(const pk_flowlm *m, const pk_fstate *s) { return s->pool
 
 int64_t pk_fstate_pos(const pk_fstate *s) { return s->kv[0].len; }
 
+int pk_fstate_cap(const pk_fstate *s) { return s->cap; }
+
 void pk_fstate_reset(pk_fstate *s)
 {
     for (int i = 0; i < s->m->nl; i++) s->kv[i].len = 0;

@@ -84,6 +84,7 @@ void pk_fstate_set_trace(pk_fstate *s, pk_trace_fn fn, void *ud);
  * second core is idle and a narrower one for steps that run beside another stage. */
 void pk_fstate_set_pool(pk_fstate *s, nn_pool *pool);
 int64_t pk_fstate_pos(const pk_fstate *s); /* positions consumed so far */
+int pk_fstate_cap(const pk_fstate *s);     /* max_positions it was made with */
 /* Forgets everything (position 0). */
 void pk_fstate_reset(pk_fstate *s);
 /* Copies the cache (positions 0..pos-1) of src into dst (same model, dst capacity >= src

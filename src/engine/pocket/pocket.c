@@ -44,6 +44,8 @@
 #define PKE_MAX_VOICE_POSITIONS 4096 /* a voice state longer than this (~5 min) is refused */
 #define PKE_PROMPT_SECONDS 30.0      /* audio prompts are cut to their first 30 s, as upstream */
 #define PKE_QUEUE 4                  /* pipeline: latents in flight between FlowLM and Mimi */
+#define PKE_SPARES 2                 /* finished requests' KV state + Mimi decoder kept for reuse */
+#define PKE_SPARE_MAX_POS 1024       /* a bigger KV state (~48 MB at full size) is freed, not kept */
 
 /* Upstream asset revisions (reference ARCHITECTURE.md §1); other languages use "main". */
 #define PKE_REPO_GATED "kyutai/pocket-tts"
@@ -79,6 +81,15 @@ typedef struct pke {
     char hf_cache[1024], hf_endpoint[512], hf_token[512], hf_hub[1024];
     pke_load_stats ls;
     size_t kv_bytes_per_pos;
+    /* request states kept for the next request: a fresh KV cache costs page faults on the
+     * first-audio path (the voice copy touches ~6 MB), a fresh decoder its allocations */
+    pthread_mutex_t spare_mu;
+    int nspares;
+    struct {
+        pk_fstate *st;
+        mimi_dec *dec;
+        int batch; /* frames per call the decoder was made for */
+    } spares[PKE_SPARES];
 } pke;
 
 static double now_ms(void)
@@ -584,6 +595,45 @@ static int split_first(const pke *e, tp_chunks *ch, char *err, size_t errlen)
     return 0;
 }
 
+/* A KV state with room for `cap` positions and a decoder for `batch` frames per call:
+ * the last spare when it fits (reset), else new ones. */
+static int take_state(pke *e, int cap, int batch, pk_fstate **st, mimi_dec **dec, char *err, size_t errlen)
+{
+    *st = NULL, *dec = NULL;
+    pthread_mutex_lock(&e->spare_mu);
+    int b = 1;
+    if (e->nspares > 0) {
+        e->nspares--;
+        *st = e->spares[e->nspares].st, *dec = e->spares[e->nspares].dec, b = e->spares[e->nspares].batch;
+    }
+    pthread_mutex_unlock(&e->spare_mu);
+    if (*st && pk_fstate_cap(*st) < cap) pk_fstate_free(*st), *st = NULL;
+    if (*dec && b != batch) mimi_dec_free(*dec), *dec = NULL;
+    if (*st) pk_fstate_reset(*st);
+    if (*dec) mimi_dec_reset(*dec);
+    int rc = *st ? 0 : pk_fstate_new(st, e->fl, cap, err, errlen);
+    if (!rc && !*dec)
+        rc = batch > 1 ? mimi_dec_new_batch(dec, e->mm, batch, err, errlen) : mimi_dec_new(dec, e->mm, err, errlen);
+    return rc;
+}
+
+static void put_state(pke *e, pk_fstate *st, mimi_dec *dec, int batch)
+{
+    if (st && dec && pk_fstate_cap(st) <= PKE_SPARE_MAX_POS) {
+        pthread_mutex_lock(&e->spare_mu);
+        int kept = e->nspares < PKE_SPARES;
+        if (kept) {
+            pk_fstate_set_pool(st, NULL);
+            e->spares[e->nspares].st = st, e->spares[e->nspares].dec = dec, e->spares[e->nspares].batch = batch;
+            e->nspares++;
+        }
+        pthread_mutex_unlock(&e->spare_mu);
+        if (kept) return;
+    }
+    mimi_dec_free(dec);
+    pk_fstate_free(st);
+}
+
 static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen)
 {
     pke *e = (pke *)base;
@@ -607,10 +657,9 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
         int n = (int)ch.v[i].n_ids + ch.v[i].max_gen_len + 1;
         if (n > need) need = n;
     }
-    if (!rc) rc = pk_fstate_new(&g.st, e->fl, (voice ? (int)pk_fstate_pos(voice) : 0) + need, err, errlen);
     g.batch = e->pipeline ? abs(e->mimi_batch) : 1;
     g.force_batch = e->mimi_batch < 0;
-    if (!rc) rc = g.batch > 1 ? mimi_dec_new_batch(&g.dec, e->mm, g.batch, err, errlen) : mimi_dec_new(&g.dec, e->mm, err, errlen);
+    if (!rc) rc = take_state(e, (voice ? (int)pk_fstate_pos(voice) : 0) + need, g.batch, &g.st, &g.dec, err, errlen);
     g.pcm = rc ? NULL : malloc((size_t)g.spf * sizeof(float));
     if (!rc && !g.pcm) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
     uint64_t seed = req->seed;
@@ -661,8 +710,7 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     free(g.zb);
     free(g.pb);
     free(g.pcm);
-    mimi_dec_free(g.dec);
-    pk_fstate_free(g.st);
+    put_state(e, g.st, g.dec, g.batch);
     tp_chunks_free(&ch);
     pkv_cache_release(e->vs, ve);
     return rc;
@@ -694,6 +742,11 @@ static void pke_destroy(engine *base)
 {
     pke *e = (pke *)base;
     if (!e) return;
+    for (int i = 0; i < e->nspares; i++) {
+        mimi_dec_free(e->spares[i].dec);
+        pk_fstate_free(e->spares[i].st);
+    }
+    pthread_mutex_destroy(&e->spare_mu);
     pkv_free(e->vs);
     pk_flowlm_free(e->fl);
     mimi_free(e->mm);
@@ -735,6 +788,7 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     pke *e = calloc(1, sizeof *e);
     if (!e) return err_set(err, errlen, ERR_NOMEM, "out of memory");
     e->base.ops = &pke_ops;
+    pthread_mutex_init(&e->spare_mu, NULL);
     snprintf(e->id, sizeof e->id, "%s", opt->id && *opt->id ? opt->id : "pocket-tts");
     snprintf(e->lang, sizeof e->lang, "%s", opt->language && *opt->language ? opt->language : "english");
     if (opt->hf) e->hfo = *opt->hf;
