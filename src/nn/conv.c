@@ -339,6 +339,13 @@ void conv_elu(float *x, size_t n) { conv_elu_to(x, x, n); }
 
 /* ---- time-major path with packed weights (see conv.h) --------------------------------- */
 
+static float tree16(float *v) /* fixed pairwise order */
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) v[i] = v[i] + v[i + w];
+    return v[0];
+}
+
 size_t conv_pack_floats(int rows, int cols)
 {
     return (size_t)((rows + CONV_PANEL - 1) / CONV_PANEL) * CONV_PANEL * (size_t)cols;
@@ -486,6 +493,50 @@ void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const f
     conv_gemm_ps_ref(y, ldy, x, ldx, M, wp, (size_t)cols * CONV_PANEL, rows, cols, b, mode);
 }
 
+/* y[m] = b + dot(x[m*ldx ..], w'), w' = row 0 of a packed matrix (w'[c] at wp[c*16]):
+ * 16 lane-wise partials (element c into partial c % 16), then a fixed pairwise tree; the
+ * AVX-512 version and conv_dot_ref give the same bits, and y[m] depends on row m only. */
+void conv_dot_ref(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b)
+{
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * ldx;
+        float part[16] = {0};
+        for (int c = 0; c < cols; c++) part[c % 16] = fmaf(xm[c], wp[(size_t)c * CONV_PANEL], part[c % 16]);
+        y[m] = tree16(part) + b;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void dot_avx512(float *y, const float *x, size_t ldx, int M,
+                                                         const float *w, int cols, float b)
+{
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * ldx;
+        __m512 acc = _mm512_setzero_ps();
+        for (int c = 0; c < cols; c += 16) {
+            __mmask16 k = (__mmask16)(cols - c >= 16 ? 0xffffu : (1u << (cols - c)) - 1u);
+            acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(k, xm + c), _mm512_maskz_loadu_ps(k, w + c), acc, k);
+        }
+        float part[16];
+        _mm512_storeu_ps(part, acc);
+        y[m] = tree16(part) + b;
+    }
+}
+#endif
+
+void conv_dot(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    float w[1024]; /* row 0 of the panel, contiguous */
+    if (__builtin_cpu_supports("avx512f") && cols <= 1024) {
+        for (int c = 0; c < cols; c++) w[c] = wp[(size_t)c * CONV_PANEL];
+        dot_avx512(y, x, ldx, M, w, cols, b);
+        return;
+    }
+#endif
+    conv_dot_ref(y, x, ldx, M, wp, cols, b);
+}
+
 size_t conv1d_tm_pack_floats(const conv1d *c) { return conv_pack_floats(c->cout, c->k * c->cin); }
 
 void conv1d_tm_pack(const conv1d *c, float *wp)
@@ -532,6 +583,10 @@ void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, floa
                        rowb);
         X = cb;
         ldx = (size_t)c->k * cin;
+    }
+    if (c->cout == 1 && !(flags & CONV_OUT_ADD)) { /* one output channel: dot products */
+        conv_dot(y, X, ldx, tout, wp, c->k * cin, c->b ? c->b[0] : 0.0f);
+        return;
     }
     conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, c->k * cin, c->b,
               (flags & CONV_OUT_ADD) ? CONV_GEMM_ADD : CONV_GEMM_STORE);
@@ -667,12 +722,6 @@ static inline float exp_neg_ref(float x)
     return fmaf(sc.f, p, sc.f);
 }
 
-static float tree16(float *v) /* fixed pairwise order */
-{
-    for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++) v[i] = v[i] + v[i + w];
-    return v[0];
-}
 
 void conv_softmax_ref(float *x, int n, float scale)
 {

@@ -106,6 +106,12 @@ void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const fl
 void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride,
                       int rows, int cols, const float *b, int mode);
 
+/* y[m] = b + x[m*ldx ..+cols) . W'[0] (a one-row packed matrix; conv1d_tm_run uses it
+ * for cout == 1): 16 lane-wise partial sums and a fixed tree, same bits in the AVX-512
+ * version and the C reference, independent of M. */
+void conv_dot(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b);
+void conv_dot_ref(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b);
+
 /* conv1d (groups 1): Wp of conv1d_tm_pack_floats(c) floats from c->w. */
 size_t conv1d_tm_pack_floats(const conv1d *c);
 void conv1d_tm_pack(const conv1d *c, float *wp);

@@ -391,6 +391,33 @@ static void t_softmax(ut_ctx *t)
     }
 }
 
+/* conv_dot (the cout == 1 conv): dispatched == reference bits, close to a double dot */
+static void t_dot(ut_ctx *t)
+{
+    static const int cs[] = {1, 7, 16, 33, 192, 1024, 1500};
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        int cols = cs[k], M = 5;
+        size_t ldx = (size_t)cols / 2 + 1;
+        unsigned s = 11u + (unsigned)cols;
+        float *W = rvec(&s, (size_t)cols), *x = rvec(&s, (M - 1) * ldx + cols);
+        float *wp = aligned_alloc(64, conv_pack_floats(1, cols) * sizeof(float));
+        conv1d c = {.cin = cols, .cout = 1, .k = 1, .stride = 1, .dil = 1, .groups = 1, .w = W};
+        conv1d_tm_pack(&c, wp);
+        float a[5], b[5];
+        conv_dot(a, x, ldx, M, wp, cols, 0.25f);
+        conv_dot_ref(b, x, ldx, M, wp, cols, 0.25f);
+        size_t at = 0;
+        if (!bits_equal(b, a, 5, &at))
+            ut_fail(t, __FILE__, __LINE__, "dot cols%d: y[%zu] expected %.9g (ref), got %.9g", cols, at, b[at], a[at]);
+        for (int m = 0; m < M; m++) {
+            double e = 0.25;
+            for (int i = 0; i < cols; i++) e += (double)x[m * ldx + i] * W[i];
+            UT_NEAR(t, e, b[m], 1e-5 * (1 + sqrt((double)cols)));
+        }
+        free(W); free(x); free(wp);
+    }
+}
+
 static void t_elu(ut_ctx *t)
 {
     float x[4] = {-1.0f, 0.0f, 2.5f, -1e-4f};
@@ -442,5 +469,6 @@ static const ut_case cases[] = {
     {"conv_tm_add", t_conv_tm_add},
     {"convtr_tm", t_convtr_tm},
     {"softmax", t_softmax},
+    {"dot", t_dot},
 };
 UT_SUITE(conv, cases)
