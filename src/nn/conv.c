@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "nn/nn.h"
 
 int conv1d_hist(const conv1d *c)
 {
@@ -404,7 +405,7 @@ void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, cons
         for (int c = 0; c < cols; c++) {                                                          \
             __m512 wv[NP];                                                                        \
             _Pragma("GCC unroll 4") for (int q = 0; q < (NP); q++) {                              \
-                wv[q] = _mm512_loadu_ps(w + (size_t)q * pstride + (size_t)c * CONV_PANEL);        \
+                wv[q] = CG_WLOAD(w + (size_t)q * pstride + (size_t)c * CONV_PANEL);               \
                 if (CG_PF) _mm_prefetch((const char *)(w + (size_t)q * pstride +                  \
                                                        (size_t)(c + CG_PF) * CONV_PANEL), _MM_HINT_T0); \
             }                                                                                     \
@@ -423,6 +424,7 @@ void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, cons
             }                                                                                     \
     } while (0)
 
+#define CG_WLOAD(p) _mm512_loadu_ps(p)
 __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, const float *x, size_t ldx,
                                                         int M, const float *wp, size_t pstride, int rows,
                                                         int cols, const float *b, int add)
@@ -466,8 +468,90 @@ __attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, cons
         }
     }
 }
+#undef CG_WLOAD
+/* BF16 panels: widened exactly to F32 (bits << 16), then the same FMAs */
+#define CG_WLOAD(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+__attribute__((target("avx512f"))) static void cg_avx512_bf16(float *y, int ldy, const float *x, size_t ldx,
+                                                        int M, const uint16_t *wp, size_t pstride, int rows,
+                                                        int cols, const float *b, int add)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    /* rows of x in chunks of CG_MC; inside a chunk every panel group runs over all of its
+     * rows, so a group's weights (and the chunk of x) are read from memory once and then
+     * served from L1/L2 (M = 16 streams each weight once) */
+    for (int m0 = 0; m0 < M; m0 += CG_MC) {
+        int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;
+        for (int p = 0; p < np;) {
+            int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;
+            const uint16_t *w = wp + (size_t)p * pstride;
+            int r0 = p * CONV_PANEL;
+            __mmask16 km[CG_NP];
+            __m512 bv[CG_NP];
+            for (int q = 0; q < npb; q++) {
+                int nr = rows - r0 - q * CONV_PANEL;
+                km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);
+                bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();
+            }
+            for (int m = m0; m < m1;) {
+                int mb = m1 - m >= 8 ? 8 : m1 - m >= 4 ? 4 : 1;
+                const float *xm = x + (size_t)m * ldx;
+                if (npb == CG_NP) {
+                    if (mb == 8) CG_BODY(8, CG_NP);
+                    else if (mb == 4) CG_BODY(4, CG_NP);
+                    else CG_BODY(1, CG_NP);
+                } else if (npb == 2) {
+                    if (mb == 8) CG_BODY(8, 2);
+                    else if (mb == 4) CG_BODY(4, 2);
+                    else CG_BODY(1, 2);
+                } else {
+                    if (mb == 8) CG_BODY(8, 1);
+                    else if (mb == 4) CG_BODY(4, 1);
+                    else CG_BODY(1, 1);
+                }
+                m += mb;
+            }
+            p += npb;
+        }
+    }
+}
+#undef CG_WLOAD
 #undef CG_BODY
 #endif
+
+void conv_gemm_ps_bf16_ref(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
+                           size_t pstride, int rows, int cols, const float *b, int add)
+{
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * ldx;
+        float *ym = y + (size_t)m * ldy;
+        for (int p = 0; p < np; p++) {
+            const uint16_t *w = wp + (size_t)p * pstride;
+            float acc[CONV_PANEL];
+            for (int j = 0; j < CONV_PANEL; j++) {
+                int r = p * CONV_PANEL + j;
+                acc[j] = add == CONV_GEMM_CONT ? (r < rows ? ym[r] : 0.0f) : b && r < rows ? b[r] : 0.0f;
+            }
+            for (int c = 0; c < cols; c++)
+                for (int j = 0; j < CONV_PANEL; j++)
+                    acc[j] = fmaf(xm[c], nn_bf16_to_f32(w[(size_t)c * CONV_PANEL + j]), acc[j]);
+            for (int j = 0; j < CONV_PANEL && p * CONV_PANEL + j < rows; j++)
+                ym[p * CONV_PANEL + j] = add == CONV_GEMM_ADD ? ym[p * CONV_PANEL + j] + acc[j] : acc[j];
+        }
+    }
+}
+
+void conv_gemm_ps_bf16(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp, size_t pstride,
+                       int rows, int cols, const float *b, int mode)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) {
+        cg_avx512_bf16(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
+        return;
+    }
+#endif
+    conv_gemm_ps_bf16_ref(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
+}
 
 void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride, int rows,
                   int cols, const float *b, int mode)
@@ -557,7 +641,7 @@ size_t conv1d_tm_work(const conv1d *c, int T)
     return (P + (size_t)T) * c->cin + cols;
 }
 
-void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, float *prev, int *first,
+void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float *prev, int *first,
                    float *y, float *work, int flags)
 {
     int P = conv1d_hist(c), cin = c->cin, tout = T / c->stride;
@@ -584,12 +668,14 @@ void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, floa
         X = cb;
         ldx = (size_t)c->k * cin;
     }
-    if (c->cout == 1 && !(flags & CONV_OUT_ADD)) { /* one output channel: dot products */
-        conv_dot(y, X, ldx, tout, wp, c->k * cin, c->b ? c->b[0] : 0.0f);
-        return;
+    int mode = (flags & CONV_OUT_ADD) ? CONV_GEMM_ADD : CONV_GEMM_STORE, cols = c->k * cin;
+    if (c->pk_bf16) {
+        conv_gemm_ps_bf16(y, c->cout, X, ldx, tout, wp, (size_t)cols * CONV_PANEL, c->cout, cols, c->b, mode);
+    } else if (c->cout == 1 && mode == CONV_GEMM_STORE) { /* one output channel: dot products */
+        conv_dot(y, X, ldx, tout, wp, cols, c->b ? c->b[0] : 0.0f);
+    } else {
+        conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, cols, c->b, mode);
     }
-    conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, c->k * cin, c->b,
-              (flags & CONV_OUT_ADD) ? CONV_GEMM_ADD : CONV_GEMM_STORE);
 }
 
 size_t convtr1d_tm_pack_floats(const convtr1d *c)
@@ -645,7 +731,7 @@ static void add2(float *y, const float *a, const float *b, const float *bias, in
     add2_c(y, a, b, bias, n);
 }
 
-void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
+void convtr1d_tm_run(const convtr1d *c, const void *wp, const float *x, int T, float *tail, float *y,
                      float *work)
 {
     int P = convtr1d_hist(c), s = c->stride, co = c->cout, n = T * s;
@@ -654,7 +740,11 @@ void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, 
     CORE_ASSERT(T > 0 && P <= n);
     if (c->groups == 1) {
         float *z = full + (size_t)(n + P) * co; /* [T, k*cout] */
-        conv_gemm(z, c->k * co, x, (size_t)c->cin, T, wp, c->k * co, c->cin, NULL, 0);
+        if (c->pk_bf16)
+            conv_gemm_ps_bf16(z, c->k * co, x, (size_t)c->cin, T, wp, (size_t)c->cin * CONV_PANEL, c->k * co, c->cin,
+                              NULL, CONV_GEMM_STORE);
+        else
+            conv_gemm(z, c->k * co, x, (size_t)c->cin, T, wp, c->k * co, c->cin, NULL, CONV_GEMM_STORE);
         if (c->k == 2 * s) {
             /* each output row t*s + j (j < s) gets exactly two terms, in source order:
              * Z[t-1][s+j] (the tail when t == 0) then Z[t][j]; the same sums as the
@@ -794,3 +884,5 @@ void conv_softmax(float *x, int n, float scale)
 #endif
     conv_softmax_ref(x, n, scale);
 }
+
+void conv_pack_bf16(uint16_t *dst, const float *src, size_t n) { nn_f32_to_bf16_n(dst, src, n); }

@@ -27,16 +27,19 @@
 #define NN_CONV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct conv1d {
     int cin, cout, k, stride, dil, groups;
     int pad_replicate; /* 1: replicate left padding on the first call; 0: zeros */
+    int pk_bf16;       /* _tm_run: the packed weights are BF16 panels (conv_pack_bf16) */
     const float *w;    /* [cout, cin/groups, k] row-major */
     const float *b;    /* [cout] or NULL */
 } conv1d;
 
 typedef struct convtr1d {
     int cin, cout, k, stride, groups;
+    int pk_bf16; /* _tm_run: the packed weights are BF16 panels (conv_pack_bf16) */
     const float *w; /* [cin, cout/groups, k] row-major */
     const float *b; /* [cout] or NULL */
 } convtr1d;
@@ -105,6 +108,15 @@ void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const fl
                   int cols, const float *b, int mode);
 void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride,
                       int rows, int cols, const float *b, int mode);
+/* BF16 panels (uint16, same layout; made with conv_pack_bf16): each weight widened exactly
+ * to F32, then the same FMAs, so the result equals conv_gemm_ps on the widened weights.
+ * Approximate only through the weights' rounding (speed mode: half the bytes streamed). */
+void conv_gemm_ps_bf16(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp, size_t pstride,
+                       int rows, int cols, const float *b, int mode);
+void conv_gemm_ps_bf16_ref(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
+                           size_t pstride, int rows, int cols, const float *b, int mode);
+/* dst[i] = bf16(src[i]) (round to nearest even), n packed floats -> uint16 (load time). */
+void conv_pack_bf16(uint16_t *dst, const float *src, size_t n);
 
 /* y[m] = b + x[m*ldx ..+cols) . W'[0] (a one-row packed matrix; conv1d_tm_run uses it
  * for cout == 1): 16 lane-wise partial sums and a fixed tree, same bits in the AVX-512
@@ -119,7 +131,7 @@ size_t conv1d_tm_work(const conv1d *c, int T); /* floats */
 /* x [T, cin] -> y [T/stride, cout] (flags CONV_IN_ELU | CONV_OUT_ADD). prev [P, cin] read
  * and updated (P = conv1d_hist); *first read and cleared (replicate padding). work:
  * conv1d_tm_work floats, not aliasing x, y. wp from conv1d_tm_pack. */
-void conv1d_tm_run(const conv1d *c, const float *wp, const float *x, int T, float *prev, int *first,
+void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float *prev, int *first,
                    float *y, float *work, int flags);
 
 /* convtr1d, groups 1 (packed, wp from convtr1d_tm_pack) or depthwise groups == cin ==
@@ -128,7 +140,7 @@ size_t convtr1d_tm_pack_floats(const convtr1d *c);
 void convtr1d_tm_pack(const convtr1d *c, float *wp);
 size_t convtr1d_tm_work(const convtr1d *c, int T);
 /* x [T, cin] -> y [T*stride, cout]; tail [k - stride, cout] raw sums, read and updated. */
-void convtr1d_tm_run(const convtr1d *c, const float *wp, const float *x, int T, float *tail, float *y,
+void convtr1d_tm_run(const convtr1d *c, const void *wp, const float *x, int T, float *tail, float *y,
                      float *work);
 
 /* In place x[0..n) = softmax(scale * x) (n >= 1): polynomial exp (a few ulps), the sum in

@@ -12,7 +12,8 @@
  * 1 if any row is past its tolerance (relative to the tensor's max |ref|, see pkparity.h).
  *
  * Tolerances: see mimi_parity.h (1e-5 relative for quantizer/upsample, 1e-4 for the rest).
- * `mimi-parity --bench DIR [FRAMES [bf16|q8] [dec]]` (dec: decoder on 1 thread only; bf16/q8: mimi_set_dec_dtype, plus the
+ * `mimi-parity --bench DIR [FRAMES [bf16|q8] [sbf16] [dec]]` (dec: decoder on 1 thread only;
+ * sbf16: mimi_set_seanet_bf16; bf16/q8: mimi_set_dec_dtype, plus the
  * error of that mode against exact F32 on the same latents) instead times the decoder (ms
  * per 80 ms frame) and the encoder (10 s prompt) at english_2026-04 size with random
  * weights built in memory from DIR/layout-english_2026-04.json, with 1 and 2 OpenBLAS
@@ -296,7 +297,7 @@ static void reduced_error(const st_file *w, const mimi_config *cfg, const mimi *
     mimi_free(ex);
 }
 
-static int bench(const char *dir, int frames, nn_dtype dt, int dec_only)
+static int bench(const char *dir, int frames, nn_dtype dt, int dec_only, int sbf16)
 {
     char path[1024], err[256];
     snprintf(path, sizeof path, "%s/layout-english_2026-04.json", dir);
@@ -330,7 +331,14 @@ static int bench(const char *dir, int frames, nn_dtype dt, int dec_only)
         free(blob);
         return 2;
     }
-    if (dt != NN_F32) reduced_error(w, &cfg, m, frames);
+    if (sbf16 && mimi_set_seanet_bf16(m, err, sizeof err)) {
+        fprintf(stderr, "mimi-parity: %s\n", err);
+        mimi_free(m);
+        st_close(w);
+        free(blob);
+        return 2;
+    }
+    if (dt != NN_F32 || sbf16) reduced_error(w, &cfg, m, frames);
     int fs = mimi_frame_samples(m), ld = mimi_ldim(m);
     float *z = malloc((size_t)ld * sizeof(float)), *pcm = malloc((size_t)fs * sizeof(float));
     double *ms = malloc((size_t)frames * sizeof(double));
@@ -442,18 +450,19 @@ int main(int argc, char **argv)
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     if (argc >= 3 && !strcmp(argv[1], "--bench")) {
         nn_dtype dt = NN_F32;
-        int dec_only = 0;
+        int dec_only = 0, sbf16 = 0;
         for (int i = 4; i < argc; i++) {
             if (!strcmp(argv[i], "bf16")) dt = NN_BF16;
             else if (!strcmp(argv[i], "q8")) dt = NN_Q8;
             else if (!strcmp(argv[i], "dec")) dec_only = 1;
+            else if (!strcmp(argv[i], "sbf16")) sbf16 = 1;
         }
-        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50, dt, dec_only);
+        return bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 50 : 50, dt, dec_only, sbf16);
     }
     if (argc != 2) {
         fprintf(stderr,
                 "usage: %s DIR          parity (DIR laid out like shared/reference/pocket-tts)\n"
-                "       %s --bench DIR [FRAMES [bf16|q8] [dec]]   full-size speed, random weights\n"
+                "       %s --bench DIR [FRAMES [bf16|q8] [sbf16] [dec]]   full-size speed, random weights\n"
                 "                                   (dec: 1-thread decode only)\n",
                 argv[0], argv[0]);
         return 2;

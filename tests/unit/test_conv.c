@@ -1,5 +1,7 @@
 /* test_conv.c — streaming Conv1d / ConvTranspose1d: hand-computed cases, fast path vs
  * plain C reference, and "streamed in pieces == one call over the whole input". */
+#include <stdint.h>
+
 #include "ut.h"
 #include "nn/conv.h"
 
@@ -240,6 +242,24 @@ static void t_gemm_vs_ref_invariant(ut_ctx *t)
                 ut_fail(t, __FILE__, __LINE__, "gemm CONT M%d rows%d cols%d split %d: y[%d][%zu] expected %.9g, got %.9g",
                         M, rows, cols, c1, m, at, ya[(size_t)m * (rows + 3) + at], yb[(size_t)m * (rows + 3) + at]);
         }
+        /* BF16 panels: equal to the F32 kernel on the widened weights, and to their reference */
+        uint16_t *wh = malloc(conv_pack_floats(rows, cols) * sizeof(uint16_t));
+        float *ww = malloc(conv_pack_floats(rows, cols) * sizeof(float));
+        conv_pack_bf16(wh, wp, conv_pack_floats(rows, cols));
+        for (size_t j = 0; j < conv_pack_floats(rows, cols); j++) {
+            union { uint32_t u; float f; } cv = {.u = (uint32_t)wh[j] << 16};
+            ww[j] = cv.f;
+        }
+        conv_gemm_ref(ya, rows + 3, x, ldx, M, ww, rows, cols, b, CONV_GEMM_STORE);
+        conv_gemm_ps_bf16(yb, rows + 3, x, ldx, M, wh, pst, rows, cols, b, CONV_GEMM_STORE);
+        conv_gemm_ps_bf16_ref(y1, rows + 3, x, ldx, M, wh, pst, rows, cols, b, CONV_GEMM_STORE);
+        for (int m = 0; m < M; m++) {
+            size_t at = 0, o = (size_t)m * (rows + 3);
+            if (!bits_equal(ya + o, yb + o, (size_t)rows, &at) || !bits_equal(ya + o, y1 + o, (size_t)rows, &at))
+                ut_fail(t, __FILE__, __LINE__, "gemm bf16 M%d rows%d cols%d: y[%d][%zu] expected %.9g, got %.9g / %.9g",
+                        M, rows, cols, m, at, ya[o + at], yb[o + at], y1[o + at]);
+        }
+        free(wh); free(ww);
         free(W); free(b); free(x); free(wp); free(ya); free(yb); free(y1);
     }
 }

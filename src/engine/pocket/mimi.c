@@ -54,8 +54,9 @@ typedef struct mm_op {
     conv1d c2;    /* OP_RES: block.3 (k1) */
     convtr1d t;   /* OP_CONVTR */
     /* decoder only: time-major packed weights (conv.h), owned by the mimi:
-     * wp = c (conv1d_tm_pack) or t (convtr1d_tm_pack); wp2 = c2 */
-    float *wp, *wp2;
+     * wp = c (conv1d_tm_pack) or t (convtr1d_tm_pack); wp2 = c2. F32 panels, or BF16
+     * panels (uint16) when c.pk_bf16 / t.pk_bf16 (mimi_set_dec_dtype) */
+    void *wp, *wp2;
 } mm_op;
 
 typedef struct mm_seanet {
@@ -546,20 +547,23 @@ static int pack_seanet(mimi *m, mm_seanet *sn)
     for (int i = 0; i < sn->nops; i++) {
         mm_op *op = &sn->ops[i];
         if (op->kind == OP_CONV || op->kind == OP_RES) {
-            if (!(op->wp = mm_falloc(m, conv1d_tm_pack_floats(&op->c)))) return ERR_NOMEM;
-            conv1d_tm_pack(&op->c, op->wp);
+            float *w = mm_falloc(m, conv1d_tm_pack_floats(&op->c));
+            if (!(op->wp = w)) return ERR_NOMEM;
+            conv1d_tm_pack(&op->c, w);
             mm_disown(m, op->c.w);
             op->c.w = NULL;
         }
         if (op->kind == OP_RES) {
-            if (!(op->wp2 = mm_falloc(m, conv1d_tm_pack_floats(&op->c2)))) return ERR_NOMEM;
-            conv1d_tm_pack(&op->c2, op->wp2);
+            float *w = mm_falloc(m, conv1d_tm_pack_floats(&op->c2));
+            if (!(op->wp2 = w)) return ERR_NOMEM;
+            conv1d_tm_pack(&op->c2, w);
             mm_disown(m, op->c2.w);
             op->c2.w = NULL;
         }
         if (op->kind == OP_CONVTR) {
-            if (!(op->wp = mm_falloc(m, convtr1d_tm_pack_floats(&op->t)))) return ERR_NOMEM;
-            convtr1d_tm_pack(&op->t, op->wp);
+            float *w = mm_falloc(m, convtr1d_tm_pack_floats(&op->t));
+            if (!(op->wp = w)) return ERR_NOMEM;
+            convtr1d_tm_pack(&op->t, w);
             mm_disown(m, op->t.w);
             op->t.w = NULL;
         }
@@ -654,6 +658,50 @@ static int mm_convert(mimi *m, nn_mat *w, nn_dtype dt)
     w->w = p;
     w->dtype = dt;
     return 0;
+}
+
+/* One packed F32 layer -> BF16 panels (owned by m; the F32 copy is freed). */
+static int pk_to_bf16(mimi *m, void **wp, size_t n, int *flag)
+{
+    if (*flag) return 0;
+    uint16_t *h = aligned_alloc(64, (n * sizeof(uint16_t) + 63) & ~(size_t)63);
+    if (!h) return ERR_NOMEM;
+    if (mm_own(m, h)) {
+        free(h);
+        return ERR_NOMEM;
+    }
+    conv_pack_bf16(h, *wp, n);
+    mm_disown(m, *wp);
+    *wp = h;
+    *flag = 1;
+    return 0;
+}
+
+/* Speed mode for the decoder SEANet: the layers whose packed weights are over
+ * MM_BF16_MIN_BYTES (english: model.0 conv 7.3 MB, model.2 and model.5 transposed convs
+ * 6.3 and 1.3 MB; they stream their weights for 16..96 rows per frame) get BF16 panels. */
+#define MM_BF16_MIN_BYTES ((size_t)1 << 20)
+static int seanet_bf16(mimi *m)
+{
+    mm_seanet *sn = &m->dec;
+    for (int i = 0; i < sn->nops; i++) {
+        mm_op *op = &sn->ops[i];
+        size_t n;
+        if (op->kind == OP_CONV && (n = conv1d_tm_pack_floats(&op->c)) * sizeof(float) >= MM_BF16_MIN_BYTES &&
+            pk_to_bf16(m, &op->wp, n, &op->c.pk_bf16))
+            return ERR_NOMEM;
+        if (op->kind == OP_CONVTR && (n = convtr1d_tm_pack_floats(&op->t)) * sizeof(float) >= MM_BF16_MIN_BYTES &&
+            pk_to_bf16(m, &op->wp, n, &op->t.pk_bf16))
+            return ERR_NOMEM;
+    }
+    return 0;
+}
+
+int mimi_set_seanet_bf16(mimi *m, char *err, size_t errlen)
+{
+    if (!m) return err_set(err, errlen, ERR_INVAL, "mimi_set_seanet_bf16: bad arguments");
+    if (!(m->parts & MIMI_DECODER)) return 0;
+    return seanet_bf16(m) ? err_set(err, errlen, ERR_NOMEM, "out of memory") : 0;
 }
 
 int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen)

@@ -91,6 +91,13 @@ void mimi_free(mimi *m);
  * NN_Q8 on shapes that are not multiples of 32 keeps F32. Call once after mimi_open,
  * before any mimi_dec is made. */
 int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen);
+/* Speed mode for the decoder SEANet: the layers with over 1 MB of weights (english:
+ * model.0, model.2, model.5; 15 MB F32 per frame) keep BF16 copies (half the bytes).
+ * Approximate: with random english-size weights the audio differs from exact F32 by
+ * ~3e-3 relative (max and rms), 25x the error of BF16 transformer linears, for 0.2-0.5
+ * ms less CPU per frame on this box (SPEED notes). Off unless called; call once after
+ * mimi_open, before any mimi_dec is made. Batch invariance holds in this mode too. */
+int mimi_set_seanet_bf16(mimi *m, char *err, size_t errlen);
 
 int mimi_ldim(const mimi *m);          /* latent width (inner_dim) */
 int mimi_frame_samples(const mimi *m); /* samples per latent frame (1920) */
