@@ -30,6 +30,12 @@
 #endif
 #endif
 
+#if defined(REG_HAVE_KOKORO) && defined(REG_HAVE_ESPEAK) && defined(ESP_USE_LOCK)
+/* Kokoro's G2P calls libespeak-ng for unknown words: it takes the espeak engine's turn. */
+static void reg_esp_lock(void *ud) { esp_use_begin((engine *)ud); }
+static void reg_esp_unlock(void *ud) { esp_use_end((engine *)ud); }
+#endif
+
 struct reg_registry {
     engine *eng[REG_MAX_ENGINES];
     size_t n;
@@ -241,16 +247,21 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
     char why[256];
     engine *e;
     int have_espeak = 0, have_pocket = 0;
+    engine *esp = NULL;
+    (void)esp;
     (void)have_espeak;
     (void)have_pocket;
 #ifdef REG_HAVE_ESPEAK
     esp_options eo = {0};
     eo.data_path = (o && o->espeak_data && *o->espeak_data) ? o->espeak_data : NULL;
     if ((rc = esp_engine_new(&e, &eo, why, sizeof why)) == 0) {
-        if ((rc = reg_add(r, e, 0, why, sizeof why)))
+        esp = e;
+        if ((rc = reg_add(r, e, 0, why, sizeof why))) {
             warn_add(warn, warnlen, "espeak", why);
-        else
+            esp = NULL;
+        } else {
             have_espeak = 1;
+        }
     } else {
         warn_add(warn, warnlen, "espeak", why);
     }
@@ -300,6 +311,13 @@ int reg_load(reg_registry **out, const reg_options *o, char *warn, size_t warnle
         ko.weights = o->kokoro_weights && *o->kokoro_weights ? o->kokoro_weights : NULL;
         ko.espeak_ready = have_espeak;
         ko.espeak_data = o->espeak_data && *o->espeak_data ? o->espeak_data : NULL;
+#if defined(REG_HAVE_ESPEAK) && defined(ESP_USE_LOCK)
+        if (esp) {
+            ko.espeak_hooks.lock = reg_esp_lock;
+            ko.espeak_hooks.unlock = reg_esp_unlock;
+            ko.espeak_hooks.ud = esp;
+        }
+#endif
         ko.hf = &kh;
         if ((rc = kke_new(&e, &ko, why, sizeof why)) == 0) {
             /* never over pocket-tts; over espeak only when pocket-tts is missing */
