@@ -641,8 +641,51 @@ size_t conv1d_tm_work(const conv1d *c, int T)
     return (P + (size_t)T) * c->cin + cols;
 }
 
+/* One GEMM of a _tm_run, its output panels split across the pool when there is enough
+ * work (each output is computed by exactly the same code whichever thread runs it, so the
+ * result does not depend on the pool). */
+typedef struct tm_job {
+    float *y;
+    int ldy;
+    const float *x;
+    size_t ldx;
+    int M;
+    const void *wp;
+    int bf16;
+    size_t pstride;
+    int rows, cols;
+    const float *b;
+    int mode;
+} tm_job;
+
+static void tm_part(void *arg, int part, int nparts)
+{
+    const tm_job *j = arg;
+    int np = (j->rows + CONV_PANEL - 1) / CONV_PANEL;
+    int p0 = (int)((long)np * part / nparts), p1 = (int)((long)np * (part + 1) / nparts);
+    if (p1 <= p0) return;
+    int r0 = p0 * CONV_PANEL, nr = (p1 * CONV_PANEL < j->rows ? p1 * CONV_PANEL : j->rows) - r0;
+    const float *b = j->b ? j->b + r0 : NULL;
+    if (j->bf16)
+        conv_gemm_ps_bf16(j->y + r0, j->ldy, j->x, j->ldx, j->M, (const uint16_t *)j->wp + (size_t)p0 * j->pstride,
+                          j->pstride, nr, j->cols, b, j->mode);
+    else
+        conv_gemm_ps(j->y + r0, j->ldy, j->x, j->ldx, j->M, (const float *)j->wp + (size_t)p0 * j->pstride, j->pstride,
+                     nr, j->cols, b, j->mode);
+}
+
+#define TM_POOL_MIN_FMA (1L << 20) /* below this a GEMM runs on the calling thread */
+static void tm_gemm(nn_pool *pool, const tm_job *j)
+{
+    if (pool && nn_pool_threads(pool) > 1 && (long)j->M * j->rows * j->cols >= TM_POOL_MIN_FMA &&
+        j->rows > CONV_PANEL)
+        nn_pool_run(pool, tm_part, (void *)j);
+    else
+        tm_part((void *)j, 0, 1);
+}
+
 void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float *prev, int *first,
-                   float *y, float *work, int flags)
+                   float *y, float *work, int flags, nn_pool *pool)
 {
     int P = conv1d_hist(c), cin = c->cin, tout = T / c->stride;
     size_t rowb = (size_t)cin * sizeof(float);
@@ -669,12 +712,12 @@ void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float
         ldx = (size_t)c->k * cin;
     }
     int mode = (flags & CONV_OUT_ADD) ? CONV_GEMM_ADD : CONV_GEMM_STORE, cols = c->k * cin;
-    if (c->pk_bf16) {
-        conv_gemm_ps_bf16(y, c->cout, X, ldx, tout, wp, (size_t)cols * CONV_PANEL, c->cout, cols, c->b, mode);
-    } else if (c->cout == 1 && mode == CONV_GEMM_STORE) { /* one output channel: dot products */
+    if (c->cout == 1 && mode == CONV_GEMM_STORE && !c->pk_bf16) { /* one output channel: dot products */
         conv_dot(y, X, ldx, tout, wp, cols, c->b ? c->b[0] : 0.0f);
     } else {
-        conv_gemm(y, c->cout, X, ldx, tout, wp, c->cout, cols, c->b, mode);
+        tm_job j = {.y = y, .ldy = c->cout, .x = X, .ldx = ldx, .M = tout, .wp = wp, .bf16 = c->pk_bf16,
+                    .pstride = (size_t)cols * CONV_PANEL, .rows = c->cout, .cols = cols, .b = c->b, .mode = mode};
+        tm_gemm(pool, &j);
     }
 }
 
@@ -732,7 +775,7 @@ static void add2(float *y, const float *a, const float *b, const float *bias, in
 }
 
 void convtr1d_tm_run(const convtr1d *c, const void *wp, const float *x, int T, float *tail, float *y,
-                     float *work)
+                     float *work, nn_pool *pool)
 {
     int P = convtr1d_hist(c), s = c->stride, co = c->cout, n = T * s;
     size_t rowb = (size_t)co * sizeof(float);
@@ -740,11 +783,10 @@ void convtr1d_tm_run(const convtr1d *c, const void *wp, const float *x, int T, f
     CORE_ASSERT(T > 0 && P <= n);
     if (c->groups == 1) {
         float *z = full + (size_t)(n + P) * co; /* [T, k*cout] */
-        if (c->pk_bf16)
-            conv_gemm_ps_bf16(z, c->k * co, x, (size_t)c->cin, T, wp, (size_t)c->cin * CONV_PANEL, c->k * co, c->cin,
-                              NULL, CONV_GEMM_STORE);
-        else
-            conv_gemm(z, c->k * co, x, (size_t)c->cin, T, wp, c->k * co, c->cin, NULL, CONV_GEMM_STORE);
+        tm_job job = {.y = z, .ldy = c->k * co, .x = x, .ldx = (size_t)c->cin, .M = T, .wp = wp, .bf16 = c->pk_bf16,
+                    .pstride = (size_t)c->cin * CONV_PANEL, .rows = c->k * co, .cols = c->cin, .b = NULL,
+                    .mode = CONV_GEMM_STORE};
+        tm_gemm(pool, &job);
         if (c->k == 2 * s) {
             /* each output row t*s + j (j < s) gets exactly two terms, in source order:
              * Z[t-1][s+j] (the tail when t == 0) then Z[t][j]; the same sums as the

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nn_pool; /* nn/nn.h */
+
 typedef struct conv1d {
     int cin, cout, k, stride, dil, groups;
     int pad_replicate; /* 1: replicate left padding on the first call; 0: zeros */
@@ -78,6 +80,9 @@ void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, 
  * Packed weights: W' [rows, cols] stored in panels of CONV_PANEL output rows, k-major,
  * Wp [ceil(rows/16)][cols][16], zero padded (conv: rows cout, cols k*cin; convtr: rows
  * k*cout, cols cin). The caller owns Wp (conv*_tm_pack_floats() floats).
+ *
+ * The _tm_run functions take an nn_pool (borrowed; NULL = calling thread only): their big
+ * GEMMs are split by output panels across it, with the same results for any pool.
  *
  * conv_gemm: y[m*ldy + r] (+)= b[r] + sum_c x[m*ldx + c] W'[r][c], each output summed
  * with one FMA per c in increasing c starting from the bias (0 without bias; with
@@ -132,7 +137,7 @@ size_t conv1d_tm_work(const conv1d *c, int T); /* floats */
  * and updated (P = conv1d_hist); *first read and cleared (replicate padding). work:
  * conv1d_tm_work floats, not aliasing x, y. wp from conv1d_tm_pack. */
 void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float *prev, int *first,
-                   float *y, float *work, int flags);
+                   float *y, float *work, int flags, struct nn_pool *pool);
 
 /* convtr1d, groups 1 (packed, wp from convtr1d_tm_pack) or depthwise groups == cin ==
  * cout (wp unused: NULL). */
@@ -141,7 +146,7 @@ void convtr1d_tm_pack(const convtr1d *c, float *wp);
 size_t convtr1d_tm_work(const convtr1d *c, int T);
 /* x [T, cin] -> y [T*stride, cout]; tail [k - stride, cout] raw sums, read and updated. */
 void convtr1d_tm_run(const convtr1d *c, const void *wp, const float *x, int T, float *tail, float *y,
-                     float *work);
+                     float *work, struct nn_pool *pool);
 
 /* In place x[0..n) = softmax(scale * x) (n >= 1): polynomial exp (a few ulps), the sum in
  * 16 lane-wise partials and a fixed tree. AVX-512 when available; conv_softmax_ref does the

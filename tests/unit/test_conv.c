@@ -4,6 +4,7 @@
 
 #include "ut.h"
 #include "nn/conv.h"
+#include "nn/nn.h"
 
 static float rnd(unsigned *s)
 {
@@ -290,10 +291,10 @@ static void run_conv_tm_case(ut_ctx *t, const ccase *cc, int rep, int elu)
     float *y1 = calloc((size_t)cc->cout * tout, sizeof(float)), *y2 = calloc((size_t)cc->cout * tout, sizeof(float));
     float *p1 = calloc((size_t)cc->cin * P + 1, sizeof(float)), *p2 = calloc((size_t)cc->cin * P + 1, sizeof(float));
     int f1 = 1, f2 = 1;
-    conv1d_tm_run(&c, wp, xt, T, p1, &f1, y1, work, flags);
+    conv1d_tm_run(&c, wp, xt, T, p1, &f1, y1, work, flags, NULL);
     for (int p0 = 0; p0 < T; p0 += cc->piece)
         conv1d_tm_run(&c, wp, xt + (size_t)p0 * cc->cin, cc->piece, p2, &f2, y2 + (size_t)(p0 / cc->stride) * cc->cout,
-                      work, flags);
+                      work, flags, NULL);
     float *yt = tposed(y1, tout, cc->cout); /* back to [cout, tout] */
     double d = maxdiff(yr, yt, (size_t)cc->cout * tout);
     if (d > 1e-5)
@@ -330,7 +331,7 @@ static void t_conv_tm_add(ut_ctx *t)
     conv1d_tm_pack(&c, wp);
     float x[3] = {1, 2, 3}, y[3] = {10, 20, 30};
     int first = 1;
-    conv1d_tm_run(&c, wp, x, 3, prev, &first, y, work, CONV_OUT_ADD);
+    conv1d_tm_run(&c, wp, x, 3, prev, &first, y, work, CONV_OUT_ADD, NULL);
     UT_NEAR(t, 10 + 0.5 + 2, y[0], 0); /* 1*0 + 2*1 */
     UT_NEAR(t, 20 + 0.5 + 1 + 4, y[1], 0);
     UT_NEAR(t, 30 + 0.5 + 2 + 6, y[2], 0);
@@ -364,10 +365,10 @@ static void t_convtr_tm(ut_ctx *t)
         if (wp) convtr1d_tm_pack(&c, wp);
         float *y1 = malloc((size_t)cc->cout * n * sizeof(float)), *y2 = malloc((size_t)cc->cout * n * sizeof(float));
         float *p1 = calloc((size_t)cc->cout * P + 1, sizeof(float)), *p2 = calloc((size_t)cc->cout * P + 1, sizeof(float));
-        convtr1d_tm_run(&c, wp, xt, T, p1, y1, work);
+        convtr1d_tm_run(&c, wp, xt, T, p1, y1, work, NULL);
         for (int p0 = 0; p0 < T; p0 += cc->piece)
             convtr1d_tm_run(&c, wp, xt + (size_t)p0 * cc->cin, cc->piece, p2, y2 + (size_t)p0 * cc->stride * cc->cout,
-                            work);
+                            work, NULL);
         float *yt = tposed(y1, n, cc->cout), *pt = tposed(p1, P, cc->cout);
         double d = maxdiff(yr, yt, (size_t)cc->cout * n), dp = maxdiff(pr, pt, (size_t)cc->cout * P);
         if (d > 1e-5 || dp > 1e-5)
@@ -438,6 +439,44 @@ static void t_dot(ut_ctx *t)
     }
 }
 
+/* a pool of 2 (panels split across threads) gives the bits of the calling thread alone */
+static void t_tm_pool(ut_ctx *t)
+{
+    char err[128];
+    nn_pool *pool;
+    UT_EQ_INT(t, 0, nn_pool_new(&pool, 2, err, sizeof err));
+    unsigned s = 4242u;
+    int cin = 64, cout = 72, k = 7, T = 64;
+    float *w = rvec(&s, (size_t)cout * cin * k), *b = rvec(&s, (size_t)cout), *x = rvec(&s, (size_t)T * cin);
+    conv1d c = {.cin = cin, .cout = cout, .k = k, .stride = 1, .dil = 1, .groups = 1, .w = w, .b = b};
+    float *wp = aligned_alloc(64, conv1d_tm_pack_floats(&c) * sizeof(float));
+    conv1d_tm_pack(&c, wp);
+    float *work = malloc(conv1d_tm_work(&c, T) * sizeof(float));
+    float *p1 = calloc((size_t)(k - 1) * cin, sizeof(float)), *p2 = calloc((size_t)(k - 1) * cin, sizeof(float));
+    float *y1 = malloc((size_t)T * cout * sizeof(float)), *y2 = malloc((size_t)T * cout * sizeof(float));
+    int f1 = 1, f2 = 1;
+    conv1d_tm_run(&c, wp, x, T, p1, &f1, y1, work, CONV_IN_ELU, NULL);
+    conv1d_tm_run(&c, wp, x, T, p2, &f2, y2, work, CONV_IN_ELU, pool);
+    size_t at = 0;
+    if (!bits_equal(y1, y2, (size_t)T * cout, &at))
+        ut_fail(t, __FILE__, __LINE__, "conv pool: y[%zu] expected %.9g, got %.9g", at, y1[at], y2[at]);
+    /* transposed: cin 64 -> cout 40, k 12, stride 6 */
+    convtr1d ct = {.cin = cin, .cout = 40, .k = 12, .stride = 6, .groups = 1, .w = w, .b = b};
+    float *wt = aligned_alloc(64, convtr1d_tm_pack_floats(&ct) * sizeof(float));
+    convtr1d_tm_pack(&ct, wt);
+    float *wk = malloc(convtr1d_tm_work(&ct, T) * sizeof(float));
+    float *t1 = calloc(6 * 40, sizeof(float)), *t2 = calloc(6 * 40, sizeof(float));
+    float *z1 = malloc((size_t)T * 6 * 40 * sizeof(float)), *z2 = malloc((size_t)T * 6 * 40 * sizeof(float));
+    convtr1d_tm_run(&ct, wt, x, T, t1, z1, wk, NULL);
+    convtr1d_tm_run(&ct, wt, x, T, t2, z2, wk, pool);
+    if (!bits_equal(z1, z2, (size_t)T * 6 * 40, &at))
+        ut_fail(t, __FILE__, __LINE__, "convtr pool: y[%zu] expected %.9g, got %.9g", at, z1[at], z2[at]);
+    UT_CHECK(t, bits_equal(t1, t2, 6 * 40, &at));
+    free(w); free(b); free(x); free(wp); free(work); free(p1); free(p2); free(y1); free(y2);
+    free(wt); free(wk); free(t1); free(t2); free(z1); free(z2);
+    nn_pool_free(pool);
+}
+
 static void t_elu(ut_ctx *t)
 {
     float x[4] = {-1.0f, 0.0f, 2.5f, -1e-4f};
@@ -490,5 +529,6 @@ static const ut_case cases[] = {
     {"convtr_tm", t_convtr_tm},
     {"softmax", t_softmax},
     {"dot", t_dot},
+    {"tm_pool", t_tm_pool},
 };
 UT_SUITE(conv, cases)

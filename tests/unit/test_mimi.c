@@ -169,6 +169,18 @@ static void t_stream_equals_oneshot(ut_ctx *t)
     expect_bits(t, "streamed in batches of 3 vs frame by frame", a, b, (size_t)F * fs);
     UT_EQ_INT(t, ERR_INVAL, mimi_dec_frames(db, z, 4, b, err, sizeof err));
     mimi_dec_free(db);
+    /* a 2-thread pool for the first frames, then none: the same samples */
+    nn_pool *pool;
+    UT_EQ_INT(t, 0, nn_pool_new(&pool, 2, err, sizeof err));
+    UT_EQ_INT(t, 0, mimi_dec_new_batch(&db, x.m, 3, err, sizeof err));
+    mimi_dec_set_pool(db, pool);
+    UT_EQ_INT(t, 0, mimi_dec_frames(db, z, 3, b, err, sizeof err));
+    mimi_dec_set_pool(db, NULL);
+    for (int f = 3; f < F; f++)
+        UT_EQ_INT(t, 0, mimi_dec_frames(db, z + (size_t)f * ld, 1, b + (size_t)f * fs, err, sizeof err));
+    expect_bits(t, "2-thread pool for 3 frames, then 1 thread", a, b, (size_t)F * fs);
+    mimi_dec_free(db);
+    nn_pool_free(pool);
     free(a);
     free(b);
     free(z);

@@ -884,7 +884,7 @@ static void tap_tm(mimi_tap_fn tap, void *user, const char *name, const float *x
  * of a transposed conv runs in place. Residual blocks add into the running buffer.
  * tapbuf: room for the largest [C, T] of the stack (only used with a tap). */
 static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, int T_in, int *t_out,
-                               mimi_tap_fn tap, void *user, float *tapbuf)
+                               mimi_tap_fn tap, void *user, float *tapbuf, nn_pool *pool)
 {
     float *cur = s->a, *nxt = s->b, *tmp;
     int C = sn->cin, T = T_in, elu_next = 0;
@@ -900,22 +900,22 @@ static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, i
             continue;
         case OP_CONV:
             conv1d_tm_run(&op->c, op->wp, cur, T, s->s1[i], &s->first[i], nxt, s->work,
-                          elu_next ? CONV_IN_ELU : 0);
+                          elu_next ? CONV_IN_ELU : 0, pool);
             elu_next = 0;
             T /= op->c.stride;
             C = op->c.cout;
             tmp = cur, cur = nxt, nxt = tmp;
             break;
         case OP_CONVTR:
-            convtr1d_tm_run(&op->t, op->wp, cur, T, s->s1[i], nxt, s->work);
+            convtr1d_tm_run(&op->t, op->wp, cur, T, s->s1[i], nxt, s->work, pool);
             T *= op->t.stride;
             C = op->t.cout;
             tmp = cur, cur = nxt, nxt = tmp;
             break;
         case OP_RES:
-            conv1d_tm_run(&op->c, op->wp, cur, T, s->s1[i], &s->first[i], s->h, s->work, CONV_IN_ELU);
+            conv1d_tm_run(&op->c, op->wp, cur, T, s->s1[i], &s->first[i], s->h, s->work, CONV_IN_ELU, pool);
             conv1d_tm_run(&op->c2, op->wp2, s->h, T, s->s2[i], &s->first2[i], cur, s->work,
-                          CONV_IN_ELU | CONV_OUT_ADD);
+                          CONV_IN_ELU | CONV_OUT_ADD, pool);
             break;
         }
         if (tap) {
@@ -985,6 +985,7 @@ static void kvc_key(const mm_kvc *c, int slot, float *row)
 }
 
 typedef struct mm_tfs {
+    nn_pool *pool;            /* borrowed, for the linears; NULL = calling thread */
     int tmax;                 /* max steps per call */
     long pos;                 /* absolute position of the next step */
     mm_kvc kv[MM_MAX_LAYERS]; /* per layer, keys RoPE-rotated */
@@ -1041,9 +1042,9 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 
 /* y [T, W->rows] = x [T, W->cols] W^T (PyTorch Linear, no bias), through nn's dispatched
  * GEMM/GEMV kernels (AVX2/AVX-512 when available; F32, BF16 or NN_Q8 weights). */
-static void linear(const float *x, int T, const nn_mat *W, float *y)
+static void linear(nn_pool *pool, const float *x, int T, const nn_mat *W, float *y)
 {
-    nn_linear(NULL, y, x, T, W, NULL);
+    nn_linear(pool, y, x, T, W, NULL);
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
@@ -1123,7 +1124,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
-        linear(s->h, T, &L->w_in, s->qkv);
+        linear(s->pool, s->h, T, &L->w_in, s->qkv);
         for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -1134,14 +1135,14 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
         int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
-        linear(s->att, T, &L->w_out, s->o);
+        linear(s->pool, s->att, T, &L->w_out, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
         nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
-        linear(s->h, T, &L->w_1, s->f);
+        linear(s->pool, s->h, T, &L->w_1, s->f);
         nn_gelu_erf(s->f, (size_t)T * tf->ff);
-        linear(s->f, T, &L->w_2, s->o);
+        linear(s->pool, s->f, T, &L->w_2, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];
@@ -1173,6 +1174,7 @@ struct mimi_dec {
     float *x;        /* [steps*maxf, d] upsample output = transformer in/out */
     float *work;     /* upsample work */
     float *tapbuf;   /* [frame*maxf*n_filters] channel-major copies for the tap */
+    nn_pool *pool;   /* borrowed (mimi_dec_set_pool); NULL = calling thread */
 };
 
 int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err, size_t errlen)
@@ -1231,6 +1233,12 @@ void mimi_dec_reset(mimi_dec *d)
     sns_reset(&m->dec, &d->sns);
 }
 
+void mimi_dec_set_pool(mimi_dec *d, nn_pool *pool)
+{
+    d->pool = pool;
+    d->tfs.pool = pool;
+}
+
 void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user)
 {
     d->tap = tap;
@@ -1257,11 +1265,11 @@ int mimi_dec_frames(mimi_dec *d, const float *z, int n, float *pcm, char *err, s
             d->q[(size_t)t * O + o] = acc;
         }
     if (d->tap) tap_tm(d->tap, d->user, "quantizer.out", d->q, n, O, d->tapbuf);
-    convtr1d_tm_run(&m->up, NULL, d->q, n, d->up_tail, d->x, d->work);
+    convtr1d_tm_run(&m->up, NULL, d->q, n, d->up_tail, d->x, d->work, NULL);
     if (d->tap) tap_tm(d->tap, d->user, "upsample.out", d->x, S, D, d->tapbuf);
     tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
     if (d->tap) tap_tm(d->tap, d->user, "decoder_transformer.out", d->x, S, D, d->tapbuf);
-    const float *y = sns_run_tm(&m->dec, &d->sns, d->x, S, &T, d->tap, d->user, d->tapbuf);
+    const float *y = sns_run_tm(&m->dec, &d->sns, d->x, S, &T, d->tap, d->user, d->tapbuf, d->pool);
     CORE_ASSERT((size_t)T * m->dec.cout == (size_t)n * m->frame);
     if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
     memcpy(pcm, y, (size_t)n * m->frame * sizeof(float));

@@ -126,6 +126,12 @@ void mimi_dec_free(mimi_dec *d);
  * generates, so an engine matching it resets between chunks. */
 void mimi_dec_reset(mimi_dec *d);
 void mimi_dec_set_tap(mimi_dec *d, mimi_tap_fn tap, void *user); /* NULL to clear */
+/* Lets the decoder split its big GEMMs (transformer linears through nn_linear, SEANet
+ * convs by output panels) across pool (borrowed; NULL, the default, = the calling thread
+ * only). The samples do not depend on it (every output is computed by the same code in
+ * the same order whichever thread runs it). Change it only between calls; e.g. a pool of
+ * 2 for the first frame of a request (TTFA) and NULL afterwards. */
+void mimi_dec_set_pool(mimi_dec *d, nn_pool *pool);
 
 /* Decodes one frame: z [ldim] de-normalised latent -> pcm [mimi_frame_samples()]. */
 int mimi_dec_frame(mimi_dec *d, const float *z, float *pcm, char *err, size_t errlen);
