@@ -7,6 +7,15 @@
  * cols; convtr1d as Z = W^T x with W viewed as [cin, cout*k], then col2im. The state
  * update (history / tail) is shared code, so fast and reference paths differ only in
  * float summation order. See conv.h for the streaming contract.
+ *
+ * The time-major ("_tm") path (the Mimi decoder, per frame) has its own kernel, conv_gemm:
+ * weights packed once into 16-row k-major panels, an 8-row x 3-panel register block of
+ * broadcast FMAs (AVX-512; conv_gemm_ref is the plain C twin, bit-identical), each output
+ * a sequential FMA chain over its inputs, so results never depend on how many rows share
+ * a call or on a pool split. Weight panels are streamed once per 64-row chunk of the input
+ * with software prefetch (the first SEANet layers are bound by DRAM bandwidth). The small
+ * helpers beside it (add2, ELU, softmax, dot) follow the same rule: every element gets the
+ * same operations wherever it sits.
  */
 #include "nn/conv.h"
 

@@ -7,23 +7,33 @@
  * (encoder_transformer, decoder_transformer) are pre-norm, LayerNorm eps 1e-5, RoPE
  * (interleaved pairs) at absolute positions, causal attention limited to `context` past
  * steps, exact-erf GELU MLP, no biases, per-channel LayerScale on both branches. Their KV
- * cache is a ring of context + (steps per call) slots, so memory does not grow with the
- * utterance.
+ * cache is a ring of roundup16(context + steps per call) + 16 slots, so memory does not
+ * grow with the utterance.
  *
- * The decoder processes one latent frame per call (1 latent -> 16 steps -> 1920 samples);
- * the encoder processes MM_ENC_CHUNK frames per internal step (bigger sgemms, bounded
- * memory). Because every layer is causal and carries its state, both equal upstream's
- * one-shot encoder (zero left padding, replicate padding on the downsample) and its
- * streaming decoder, up to float summation order.
+ * The decoder processes n latent frames per call (1 latent -> 16 steps -> 1920 samples);
+ * the encoder processes MM_ENC_CHUNK frames per internal step (bounded memory). Because
+ * every layer is causal and carries its state, both equal upstream's one-shot encoder (zero
+ * left padding, replicate padding on the downsample) and its streaming decoder, up to float
+ * summation order.
  *
- * The transformer uses nn's kernels (nn_linear, nn_layernorm, nn_rope, nn_kv ring caches,
- * nn_gelu_erf) and its own block attention (mm_attend: nn_attend's contract, but the 16
- * queries of a frame go through sgemm per head instead of dot/axpy per key: ~0.7 ms less
- * per layer and frame, see SPEED.md "mperf").
+ * Decoder layout: time-major [T, C] end to end (quantizer, depthwise upsample, transformer,
+ * SEANet), so there are no transposes; the SEANet weights are re-packed at load into
+ * conv_gemm panels (nn/conv.h "_tm": a k-tap conv is a GEMM over overlapping input rows,
+ * no im2col). The encoder keeps the channel-major conv1d_run path (OpenBLAS sgemm): it runs
+ * once per voice prompt, not per frame.
  *
- * Invariants: everything is float32; activations are channel-major [C, T] around the
- * convolutions and time-major [T, d] inside the transformers; no allocation happens in
- * mimi_dec_frame (all scratch is sized in mimi_dec_new).
+ * Batch invariance: every decoder kernel computes each output with the same operations in
+ * the same order whatever the number of frames in the call (conv_gemm, conv_softmax and the
+ * attention below; nn_linear's GEMM guarantees it for M >= 2), so n frames in one call give
+ * exactly the samples of n single-frame calls, and a pool (mimi_dec_set_pool) changes
+ * nothing either. test_mimi checks it bit for bit.
+ *
+ * The transformer uses nn's kernels (nn_linear, nn_layernorm, nn_rope, nn_gelu_erf) and its
+ * own block attention (mm_attend: keys/values cached as conv_gemm panels per head, one or
+ * two conv_gemm per head for the scores of a frame's 16 queries and one or two for P.V).
+ *
+ * Invariants: everything is float32 (unless a speed mode stores BF16/int8 weights);
+ * no allocation happens in mimi_dec_frame(s) (all scratch is sized in mimi_dec_new*).
  */
 #include "engine/pocket/mimi.h"
 

@@ -21,9 +21,11 @@
  * names the tensor. Weights are borrowed from the st_file when they are aligned F32,
  * otherwise converted (BF16/F16/F64) into memory owned by the mimi.
  *
- * Memory: a one-frame mimi_dec holds ~6.5 MB at english size (KV ring 2 x 2 x 266 x 512
- * floats, four SEANet buffers of 64 x 1920 floats, ~2 MB im2col work), allocated once in
- * mimi_dec_new; decoding allocates nothing.
+ * Memory: a one-frame mimi_dec holds ~6.5 MB at english size (KV ring 2 layers x K,V x 8
+ * heads x 288 slots x 64 floats, four SEANet buffers of 64 x 1920 floats, ~1.5 MB
+ * transposed-conv work, a 0.5 MB tap buffer), allocated once in mimi_dec_new; decoding
+ * allocates nothing. The decoder's SEANet weights are re-packed at load (15 MB F32 owned by
+ * the mimi at english size; the checkpoint's own copy is no longer read after mimi_open).
  *
  * Ownership: mimi_open() -> mimi_free() (NULL-safe); the st_file must outlive the mimi.
  * mimi_dec_new() -> mimi_dec_free(); a decoder borrows its mimi. Not thread-safe per
