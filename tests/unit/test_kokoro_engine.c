@@ -59,6 +59,15 @@ static int say(engine *e, const char *text, float speed, uint64_t seed, const at
     return eng_synth(e, &r, sink, s, err, sizeof err);
 }
 
+static int say_voice(engine *e, const char *voice, const char *text, sinkst *s)
+{
+    memset(s, 0, sizeof *s);
+    s->finite = 1;
+    eng_synth_req r = {.text = text, .voice = voice, .speed = 1.0f, .seed = 3, .has_seed = 1};
+    char err[256];
+    return eng_synth(e, &r, sink, s, err, sizeof err);
+}
+
 static void t_audio_speed_seed(ut_ctx *t)
 {
     engine *e = tiny_engine(t, -1);
@@ -162,8 +171,10 @@ static void make_dir(ut_ctx *t, char *dir, size_t n)
         {"reference/kokoro/kokoro-tiny-random.safetensors", "kokoro-tiny.safetensors"},
         {"reference/kokoro/lexicon", "lexicon"},
         {"reference/kokoro/voice-tiny-random.bin", "voices/af_heart.bin"},
+        {"reference/kokoro/voice-tiny-random.bin", "voices/ff_siwis.bin"},
+        {"reference/kokoro/voice-tiny-random.bin", "voices/jf_alpha.bin"},
     };
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 6; i++) {
         if (i == 3) {
             snprintf(dst, sizeof dst, "%.200s/voices", dir);
             if (mkdir(dst, 0700)) ut_fail(t, __FILE__, __LINE__, "mkdir");
@@ -177,8 +188,9 @@ static void make_dir(ut_ctx *t, char *dir, size_t n)
 static void rm_dir(const char *dir)
 {
     char p[1200];
-    static const char *const f[] = {"config.json", "kokoro-tiny.safetensors", "lexicon", "voices/af_heart.bin", "voices"};
-    for (size_t i = 0; i < 5; i++) {
+    static const char *const f[] = {"config.json", "kokoro-tiny.safetensors", "lexicon", "voices/af_heart.bin",
+                                    "voices/ff_siwis.bin", "voices/jf_alpha.bin", "voices", "cache"};
+    for (size_t i = 0; i < 8; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, f[i]);
         if (unlink(p)) rmdir(p);
     }
@@ -201,7 +213,21 @@ static void t_registry(ut_ctx *t)
                    eng_check_voice(k, "coral", err, sizeof err) == 0 &&
                    eng_check_voice(k, "af_bella", err, sizeof err) == ERR_NOTFOUND &&
                    !strcmp(k->default_voice, "af_heart");
+    /* French: misaki's EspeakG2P path; Japanese packs are not offered */
+    sinkst fr;
+    int rc_fr = k ? say_voice(k, "ff_siwis", "Bonjour le monde. Ça va?", &fr) : -1;
+    int ja = k ? eng_check_voice(k, "jf_alpha", err, sizeof err) : 0;
+    eng_voice *vl = NULL;
+    size_t nv = 0;
+    int fr_listed = 0;
+    if (k && !eng_list_voices(k, &vl, &nv, err, sizeof err))
+        for (size_t i = 0; i < nv; i++) fr_listed |= !strcmp(vl[i].id, "ff_siwis") && !strcmp(vl[i].lang, "fr-FR");
+    free(vl);
     reg_free(r);
+    UT_EQ_INT(t, 0, rc_fr);
+    UT_CHECK(t, fr.samples > 0 && fr.finite);
+    UT_EQ_INT(t, ERR_NOTFOUND, ja);
+    UT_CHECK(t, fr_listed);
     /* without a folder there is no kokoro */
     reg_options ro2 = {.offline = 1, .cache_dir = cache};
     int rc2 = reg_load(&r, &ro2, warn, sizeof warn, err, sizeof err);

@@ -122,6 +122,20 @@ static void t_unknown(ut_ctx *t)
     UT_EQ_INT(t, ERR_INVAL, kg2p_run(lex(t), "bad \xff utf8", &d, err, sizeof err));
 }
 
+/* misaki EspeakG2P for the e/f/h/i/p voices (espeak-ng 1.51 data of this machine) */
+static void t_espeak_g2p(ut_ctx *t)
+{
+    char out[1024];
+    lex(t); /* espeak initialised */
+    UT_EQ_INT(t, 0, kg2p_espeak_g2p(NULL, "fr-fr", "Bonjour, le monde. C'est joli (très)!", out, sizeof out));
+    UT_EQ_STR(t, "bɔ̃ʒˈuʁ, lə mˈɔ̃d. sɛ ʒolˈi (tʁˈɛ)!", out); /* "lə-" liaison dash dropped */
+    UT_EQ_INT(t, 0, kg2p_espeak_g2p(NULL, "it", "Ciao mondo.", out, sizeof out));
+    UT_EQ_STR(t, "ʧˈao mˈondo.", out); /* t^ʃ -> ʧ */
+    UT_EQ_INT(t, 0, kg2p_espeak_g2p(NULL, "es", "¿Qué tal?", out, sizeof out));
+    UT_EQ_STR(t, "¿kˈe tˈal?", out);
+    UT_EQ_INT(t, -1, kg2p_espeak_g2p(NULL, "es", "Hola mundo", out, 4)); /* does not fit */
+}
+
 static void t_chunks(ut_ctx *t)
 {
     /* 60 sentences of "hello world." -> ~780 phonemes: must split after a full stop */
@@ -156,6 +170,6 @@ static void t_cleanup(ut_ctx *t)
 
 static const ut_case cases[] = {
     {"golden", t_golden}, {"lexicon", t_lexicon}, {"numbers", t_numbers},
-    {"unknown", t_unknown}, {"chunks", t_chunks}, {"cleanup", t_cleanup},
+    {"unknown", t_unknown}, {"espeak_g2p", t_espeak_g2p}, {"chunks", t_chunks}, {"cleanup", t_cleanup},
 };
 UT_SUITE(kokoro_g2p, cases)

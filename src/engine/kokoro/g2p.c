@@ -336,6 +336,33 @@ static int replace_all(char *s, size_t cap, const char *from, const char *to)
     return 0;
 }
 
+/* replace_all for strings of any length (heap temp). */
+static int replace_all_big(char *s, size_t cap, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = strlen(s), cnt = 0;
+    if (!fl) return 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + fl, from)) cnt++;
+    if (!cnt) return 0;
+    size_t need = n + cnt * tl - cnt * fl + 1;
+    if (need > cap) return -1;
+    char *tmp = malloc(need);
+    if (!tmp) return -1;
+    size_t o = 0;
+    for (const char *p = s; *p;) {
+        if (!strncmp(p, from, fl)) {
+            memcpy(tmp + o, to, tl);
+            o += tl;
+            p += fl;
+        } else {
+            tmp[o++] = *p++;
+        }
+    }
+    tmp[o] = 0;
+    memcpy(s, tmp, o + 1);
+    free(tmp);
+    return 0;
+}
+
 /* ---- stress ------------------------------------------------------------------------- */
 
 #define NONE NAN
@@ -2202,38 +2229,151 @@ int kg2p_espeak_init(int already_initialised, const char *data_path, char *err, 
     return rc;
 }
 
-int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap)
+/* espeak-ng IPA (tie '^') of text in language `lang` into ipa[cap], clauses joined by spaces.
+ * Under the module mutex and the hooks' lock; re-selects the voice it found. */
+static int esp_ipa(const kg2p_espeak_hooks *h, const char *lang, const char *text, char *ipa, size_t cap)
 {
-    const kg2p_espeak_hooks *h = user;
-    char ipa[WMAX] = "";
     int rc = -1;
+    ipa[0] = 0;
     pthread_mutex_lock(&esp_mu);
     if (h && h->lock) h->lock(h->ud);
     if (esp_ready) {
         char prev[128] = "";
         espeak_VOICE *cur = espeak_GetCurrentVoice();
         if (cur && cur->identifier) snprintf(prev, sizeof prev, "%s", cur->identifier);
-        else if (cur && cur->name) snprintf(prev, sizeof prev, "%s", cur->name);
-        if (espeak_SetVoiceByName(british ? "en-gb" : "en-us") == EE_OK) {
-            const void *p = word;
+        espeak_VOICE want;
+        memset(&want, 0, sizeof want);
+        want.languages = lang; /* by properties: SetVoiceByName("fr-fr") crashes espeak-ng 1.51 */
+        if (espeak_SetVoiceByProperties(&want) == EE_OK) {
+            const void *p = text;
             rc = 0;
             while (p) {
-                const char *s = espeak_TextToPhonemes(&p, espeakCHARS_UTF8, 0x02 | 0x80 | ('^' << 8));
-                if (!s) break;
-                if (*ipa && *s && append(ipa, sizeof ipa, " ")) rc = -1;
-                if (append(ipa, sizeof ipa, s)) rc = -1;
+                const char *ph = espeak_TextToPhonemes(&p, espeakCHARS_UTF8, 0x02 | 0x80 | ('^' << 8));
+                if (!ph) break;
+                if (*ipa && *ph && append(ipa, cap, " ")) rc = -1;
+                if (append(ipa, cap, ph)) rc = -1;
             }
         }
         if (*prev) espeak_SetVoiceByName(prev);
     }
     if (h && h->unlock) h->unlock(h->ud);
     pthread_mutex_unlock(&esp_mu);
-    if (rc) return rc;
-    /* strip */
-    char *a = ipa;
-    while (*a == ' ') a++;
-    size_t l = strlen(a);
-    while (l && a[l - 1] == ' ') a[--l] = 0;
-    if (!*a) return -1;
-    return kg2p_map_espeak(a, british, out, cap);
+    return rc;
+}
+
+static void strip_spaces(char *s)
+{
+    size_t a = 0, n = strlen(s);
+    while (s[a] == ' ') a++;
+    while (n > a && s[n - 1] == ' ') n--;
+    memmove(s, s + a, n - a);
+    s[n - a] = 0;
+}
+
+int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap)
+{
+    char ipa[WMAX];
+    if (esp_ipa(user, british ? "en-gb" : "en-us", word, ipa, sizeof ipa)) return -1;
+    strip_spaces(ipa);
+    if (!*ipa) return -1;
+    return kg2p_map_espeak(ipa, british, out, cap);
+}
+
+/* phonemizer's default punctuation marks (kept in the output, as preserve_punctuation) */
+static const char PHZ_MARKS[] = ";:,.!?¡¿—…\"«»“”(){}[]";
+
+int kg2p_espeak_g2p(const kg2p_espeak_hooks *h, const char *lang, const char *text, char *out, size_t cap)
+{
+    if (!cap) return -1;
+    out[0] = 0;
+    size_t L = strlen(text);
+    if (L > KG2P_MAX_TEXT) return -1;
+    /* misaki EspeakG2P: angle quotes -> curly, parentheses -> angles (restored at the end) */
+    char *t = malloc(L * 2 + 1), *ps = malloc(cap), *piece = malloc(L + 1), *ipa = malloc(WMAX * 4);
+    int rc = 0;
+    if (!t || !ps || !piece || !ipa) {
+        rc = -1;
+        goto done;
+    }
+    strcpy(t, text);
+    replace_all_big(t, L * 2 + 1, "«", "“");
+    replace_all_big(t, L * 2 + 1, "»", "”");
+    replace_all_big(t, L * 2 + 1, "(", "«");
+    replace_all_big(t, L * 2 + 1, ")", "»");
+    ps[0] = 0;
+    size_t n = strlen(t);
+    for (size_t i = 0; i < n && !rc;) {
+        uint32_t c;
+        int k = cp_at(t + i, n - i, &c);
+        if (in_set(c, PHZ_MARKS)) {
+            /* a mark: kept; a space before it only if the text had one and we are mid-line */
+            size_t pl = strlen(ps);
+            if (i > 0 && t[i - 1] == ' ' && pl && ps[pl - 1] != ' ' && append(ps, cap, " ")) rc = -1;
+            pl = strlen(ps);
+            if (!rc && (pl + (size_t)k + 1 > cap)) rc = -1;
+            if (!rc) {
+                memcpy(ps + pl, t + i, (size_t)k);
+                ps[pl + (size_t)k] = 0;
+            }
+            i += (size_t)k;
+            if (!rc && i < n && t[i] == ' ' && append(ps, cap, " ")) rc = -1;
+            continue;
+        }
+        /* a run of text up to the next mark */
+        size_t j = i;
+        while (j < n) {
+            int kj = cp_at(t + j, n - j, &c);
+            if (in_set(c, PHZ_MARKS)) break;
+            j += (size_t)kj;
+        }
+        memcpy(piece, t + i, j - i);
+        piece[j - i] = 0;
+        i = j;
+        int speak = 0;
+        for (const char *q = piece; *q; q++) speak |= *q != ' ';
+        if (!speak) continue;
+        if (esp_ipa(h, lang, piece, ipa, WMAX * 4)) {
+            rc = -1;
+            break;
+        }
+        strip_spaces(ipa);
+        size_t pl = strlen(ps);
+        if (pl && ps[pl - 1] != ' ' && piece[0] == ' ' && append(ps, cap, " ")) rc = -1;
+        if (!rc && append(ps, cap, ipa)) rc = -1;
+    }
+    if (rc) goto done;
+    /* phonemizer language_switch='remove-flags': "(en)" markers */
+    {
+        size_t w = 0;
+        for (size_t r = 0; ps[r];) {
+            if (ps[r] == '(') {
+                size_t e = r + 1;
+                while ((ps[e] >= 'a' && ps[e] <= 'z') || ps[e] == '-') e++;
+                if (ps[e] == ')' && e > r + 1) {
+                    r = e + 1;
+                    continue;
+                }
+            }
+            ps[w++] = ps[r++];
+        }
+        ps[w] = 0;
+    }
+    static const char *const e2m[][2] = {
+        {"a^ɪ", "I"}, {"a^ʊ", "W"}, {"d^z", "ʣ"}, {"d^ʒ", "ʤ"}, {"e^ɪ", "A"}, {"o^ʊ", "O"},
+        {"s^s", "S"}, {"t^s", "ʦ"}, {"t^ʃ", "ʧ"}, {"ɔ^ɪ", "Y"}, {"ə^ʊ", "Q"},
+    };
+    /* misaki applies them in sorted() key order: a^ɪ a^ʊ d^z d^ʒ e^ɪ o^ʊ s^s t^s t^ʃ ɔ^ɪ ə^ʊ */
+    for (size_t i = 0; i < sizeof e2m / sizeof *e2m && !rc; i++) rc = replace_all_big(ps, cap, e2m[i][0], e2m[i][1]);
+    if (!rc) rc = replace_all_big(ps, cap, "^", "");
+    if (!rc) rc = replace_all_big(ps, cap, "-", "");
+    if (!rc) rc = replace_all_big(ps, cap, "«", "(");
+    if (!rc) rc = replace_all_big(ps, cap, "»", ")");
+    strip_spaces(ps);
+    if (!rc) memcpy(out, ps, strlen(ps) + 1);
+done:
+    free(t);
+    free(ps);
+    free(piece);
+    free(ipa);
+    return rc;
 }

@@ -130,6 +130,13 @@ typedef struct kg2p_espeak_hooks {
  * takes the hooks' lock around them, and re-selects the voice it found selected. Without
  * hooks it does not exclude the espeak engine's synth (see STATUS.md). */
 int kg2p_espeak_fallback(void *user, const char *word, int british, char *out, size_t cap);
+/* misaki EspeakG2P (Kokoro's Spanish, French, Hindi, Italian, Portuguese voices): espeak-ng
+ * IPA of text in `lang` ("es", "fr-fr", "hi", "it", "pt-br"), punctuation kept (as phonemizer's
+ * preserve_punctuation), language-switch flags removed, ties merged to misaki letters
+ * (a^ɪ -> I, t^ʃ -> ʧ, t^s -> ʦ, ...), '-' dropped. hooks as for the fallback (may be NULL).
+ * Returns 0 with the phonemes in out[cap], -1 on failure or overflow. */
+int kg2p_espeak_g2p(const kg2p_espeak_hooks *h, const char *lang, const char *text, char *out, size_t cap);
+
 /* Initialises libespeak-ng for the fallback unless already_initialised (the espeak engine
  * did it). Idempotent; returns 0 or ERR_IO. */
 int kg2p_espeak_init(int already_initialised, const char *data_path, char *err, size_t errlen);

@@ -39,8 +39,24 @@ static const char *const kke_known[] = {
     "af_heart", "af_alloy", "af_aoede", "af_bella", "af_jessica", "af_kore", "af_nicole", "af_nova",
     "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam",
     "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma", "bf_isabella", "bf_lily",
-    "bm_daniel", "bm_fable", "bm_george", "bm_lewis",
+    "bm_daniel", "bm_fable", "bm_george", "bm_lewis", "ef_dora", "em_alex", "em_santa", "ff_siwis",
+    "hf_alpha", "hf_beta", "hm_omega", "hm_psi", "if_sara", "im_nicola", "pf_dora", "pm_alex", "pm_santa",
 };
+
+/* Voice name's first letter -> espeak language for misaki's EspeakG2P (upstream LANG_CODES);
+ * NULL = English (misaki en) or unsupported. */
+static const char *espeak_lang(const char *name)
+{
+    if (strlen(name) < 4 || name[2] != '_' || (name[1] != 'f' && name[1] != 'm')) return NULL;
+    switch (name[0]) {
+    case 'e': return "es";
+    case 'f': return "fr-fr";
+    case 'h': return "hi";
+    case 'i': return "it";
+    case 'p': return "pt-br";
+    default: return NULL;
+    }
+}
 #define KKE_NKNOWN (sizeof kke_known / sizeof kke_known[0])
 
 /* OpenAI voice names -> distinct Kokoro voices (same-named ones where Kokoro has them). */
@@ -138,8 +154,8 @@ static int scan_voices(kke *k, char *err, size_t errlen)
         memcpy(name, e->d_name, n - 4);
         name[n - 4] = 0;
         if (!safe_name(name)) continue;
-        /* other languages' packs need other G2Ps: not offered */
-        if (strlen(name) > 3 && name[2] == '_' && (name[1] == 'f' || name[1] == 'm') && name[0] != 'a' && name[0] != 'b')
+        /* Japanese and Chinese packs need misaki ja/zh: not offered */
+        if (strlen(name) > 3 && name[2] == '_' && (name[1] == 'f' || name[1] == 'm') && (name[0] == 'j' || name[0] == 'z'))
             continue;
         add_voice(k, name);
     }
@@ -200,7 +216,12 @@ static int parse_voice(const kke *k, const char *v, char names[KKE_MAX_MIX][64],
 static void lang_of(const char *name, char *lang, size_t n, char *gender, size_t gn)
 {
     int std = strlen(name) > 3 && name[2] == '_';
-    snprintf(lang, n, "%s", std && name[0] == 'b' ? "en-GB" : "en-US");
+    const char *el = espeak_lang(name);
+    static const char *const tag[][2] = {{"es", "es"}, {"fr-fr", "fr-FR"}, {"hi", "hi"}, {"it", "it"}, {"pt-br", "pt-BR"}};
+    const char *t = std && name[0] == 'b' ? "en-GB" : "en-US";
+    for (size_t i = 0; el && i < sizeof tag / sizeof *tag; i++)
+        if (!strcmp(tag[i][0], el)) t = tag[i][1];
+    snprintf(lang, n, "%s", t);
     snprintf(gender, gn, "%s", !std ? "" : name[1] == 'f' ? "female" : name[1] == 'm' ? "male" : "");
 }
 
@@ -343,7 +364,50 @@ static int kke_synth(engine *e, const eng_synth_req *req, eng_sink_fn sink, void
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
     int spoke = 0, chunk_no = 0;
-    for (size_t i = 0; i < L && !rc;) {
+    const char *elang = espeak_lang(names[0]);
+    for (size_t i = 0; elang && i < L && !rc;) {
+        /* upstream's non-English path: sentences ([.!?]+ kept) packed to <= 400 characters; the
+         * first chunk is the first sentence alone (time to first audio) */
+        while (i < L && (text[i] == '\n' || text[i] == '\r' || text[i] == ' ')) i++;
+        size_t j = i, last_cut = 0;
+        while (j < L && text[j] != '\n' && text[j] != '\r') {
+            int end = text[j] == '.' || text[j] == '!' || text[j] == '?';
+            j++;
+            if (end) {
+                while (j < L && (text[j] == '.' || text[j] == '!' || text[j] == '?')) j++;
+                last_cut = j;
+                if (!spoke || j - i >= 400) break;
+            }
+            if (j - i >= 400 && last_cut) {
+                j = last_cut;
+                break;
+            }
+            if (j - i >= 400) { /* no sentence end: cut at a space (upstream cuts characters) */
+                size_t b = j;
+                while (b > i + 1 && text[b - 1] != ' ') b--;
+                if (b > i + 1) j = b;
+                while (j < L && (text[j] & 0xC0) == 0x80) j++;
+                break;
+            }
+        }
+        if (j == i) break;
+        if (cancelled(req)) {
+            rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
+            break;
+        }
+        memcpy(seg, text + i, j - i);
+        seg[j - i] = 0;
+        i = j;
+        if (kg2p_espeak_g2p(&k->hooks, elang, seg, ps, pscap)) {
+            rc = err_set(err, errlen, ERR_INTERNAL, "kokoro: espeak-ng G2P (%s) failed", elang);
+            break;
+        }
+        if (!*ps) continue;
+        rc = speak_chunk(k, ps, (const char(*)[64])names, nn, req, seed + 0x9e3779b97f4a7c15ull * (uint64_t)chunk_no++,
+                         sink, user, err, errlen);
+        spoke = 1;
+    }
+    for (size_t i = 0; !elang && i < L && !rc;) {
         /* segments: split on runs of newlines */
         while (i < L && (text[i] == '\n' || text[i] == '\r')) i++;
         size_t j = i;

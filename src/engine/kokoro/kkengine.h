@@ -21,8 +21,10 @@
  * aliases onto distinct Kokoro voices (alloy -> af_alloy, echo -> am_echo, fable -> bm_fable,
  * nova -> af_nova, onyx -> am_onyx, ...; the default voice when that pack is absent, so
  * clients that always send "alloy" work with any folder). "a,b" or "a+b" mixes packs (element-wise mean, as
- * KPipeline). Other languages (e, f, h, i, j, p, z voices) are not offered: they need other
- * G2Ps. Default voice: af_heart when present, else the first voice.
+ * KPipeline). Spanish, French, Hindi, Italian and Portuguese voices (e*, f*, h*, i*, p*) go
+ * through misaki's EspeakG2P (kg2p_espeak_g2p) on sentence chunks of <= 400 characters, as
+ * upstream; Japanese and Chinese (j*, z*) need misaki ja/zh and are not offered. A mix speaks
+ * the language of its first voice. Default voice: af_heart when present, else the first voice.
  *
  * Per request: text -> newline-separated segments -> misaki-style G2P (g2p.h, US or GB rules
  * by the voice's first letter) -> chunks of <= 510 phonemes at sentence/clause boundaries
