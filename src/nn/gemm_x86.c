@@ -225,47 +225,52 @@ T5 void nn_avx512_gemm_bf16(float *y, int ldy, const float *x, int M, const uint
 
 /* ---- AVX2 ------------------------------------------------------------------------------- */
 
-/* In-place 8x8 transpose (unpack, shuffle, 128-bit permute: 24 shuffles). */
-T2 INL void tr8(__m256 r[8])
+/* Row i of an 8-row tile as 8 f32 (W[i][k..k+7], f32 or BF16 widened; zero past nv rows) */
+#define LD2(i)                                                                                                   \
+    ((i) >= nv ? _mm256_setzero_ps()                                                                             \
+     : bf16    ? _mm256_castsi256_ps(_mm256_slli_epi32(                                                          \
+                  _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + (size_t)(i) * ld + k))), 16)) \
+               : _mm256_loadu_ps((const float *)W + (size_t)(i) * ld + k))
+
+/* wp[c * 16 + j] = W[j][k + c] for c, j < 8: an 8x8 transpose (unpack, shuffle, 128-bit
+ * permute: 24 shuffles), at most ~12 registers live. */
+T2 INL void tile2(float *wp, const void *W, int bf16, size_t ld, int nv, int k)
 {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    __m256 s[8];
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; g += 4) { /* s[g + j]: 128-bit lane L = column 4L + j of rows g..g+3 */
+        __m256 r0 = LD2(g), r1 = LD2(g + 1), r2 = LD2(g + 2), r3 = LD2(g + 3);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        s[g] = _mm256_shuffle_ps(t0, t2, 0x44);
+        s[g + 1] = _mm256_shuffle_ps(t0, t2, 0xee);
+        s[g + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+        s[g + 3] = _mm256_shuffle_ps(t1, t3, 0xee);
     }
-    for (int g = 0; g < 8; g += 4) { /* s[g + j]: lane L = column 4L + j of rows g..g+3 */
-        s[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
-        s[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xee);
-        s[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        s[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xee);
-    }
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
-        r[4 + j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
+        _mm256_store_ps(wp + (size_t)j * G2_NR, _mm256_permute2f128_ps(s[j], s[4 + j], 0x20));       /* column j */
+        _mm256_store_ps(wp + (size_t)(4 + j) * G2_NR, _mm256_permute2f128_ps(s[j], s[4 + j], 0x31)); /* column 4 + j */
     }
 }
 
-/* wp[k * 16 + j] = W[j][k0 + k] as f32, k < kc, j < 16 (0 for j >= nr) */
-T2 static void pack2(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc)
+/* wp[k * 16 + j] = W[j][k0 + k] as f32, k < kc, j < 16 (0 for j >= nr); pf as in pack5 */
+T2 static void pack2(float *wp, const void *W, int bf16, size_t ld, int nr, int k0, int kc, const void *pf)
 {
     int full = kc & ~7;
+    size_t esz = bf16 ? 2 : 4;
     for (int j0 = 0; j0 < G2_NR; j0 += 8) {
         if (j0 >= nr) {
             for (int k = 0; k < kc; k++) _mm256_store_ps(wp + (size_t)k * G2_NR + j0, _mm256_setzero_ps());
             continue;
         }
+        const char *wr = (const char *)W + (size_t)j0 * ld * esz + (size_t)k0 * esz;
+        int nv = nr - j0;
         for (int k = 0; k < full; k += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) {
-                size_t o = (size_t)(j0 + i) * ld + (size_t)(k0 + k);
-                if (j0 + i >= nr) r[i] = _mm256_setzero_ps();
-                else if (bf16)
-                    r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(
-                        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)W + o))), 16));
-                else r[i] = _mm256_loadu_ps((const float *)W + o);
-            }
-            tr8(r);
-            for (int c = 0; c < 8; c++) _mm256_store_ps(wp + (size_t)(k + c) * G2_NR + j0, r[c]);
+            if (pf && (k * esz) % 64 == 0)
+                for (int i = 0; i < 8; i++)
+                    _mm_prefetch((const char *)pf + ((size_t)(j0 + i) * ld + (size_t)k) * esz, _MM_HINT_T1);
+            tile2(wp + (size_t)k * G2_NR + j0, wr, bf16, ld, nv, k);
         }
         if (full < kc) pack_edge(wp, G2_NR, full, W, bf16, ld, k0 + full, nr, j0, j0 + 8, kc - full);
     }
@@ -333,7 +338,9 @@ T2 static void gemm2(float *y, int ldy, const float *x, int M, const void *W, in
         const char *wr = (const char *)W + (size_t)r0 * cols * esz;
         for (int k0 = 0; k0 < cols; k0 += G2_KC) {
             int kc = cols - k0 < G2_KC ? cols - k0 : G2_KC;
-            pack2(wp, wr, bf16, (size_t)cols, nr, k0, kc);
+            const char *pf = k0 + kc < cols ? wr + (size_t)(k0 + kc) * esz
+                             : r0 + G2_NR < rows ? wr + (size_t)G2_NR * cols * esz : NULL;
+            pack2(wp, wr, bf16, (size_t)cols, nr, k0, kc, pf);
             const float *bb = k0 + kc == cols && b ? b + r0 : NULL;
             for (int i = 0; i < nb; i++) {
                 int m0 = mblock_lo(M, nb, i), m1 = mblock_lo(M, nb, i + 1);
