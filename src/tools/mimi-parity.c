@@ -38,6 +38,7 @@
 #include "core/err.h"
 #include "engine/pocket/mimi.h"
 #include "engine/pocket/mimi_parity.h"
+#include "engine/pocket/pkconfig.h"
 #include "engine/pocket/pkparity.h"
 #include "audio/resample.h"
 #include "model/safetensors.h"
@@ -489,18 +490,13 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     char path[1024], err[256];
     snprintf(path, sizeof path, "%s/tiny_config.resolved.json", dir);
-    char *json = read_text(path);
-    if (!json) {
-        fprintf(stderr, "mimi-parity: cannot read %s\n", path);
+    pk_config pc;
+    if (pk_config_load_json(&pc, path, err, sizeof err)) {
+        fprintf(stderr, "mimi-parity: %s: %s\n", path, err);
         return 2;
     }
     mimi_config cfg;
-    if (mimi_config_parse(&cfg, json, err, sizeof err)) {
-        fprintf(stderr, "mimi-parity: %s: %s\n", path, err);
-        free(json);
-        return 2;
-    }
-    free(json);
+    mimi_config_from_pk(&cfg, &pc);
     st_file *w;
     snprintf(path, sizeof path, "%s/tiny_model.safetensors", dir);
     if (st_open(&w, path, err, sizeof err)) {

@@ -37,7 +37,6 @@
  */
 #include "engine/pocket/mimi.h"
 
-#include <cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -163,87 +162,6 @@ void mimi_config_from_pk(mimi_config *c, const struct pk_config *pk)
     c->max_period = pk->mt_max_period;
     c->inner_dim = pk->ldim;
     c->outer_dim = pk->quant_out_dim;
-}
-
-/* Out-of-range numbers become -1, which cfg_check() rejects (no float->int overflow). */
-static int js_to_int(double v) { return v >= -1e9 && v <= 1e9 ? (int)v : -1; }
-
-static void js_int(const cJSON *o, const char *k, int *dst)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) *dst = js_to_int(v->valuedouble);
-}
-
-static void js_dbl(const cJSON *o, const char *k, double *dst)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) *dst = v->valuedouble;
-}
-
-int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen)
-{
-    mimi_config_english(c);
-    cJSON *root = cJSON_Parse(json);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return err_set(err, errlen, ERR_FORMAT, "mimi config: not a JSON object");
-    }
-    const cJSON *mo = cJSON_GetObjectItemCaseSensitive(root, "mimi");
-    if (!cJSON_IsObject(mo)) mo = root;
-    int rc = 0;
-    js_int(mo, "sample_rate", &c->sample_rate);
-    js_dbl(mo, "frame_rate", &c->frame_rate);
-    js_int(mo, "channels", &c->channels);
-    js_int(mo, "inner_dim", &c->inner_dim);
-    js_int(mo, "outer_dim", &c->outer_dim);
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(mo, "seanet");
-    if (cJSON_IsObject(s)) {
-        js_int(s, "dimension", &c->dimension);
-        js_int(s, "n_filters", &c->n_filters);
-        js_int(s, "n_residual_layers", &c->n_residual_layers);
-        js_int(s, "kernel_size", &c->kernel_size);
-        js_int(s, "residual_kernel_size", &c->residual_kernel_size);
-        js_int(s, "last_kernel_size", &c->last_kernel_size);
-        js_int(s, "dilation_base", &c->dilation_base);
-        js_int(s, "compress", &c->compress);
-        const cJSON *pm = cJSON_GetObjectItemCaseSensitive(s, "pad_mode");
-        if (cJSON_IsString(pm)) {
-            if (!strcmp(pm->valuestring, "replicate")) c->pad_replicate = 1;
-            else if (!strcmp(pm->valuestring, "constant")) c->pad_replicate = 0;
-            else
-                rc = err_set(err, errlen, ERR_FORMAT, "mimi config: pad_mode '%s' unsupported",
-                             pm->valuestring);
-        }
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "ratios");
-        if (cJSON_IsArray(r)) {
-            int n = cJSON_GetArraySize(r);
-            if (n < 1 || n > MIMI_MAX_RATIOS) {
-                rc = err_set(err, errlen, ERR_FORMAT, "mimi config: %d ratios (1..%d)", n, MIMI_MAX_RATIOS);
-            } else {
-                c->n_ratios = n;
-                for (int i = 0; i < n; i++) {
-                    const cJSON *e = cJSON_GetArrayItem(r, i);
-                    c->ratios[i] = cJSON_IsNumber(e) ? js_to_int(e->valuedouble) : 0;
-                }
-            }
-        }
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(mo, "transformer");
-    if (cJSON_IsObject(t)) {
-        js_int(t, "d_model", &c->d_model);
-        js_int(t, "num_heads", &c->num_heads);
-        js_int(t, "num_layers", &c->num_layers);
-        js_int(t, "dim_feedforward", &c->dim_feedforward);
-        js_int(t, "context", &c->context);
-        js_dbl(t, "max_period", &c->max_period);
-    }
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(mo, "quantizer");
-    if (cJSON_IsObject(q)) {
-        js_int(q, "dimension", &c->inner_dim);
-        js_int(q, "output_dimension", &c->outer_dim);
-    }
-    cJSON_Delete(root);
-    return rc;
 }
 
 /* Sanity of a config before sizes are derived from it. */

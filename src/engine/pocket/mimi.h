@@ -65,13 +65,10 @@ typedef struct mimi_config {
 /* english_2026-04 values (same Mimi for every released config except inner_dim 512 in
  * english_2026-01). */
 void mimi_config_english(mimi_config *c);
-/* Parses JSON text: either a whole resolved config (object with "mimi") or the "mimi"
- * object itself (keys as in upstream's config: seanet.*, transformer.*, quantizer.*,
- * inner_dim, outer_dim, sample_rate, frame_rate, channels). Missing keys keep the
- * english defaults. */
-int mimi_config_parse(mimi_config *c, const char *json, char *err, size_t errlen);
 
-/* Copies the Mimi fields of nn's pk_config (engine/pocket/pkconfig.h). */
+/* Copies the Mimi fields of a pk_config (engine/pocket/pkconfig.h, which parses the
+ * resolved JSON configs); channels and pad_mode keep the english values (1, "constant"),
+ * which every released config uses. */
 struct pk_config;
 void mimi_config_from_pk(mimi_config *c, const struct pk_config *pk);
 
