@@ -10,6 +10,7 @@
 
 #include "engine/registry.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -72,7 +73,7 @@ static void t_audio_speed_seed(ut_ctx *t)
 {
     engine *e = tiny_engine(t, -1);
     sinkst a, b, c;
-    const char *txt = "Hello world! Kokoro is a small model.";
+    const char *txt = "Hello world, again!";
     int rc1 = say(e, txt, 1.0f, 7, NULL, &a);
     int rc2 = say(e, txt, 2.0f, 7, NULL, &b);
     int rc3 = say(e, txt, 1.0f, 7, NULL, &c);
@@ -88,6 +89,40 @@ static void t_audio_speed_seed(ut_ctx *t)
         ut_fail(t, __FILE__, __LINE__, "speed 2: %zu samples vs %zu at speed 1", b.samples, a.samples);
     UT_EQ_INT(t, (long long)a.samples, (long long)c.samples);
     UT_CHECK(t, !memcmp(a.first, c.first, sizeof a.first)); /* same seed, same audio */
+}
+
+typedef struct {
+    engine *e;
+    sinkst s;
+    int rc;
+} par_job;
+
+static void *par_run(void *u)
+{
+    par_job *j = u;
+    j->rc = say(j->e, "Two at once.", 1.0f, 11, NULL, &j->s);
+    return NULL;
+}
+
+/* synth() from two threads at once (max_parallel 2): same seed, same samples as alone. */
+static void t_parallel(ut_ctx *t)
+{
+    engine *e = tiny_engine(t, 0);
+    sinkst alone;
+    int rc0 = say(e, "Two at once.", 1.0f, 11, NULL, &alone);
+    par_job j[2] = {{.e = e}, {.e = e}};
+    pthread_t th[2];
+    int started = 0;
+    for (int i = 0; i < 2; i++) started += pthread_create(&th[i], NULL, par_run, &j[i]) == 0;
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    eng_free(e);
+    UT_EQ_INT(t, 2, started);
+    UT_EQ_INT(t, 0, rc0);
+    for (int i = 0; i < 2; i++) {
+        UT_EQ_INT(t, 0, j[i].rc);
+        UT_EQ_INT(t, (long long)alone.samples, (long long)j[i].s.samples);
+        UT_CHECK(t, !memcmp(alone.first, j[i].s.first, sizeof alone.first));
+    }
 }
 
 static void t_chunks_cancel(ut_ctx *t)
@@ -303,6 +338,7 @@ static const ut_case cases[] = {
     {"registry", t_registry},
     {"audio_speed_seed", t_audio_speed_seed},
     {"chunks_cancel", t_chunks_cancel},
+    {"parallel", t_parallel},
     {"voices_errors", t_voices_errors},
 };
 UT_SUITE(kokoro_engine, cases)
