@@ -1,6 +1,7 @@
 /* main.c — the pockettts program: flags + env, signals, and the three commands.
  *
- *   serve   (default) start the HTTP server; SIGINT/SIGTERM stop it gracefully (exit 0).
+ *   serve   (default) start the HTTP server; SIGINT/SIGTERM stop it gracefully (exit 0);
+ *           SIGHUP re-reads the API keys (--api-keys-file).
  *   say     speak text from arguments or stdin into a file or stdout. The options are
  *           turned into the same JSON body the API takes and go through the same parser
  *           and pipeline (api/request.h, api/pipeline.h), so the bytes are the API's.
@@ -63,7 +64,9 @@ static int install_stop_handler(void)
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) return -1;
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
+        sigaction(SIGHUP, &sa, NULL))
+        return -1;
     return 0;
 }
 
@@ -110,12 +113,24 @@ static int cmd_serve(const cfg *c, lg_logger *lg)
         return 1;
     }
     srv_set_registry(s, reg);
+    size_t nkeys = srv_key_count(s);
+    if (nkeys) lg_log(lg, LG_INFO, "API keys: %zu (required on /v1/*)", nkeys);
     engine *def = reg_default(reg);
     lg_log(lg, LG_INFO,
            "ready: engines: %zu, default model: %s, workers: %d, queue: %d, stream default: %s",
            reg_count(reg), def->id, c->workers, c->queue_len, c->stream_default ? "true" : "false");
     unsigned char sig = 0;
-    while (read(stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    for (;;) {
+        ssize_t n = read(stop_pipe[0], &sig, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 1 && sig == SIGHUP) { /* re-read the API keys (list + keys file) */
+            if (srv_reload_keys(s, err, sizeof err))
+                lg_log(lg, LG_ERROR, "SIGHUP: API keys not reloaded, old keys stay: %s", err);
+            else
+                lg_log(lg, LG_INFO, "SIGHUP: API keys reloaded: %zu", srv_key_count(s));
+            continue;
+        }
+        break;
     }
     lg_log(lg, LG_INFO, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv_stop(s, c->drain_s * 1000);
@@ -361,6 +376,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &stop, NULL); /* blocked across our re-exec; pending ones run now */
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: model downloads use libcurl */
     cfg c;
@@ -385,6 +401,7 @@ int main(int argc, char **argv)
     if (c.cmd != CFG_CMD_SERVE) { /* say / voices: Ctrl-C stops them at once */
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
     }
     int rc;
     switch (c.cmd) {

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <strings.h>
 
-enum { K_STR, K_INT, K_SIZE, K_BOOL, K_LEVEL, K_DOUBLE, K_BORROW, K_FLAG, K_ENUM };
+enum { K_STR, K_INT, K_SIZE, K_BOOL, K_LEVEL, K_DOUBLE, K_BORROW, K_FLAG, K_ENUM, K_LIST };
+/* K_LIST: a string that each use extends ("a,b" then ",c"); values are not echoed in
+ * errors (they may be secrets) */
 
 /* command masks */
 #define M_SERVE (1u << CFG_CMD_SERVE)
@@ -69,6 +71,9 @@ static const opt opts[] = {
     {"mp3-kbps", 0, "POCKET_TTS_MP3_KBPS", K_INT, OFF(mp3_kbps), 0, 0, 320, M_SERVE | M_SAY, NULL},
     {"opus-kbps", 0, "POCKET_TTS_OPUS_KBPS", K_INT, OFF(opus_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
     {"aac-kbps", 0, "POCKET_TTS_AAC_KBPS", K_INT, OFF(aac_kbps), 0, 0, 512, M_SERVE | M_SAY, NULL},
+    {"api-key", 0, "POCKET_TTS_API_KEYS", K_LIST, OFF(api_keys), SZ(api_keys), 0, 0, M_SERVE, NULL},
+    {"api-keys-file", 0, "POCKET_TTS_API_KEYS_FILE", K_STR, OFF(api_keys_file), SZ(api_keys_file), 0, 0, M_SERVE, NULL},
+    {"metrics-auth", 0, "POCKET_TTS_METRICS_AUTH", K_BOOL, OFF(metrics_auth), 0, 0, 1, M_SERVE, NULL},
     {"test-engine", 0, NULL, K_FLAG, OFF(test_engine), 0, 0, 0, M_ALL, NULL},
     {"model", 'm', NULL, K_STR, OFF(model), SZ(model), 0, 0, M_SAY | M_VOICES, NULL},
     {"voice", 'v', NULL, K_STR, OFF(voice), SZ(voice), 0, 0, M_SAY, NULL},
@@ -119,6 +124,11 @@ static const char usage[] =
     "  --cache-dir DIR         where downloaded model weights live\n"
     "                          [POCKET_TTS_CACHE_DIR, default ~/.cache/pockettts]\n"
     "  --offline               never download weights (also HF_HUB_OFFLINE=1)\n"
+    "  --api-key KEY           require 'Authorization: Bearer KEY' on /v1/*; repeatable\n"
+    "                          [POCKET_TTS_API_KEYS, comma-separated]\n"
+    "  --api-keys-file PATH    more keys, one per line, # comments; re-read on SIGHUP\n"
+    "                          [POCKET_TTS_API_KEYS_FILE]\n"
+    "  --metrics-auth [BOOL]   /metrics needs a key too [POCKET_TTS_METRICS_AUTH, default false]\n"
     "\n"
     "pocket-tts engine (default when its weights load; else espeak):\n"
     "  --model-dir DIR         local model folder [POCKET_TTS_MODEL_DIR, default: upstream\n"
@@ -290,6 +300,16 @@ static int apply(cfg *c, const opt *o, const char *val, const char *who, char *e
             return err_set(err, errlen, ERR_INVAL, "%s: '%s' is not a number in %g..%g", who, val,
                            o->lo, o->hi);
         *(double *)(base + o->off) = d;
+        return 0;
+    }
+    case K_LIST: {
+        char *dst = base + o->off;
+        size_t have = strlen(dst), n = strlen(val);
+        if (have + (have ? 1 : 0) + n >= o->size)
+            return err_set(err, errlen, ERR_INVAL, "%s: values too long together (max %zu bytes)",
+                           who, o->size - 1);
+        if (have && n) dst[have++] = ',';
+        memcpy(dst + have, val, n + 1);
         return 0;
     }
     case K_BORROW:

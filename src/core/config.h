@@ -56,6 +56,10 @@ typedef struct cfg {
                               * optional lexicon/); "" = Kokoro off unless kokoro_weights */
     char kokoro_weights[1024]; /* Kokoro weights file or hf:// / https:// URI; "" = from kokoro_dir */
     int mp3_kbps, opus_kbps, aac_kbps; /* encoder bit rates, 0 = format default */
+    char api_keys[8192];     /* --api-key (repeatable) and POCKET_TTS_API_KEYS, comma-joined;
+                              * "" = no keys (open server). Secrets: never print. */
+    char api_keys_file[1024]; /* POCKET_TTS_API_KEYS_FILE: one key per line, # comments */
+    int metrics_auth;        /* /metrics needs a key too (when keys are set) */
     /* say / voices */
     char model[64];          /* "" = default engine */
     char voice[128];         /* "" = engine default */

@@ -19,6 +19,8 @@
 #include "api/request.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "server/auth.h"
+#include "server/metrics.h"
 #include "server/pool.h"
 
 #include <arpa/inet.h>
@@ -70,6 +72,10 @@ struct srv_server {
     atomic_ullong next_id;
     unsigned long long id_salt;
     double t_start;
+    double t_start_unix;
+    met_set *met;       /* counters for GET /metrics */
+    pthread_rwlock_t keys_mu; /* guards the `keys` pointer (the set itself is immutable) */
+    auth_keys *keys;    /* API keys; empty = open server */
     pthread_mutex_t mu; /* guards the live-job list */
     job *live;          /* jobs whose worker has not finished, for cancel on shutdown */
 };
@@ -103,6 +109,7 @@ struct job {
     job *next, *prev;            /* s->live, under s->mu */
     /* for the log line, written by the completion callback; logged by the last owner */
     int completed, status, aborted;
+    int model;                   /* registry index of sp.eng, for metrics */
     double t_end;
     char id[72], method[8];
 };
@@ -111,6 +118,7 @@ typedef struct conn_ctx {
     srv_server *s;
     char id[72];
     const char *route;  /* static name for the log */
+    int route_id;       /* R_* (== MET_ROUTE_*) */
     char method[8];
     double t0;
     buf body;
@@ -313,6 +321,7 @@ static void job_run(void *arg)
         rc = oai_run(&j->sp, &j->cancel, job_out, job_tick, j, &st, err, sizeof err);
     else
         snprintf(err, sizeof err, "cancelled before start");
+    met_synth(s->met, j->model, st.samples, j->sp.input_chars);
     pthread_mutex_lock(&j->mu);
     j->st = st;
     j->rc = rc;
@@ -390,6 +399,7 @@ static enum MHD_Result send_buf(conn_ctx *x, struct MHD_Connection *c, int statu
     if (ctype) MHD_add_response_header(r, "Content-Type", ctype);
     add_common_headers(x, r);
     if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (status == 405) {
         MHD_add_response_header(r, "Allow",
                                 x->route && !strcmp(x->route, "speech") ? "POST, OPTIONS"
@@ -462,8 +472,12 @@ static const char index_html[] =
     "+' ms, '+b.size+' bytes';$('a').src=URL.createObjectURL(b);$('a').play();};\n"
     "</script></body></html>\n";
 
-enum { R_NONE, R_INDEX, R_HEALTH, R_MODELS, R_MODEL_ONE, R_AUDIO_MODELS, R_VOICES,
-       R_AUDIO_VOICES, R_SPEECH };
+/* route ids are the metrics' route labels */
+enum { R_NONE = MET_ROUTE_UNKNOWN, R_INDEX = MET_ROUTE_INDEX, R_HEALTH = MET_ROUTE_HEALTH,
+       R_HEALTH_LIVE = MET_ROUTE_HEALTH_LIVE, R_METRICS = MET_ROUTE_METRICS,
+       R_MODELS = MET_ROUTE_MODELS, R_MODEL_ONE = MET_ROUTE_MODEL,
+       R_AUDIO_MODELS = MET_ROUTE_AUDIO_MODELS, R_VOICES = MET_ROUTE_VOICES,
+       R_AUDIO_VOICES = MET_ROUTE_AUDIO_VOICES, R_SPEECH = MET_ROUTE_SPEECH };
 
 static int route_of(const char *url, const char **name, const char **model_id)
 {
@@ -478,6 +492,8 @@ static int route_of(const char *url, const char **name, const char **model_id)
     static const struct { const char *path, *name; int r; } tab[] = {
         {"/", "index", R_INDEX},
         {"/health", "health", R_HEALTH},
+        {"/health/live", "health_live", R_HEALTH_LIVE},
+        {"/metrics", "metrics", R_METRICS},
         {"/v1/models", "models", R_MODELS},
         {"/v1/audio/models", "audio_models", R_AUDIO_MODELS},
         {"/v1/voices", "voices", R_VOICES},
@@ -507,6 +523,47 @@ static void health_of(srv_server *s, oai_health *h)
     srv_pool_stats(s->pool, &h->workers, &h->running, &h->queued, &h->queue_capacity);
 }
 
+#define METRICS_MAX_BYTES (1u << 20)
+
+static enum MHD_Result serve_metrics(conn_ctx *x, struct MHD_Connection *c)
+{
+    srv_server *s = x->s;
+    met_gauges g;
+    memset(&g, 0, sizeof g);
+    g.default_model = -1;
+    srv_pool_stats(s->pool, &g.workers, &g.busy, &g.queued, &g.queue_capacity);
+    g.in_flight = atomic_load(&s->njobs);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    g.connections = di ? (int)di->num_connections : 0;
+    reg_registry *reg = atomic_load(&s->reg);
+    g.ready = reg != NULL;
+    g.draining = atomic_load(&s->stopping);
+    g.uptime_s = (now_ms() - s->t_start) / 1000.0;
+    g.start_time_s = s->t_start_unix;
+    if (reg) {
+        engine *def = reg_default(reg);
+        for (size_t i = 0; i < reg_count(reg) && g.nmodels < MET_MAX_MODELS; i++) {
+            engine *e = reg_get(reg, i);
+            if (e == def) g.default_model = (int)g.nmodels;
+            g.model[g.nmodels++] = e->id;
+        }
+    }
+    pthread_rwlock_rdlock(&s->keys_mu);
+    g.api_keys = auth_count(s->keys);
+    pthread_rwlock_unlock(&s->keys_mu);
+    buf b;
+    buf_init(&b, METRICS_MAX_BYTES);
+    if (met_render(s->met, &g, &b)) {
+        buf_free(&b);
+        return send_err(x, c, 500, "server_error", NULL, NULL, "cannot render metrics");
+    }
+    size_t n = b.len;
+    char *data = buf_steal(&b, &n);
+    if (!data) data = strdup("");
+    return send_buf(x, c, 200, "text/plain; version=0.0.4; charset=utf-8", data, n, 1);
+}
+
 static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int route,
                                  const char *model_id)
 {
@@ -516,7 +573,8 @@ static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int rout
     int rc = 0;
     const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
     reg_registry *reg = atomic_load(&s->reg);
-    if (!reg && route != R_INDEX && route != R_HEALTH)
+    if (!reg && route != R_INDEX && route != R_HEALTH && route != R_HEALTH_LIVE &&
+        route != R_METRICS)
         return send_err(x, c, 503, "server_error", "model_loading", NULL,
                         "The server is starting (loading models); retry shortly.");
     switch (route) {
@@ -530,6 +588,12 @@ static enum MHD_Result serve_get(conn_ctx *x, struct MHD_Connection *c, int rout
         if (rc) break;
         return send_json(x, c, atomic_load(&s->stopping) || !reg ? 503 : 200, out);
     }
+    case R_HEALTH_LIVE: {
+        static char live[] = "{\"status\":\"alive\"}";
+        return send_buf(x, c, 200, "application/json", live, sizeof live - 1, 0);
+    }
+    case R_METRICS:
+        return serve_metrics(x, c);
     case R_MODELS:
     case R_AUDIO_MODELS:
         rc = oai_models_json(reg, route == R_AUDIO_MODELS, &out, err, sizeof err);
@@ -691,6 +755,9 @@ static enum MHD_Result start_speech(conn_ctx *x, struct MHD_Connection *c)
         return send_error(x, c, &e);
     }
     buf_free(&x->body);
+    j->model = MET_NO_MODEL;
+    for (size_t i = 0; i < reg_count(reg) && i < MET_MAX_MODELS; i++)
+        if (reg_get(reg, i) == j->sp.eng) j->model = (int)i;
     atomic_init(&j->refs, 2); /* connection + worker */
     atomic_init(&j->cancel, 0);
     j->s = s;
@@ -749,6 +816,12 @@ static int id_ok(const char *v)
     return 1;
 }
 
+static int needs_key(const srv_server *s, const char *url, int route)
+{
+    if (!strncmp(url, "/v1/", 4) || !strcmp(url, "/v1")) return 1;
+    return route == R_METRICS && s->c->metrics_auth;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -765,6 +838,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         x->s = s;
         x->t0 = now_ms();
         x->route = rname;
+        x->route_id = route;
         snprintf(x->method, sizeof x->method, "%s", method);
         const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
         if (id_ok(rid))
@@ -774,6 +848,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      (unsigned long long)atomic_fetch_add(&s->next_id, 1) & 0xffffffull);
         buf_init(&x->body, s->c->max_body_bytes);
         *con_cls = x;
+        /* API keys: every /v1 route (and /metrics with --metrics-auth); CORS preflights
+         * carry no credentials and stay open */
+        if (needs_key(s, url, route) && strcmp(method, "OPTIONS") != 0) {
+            pthread_rwlock_rdlock(&s->keys_mu);
+            int a = auth_check(s->keys, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                    "Authorization"));
+            pthread_rwlock_unlock(&s->keys_mu);
+            if (a != AUTH_OK) {
+                met_auth_failed(s->met);
+                return send_err(x, c, 401, "invalid_request_error", "invalid_api_key", NULL,
+                                a == AUTH_MISSING
+                                    ? "You didn't provide an API key. Send it in an "
+                                      "Authorization header: 'Authorization: Bearer YOUR_KEY'."
+                                    : "Incorrect API key provided. Use one of the keys this "
+                                      "server was started with (--api-key, "
+                                      "POCKET_TTS_API_KEYS or --api-keys-file).");
+            }
+        }
         /* early refusals, before reading any body */
         if (route == R_SPEECH && !strcmp(method, "POST")) {
             const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -872,11 +964,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         j->status = x->status;
         j->aborted = aborted;
         j->t_end = t_end;
+        met_request(s->met, x->route_id, x->status, j->model, (t_end - x->t0) / 1000.0);
+        if (j->sent) met_ttfb(s->met, j->model, (j->t_first_byte - j->t0) / 1000.0);
+        if (aborted || (j->done && j->rc == ERR_CANCEL)) met_cancelled(s->met);
         snprintf(j->id, sizeof j->id, "%s", x->id);
         snprintf(j->method, sizeof j->method, "%s", x->method);
         pthread_mutex_unlock(&j->mu);
         job_unref(j);
     } else {
+        met_request(s->met, x->route_id, x->status, MET_NO_MODEL, (t_end - x->t0) / 1000.0);
         lg_log(s->lg, LG_INFO, "req id=%s %s %s status=%d ms=%.1f%s%s%s", x->id, x->method,
                x->route, x->status, t_end - x->t0, x->note[0] ? " " : "", x->note,
                aborted ? " aborted=1" : "");
@@ -897,6 +993,32 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
+/* The key set the config asks for: --api-key / POCKET_TTS_API_KEYS, then the keys file. */
+static int load_keys(const cfg *c, auth_keys **out, char *err, size_t errlen)
+{
+    auth_keys *k = NULL;
+    int rc = auth_new(&k, err, errlen);
+    if (!rc) rc = auth_add_list(k, c->api_keys, "--api-key/POCKET_TTS_API_KEYS", err, errlen);
+    if (!rc && c->api_keys_file[0]) rc = auth_add_file(k, c->api_keys_file, err, errlen);
+    if (rc) {
+        auth_free(k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
+/* frees what srv_start built before MHD runs */
+static void free_parts(srv_server *s)
+{
+    if (s->pool) srv_pool_free(s->pool);
+    auth_free(s->keys);
+    met_free(s->met);
+    pthread_rwlock_destroy(&s->keys_mu);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
 int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, char *err,
               size_t errlen)
 {
@@ -908,13 +1030,16 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
     s->t_start = now_ms();
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    s->t_start_unix = ts.tv_sec + ts.tv_nsec / 1e9;
     s->id_salt = ((unsigned long long)ts.tv_sec * 1000003ull) ^ (unsigned long long)ts.tv_nsec ^
                  ((unsigned long long)getpid() << 16);
     pthread_mutex_init(&s->mu, NULL);
-    int rc = srv_pool_new(&s->pool, c->workers, c->queue_len, err, errlen);
+    pthread_rwlock_init(&s->keys_mu, NULL);
+    int rc = met_new(&s->met, err, errlen);
+    if (!rc) rc = load_keys(c, &s->keys, err, errlen);
+    if (!rc) rc = srv_pool_new(&s->pool, c->workers, c->queue_len, err, errlen);
     if (rc) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        free_parts(s);
         return rc;
     }
 
@@ -927,9 +1052,7 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
     snprintf(port, sizeof port, "%d", c->port);
     int gai = getaddrinfo(c->host[0] ? c->host : NULL, port, &hints, &ai);
     if (gai || !ai) {
-        srv_pool_free(s->pool);
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        free_parts(s);
         return err_set(err, errlen, ERR_INVAL, "cannot resolve listen address '%s': %s", c->host,
                        gai_strerror(gai));
     }
@@ -952,9 +1075,7 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
                             MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
-        srv_pool_free(s->pool);
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        free_parts(s);
         return err_set(err, errlen, ERR_IO, "cannot listen on %s:%d (address in use or not "
                        "available?)", c->host, c->port);
     }
@@ -965,6 +1086,27 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
 }
 
 int srv_port(const srv_server *s) { return s->port; }
+
+size_t srv_key_count(srv_server *s)
+{
+    pthread_rwlock_rdlock(&s->keys_mu);
+    size_t n = auth_count(s->keys);
+    pthread_rwlock_unlock(&s->keys_mu);
+    return n;
+}
+
+int srv_reload_keys(srv_server *s, char *err, size_t errlen)
+{
+    auth_keys *k = NULL;
+    int rc = load_keys(s->c, &k, err, errlen);
+    if (rc) return rc;
+    pthread_rwlock_wrlock(&s->keys_mu);
+    auth_keys *old = s->keys;
+    s->keys = k;
+    pthread_rwlock_unlock(&s->keys_mu);
+    auth_free(old);
+    return 0;
+}
 
 void srv_set_registry(srv_server *s, reg_registry *reg) { atomic_store(&s->reg, reg); }
 
@@ -999,7 +1141,5 @@ void srv_stop(srv_server *s, int drain_ms)
     t0 = now_ms();
     while (atomic_load(&s->nsusp) > 0 && now_ms() - t0 < 3000) usleep(5 * 1000);
     MHD_stop_daemon(s->d);
-    srv_pool_free(s->pool);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    free_parts(s);
 }

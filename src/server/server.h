@@ -9,7 +9,11 @@
  * connection ends (MHD completion callback) or when the worker sees the client's socket
  * hang up, and the engine stops at its next chunk.
  *
- * Shutdown (srv_stop): stop accepting, refuse new requests with 503, let running jobs
+ * Routes: /v1/... (OpenAI API; needs "Authorization: Bearer KEY" when keys are set),
+ * GET / (page), /health (200 ready, 503 starting/draining), /health/live (200 while HTTP
+ * is served), /metrics (Prometheus text, server/metrics.h; keyed only with metrics_auth).
+ *
+ * Shutdown (srv_stop): /health turns 503 "draining" at once, stop accepting, refuse new requests with 503, let running jobs
  * finish for up to drain_ms, cancel the rest, wait until no connection is suspended,
  * stop MHD, join workers.
  *
@@ -34,6 +38,11 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
               size_t errlen);
 void srv_set_registry(srv_server *s, reg_registry *reg); /* borrowed; set once */
 int srv_port(const srv_server *s); /* the bound port (useful with --port 0) */
+/* API keys (server/auth.h): the set is built from cfg at start (a bad key or an unreadable
+ * keys file fails srv_start). srv_reload_keys() re-reads cfg's list and keys file and swaps
+ * the set in atomically; on error the old keys stay and err says why (never a key). */
+int srv_reload_keys(srv_server *s, char *err, size_t errlen);
+size_t srv_key_count(srv_server *s);
 void srv_stop(srv_server *s, int drain_ms);
 
 #endif
