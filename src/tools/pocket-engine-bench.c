@@ -25,7 +25,8 @@
  *  - frames/s: one request with frames_after_eos forced high, stopped at 125 frames
  *    (upstream's workload: 10 s of audio); steady = frames 2..125; CPU ms per frame;
  *  - peak RSS: VmHWM (reset with /proc/self/clear_refs before each configuration).
- * Env: PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens, PKEB_PROMPT_THREADS
+ * Env: PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens, PKEB_STEP_SHARE
+ * pke_options.step_share, PKEB_STEP_APART first_step_apart, PKEB_PROMPT_THREADS
  * pke_options.prompt_threads (A/B experiments; -1 = off). Upstream's figures (README,
  * idle machine, OpenBLAS 1 thread, its best) and issue 5's targets (met / not met, for
  * the default configuration and the 1- and 2-thread rows) are printed last. Nothing is
@@ -39,6 +40,7 @@
 #define PK_RANDCKPT_NO_MAIN
 #include "tools/pocket-randckpt.c"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,9 +106,48 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Per-thread CPU time (/proc/self/task/<tid>/stat utime + stime, ms) with the thread's
+ * name: shows which thread burns the cores (the FlowLM caller, pool workers "pk-pool*" if
+ * nn names them, the Mimi thread "pk-mimi"). */
+enum { MAXT = 32 };
+typedef struct tcpu {
+    int n;
+    int tid[MAXT];
+    char name[MAXT][20];
+    double ms[MAXT];
+} tcpu;
+
+static void thread_cpu(tcpu *t)
+{
+    t->n = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    long hz = sysconf(_SC_CLK_TCK);
+    while (d && (de = readdir(d)) && t->n < MAXT) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        char p[300], b[1024];
+        snprintf(p, sizeof p, "/proc/self/task/%s/stat", de->d_name);
+        FILE *f = fopen(p, "r");
+        size_t k = f ? fread(b, 1, sizeof b - 1, f) : 0;
+        if (f) fclose(f);
+        b[k] = 0;
+        char *l = strchr(b, '('), *r = strrchr(b, ')');
+        if (!l || !r) continue;
+        unsigned long ut = 0, st = 0;
+        /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+        if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) continue;
+        int i = t->n++;
+        t->tid[i] = atoi(de->d_name);
+        snprintf(t->name[i], sizeof t->name[i], "%.*s", (int)(r - l - 1 < 19 ? r - l - 1 : 19), l + 1);
+        t->ms[i] = (double)(ut + st) * 1000.0 / (double)hz;
+    }
+    if (d) closedir(d);
+}
+
 typedef struct clock_sink {
     double t0, first, last, second, c0, first_cpu;
     int frames, stop_after;
+    tcpu *th0, *th1; /* per-thread CPU at the first and the last frame, if set */
 } clock_sink;
 
 static int sink(void *u, const float *pcm, size_t n)
@@ -117,6 +158,8 @@ static int sink(void *u, const float *pcm, size_t n)
     if (c->frames == 1) c->second = t;
     c->last = t;
     c->frames++;
+    if (c->th0 && c->frames == 1) thread_cpu(c->th0);
+    if (c->th1 && c->stop_after > 0 && c->frames == c->stop_after) thread_cpu(c->th1);
     return c->stop_after > 0 && c->frames >= c->stop_after;
 }
 
@@ -170,6 +213,7 @@ typedef struct bresult {
     double stage[PKE_MARK_N], stage_cpu[PKE_MARK_N]; /* medians of each stage's own duration */
     long rss, peak_load, peak;
     int frames, ok, full;
+    char threads[256]; /* steady-state CPU ms per frame by thread */
 } bresult;
 
 static const char *STAGE_NAMES[PKE_MARK_N] = {"voice", "text", "alloc", "copy", "prompt", "step", "decode", "sink"};
@@ -215,6 +259,8 @@ static int bench_one(const char *tmp, const bconf *cf, int runs, bresult *res)
     if (fct) o.first_chunk_tokens = atoi(fct);
     const char *pt = getenv("PKEB_PROMPT_THREADS"); /* experiments: 0 = engine default, -1 = off */
     if (pt) o.prompt_threads = atoi(pt);
+    const char *ss = getenv("PKEB_STEP_SHARE"); /* A/B: -1 = the Mimi thread never helps with steps */
+    if (ss) o.step_share = atoi(ss);
     const char *sa = getenv("PKEB_STEP_APART"); /* A/B: 1 = text prompt and step 0 as two passes */
     if (sa) o.first_step_apart = atoi(sa);
     const char *mq = getenv("PKEB_MIMI_Q8"); /* A/B: -1 = exact Mimi with q, 1 = int8 Mimi always */
@@ -291,6 +337,8 @@ static int bench_one(const char *tmp, const bconf *cf, int runs, bresult *res)
     o.mark = NULL;
     r.voice = "alba"; /* from embeddings/ (see above) */
     clock_sink f = {0};
+    tcpu th0, th1;
+    f.th0 = &th0, f.th1 = &th1;
     rc = pke_new(&e, &o, err, sizeof err);
     if (!rc) {
         f.c0 = cpu_ms();
@@ -312,6 +360,17 @@ static int bench_one(const char *tmp, const bconf *cf, int runs, bresult *res)
     res->cpu_frame = f.c0 / f.frames;
     res->peak = status_kb("VmHWM:") / 1024;
     res->full = 1;
+    /* frames 2..125 by thread: the FlowLM caller (the main thread here), pool workers, Mimi */
+    size_t k = 0;
+    for (int i = 0; i < th1.n && f.frames > 1; i++) {
+        double before = 0;
+        for (int j = 0; j < th0.n; j++)
+            if (th0.tid[j] == th1.tid[i]) before = th0.ms[j];
+        double per = (th1.ms[i] - before) / (f.frames - 1);
+        const char *nm = th1.tid[i] == (int)getpid() ? "main" : th1.name[i];
+        if (per >= 0.05 && k < sizeof res->threads)
+            k += (size_t)snprintf(res->threads + k, sizeof res->threads - k, "%s%s %.1f", k ? ", " : "", nm, per);
+    }
     return 0;
 }
 
@@ -421,6 +480,10 @@ int main(int argc, char **argv)
             for (int s = 0; s < PKE_MARK_N; s++) printf("   %5.1f/%5.1f", rs[i].stage[s], rs[i].stage_cpu[s]);
             printf("\n");
         }
+        printf("\n  steady-state CPU ms per frame by thread (frames 2..125; 'main' = the synth() caller, "
+               "the FlowLM; the engine's own threads are named):\n");
+        for (int i = 0; i < nc && rs[i].ok; i++)
+            if (rs[i].full) printf("  %-8s %s\n", cf[i].label, rs[i].threads);
         printf("\n  load average now: %s\n", loadavg());
         printf("  upstream PyTorch (README, idle, OpenBLAS 1 thread = its best): startup 1390 ms, clone 10 s 2700 ms, "
                "TTFA 256 ms, 13.16 frames/s (1.05x real time), peak RSS 1130 MB\n");

@@ -13,6 +13,8 @@
 #include "tools/pocket-randckpt.c"
 
 #include <cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 static void t_config(ut_ctx *t)
@@ -531,6 +533,70 @@ static void t_generate(ut_ctx *t)
     tiny_close(&ty);
 }
 
+/* Step work sharing (pk_share): a helper thread claiming row chunks of the steps' linears
+ * changes no bit of the latents or EOS logits (F32 and BF16), and really takes chunks. */
+typedef struct helper_arg {
+    pk_share *sh;
+    atomic_int quit;
+    long chunks;
+} helper_arg;
+
+static void *helper_main(void *u)
+{
+    helper_arg *h = u;
+    while (!atomic_load(&h->quit)) h->chunks += pk_share_help(h->sh);
+    return NULL;
+}
+
+static void t_share(ut_ctx *t)
+{
+    for (int dt = 0; dt < 2; dt++) {
+        tiny ty;
+        tiny_open(t, &ty, dt ? NN_BF16 : NN_F32, 0);
+        char err[256];
+        enum { K = 24 };
+        float lat[3][K][16], eos[3][K];
+        long helped = 0;
+        for (int run = 0; run < 3; run++) { /* 0: no share; 1: share, no helper; 2: share + helper */
+            pk_fstate *s = NULL;
+            pk_share *sh = NULL;
+            UT_EQ_INT(t, 0, pk_fstate_new(&s, ty.m, 64, err, sizeof err));
+            if (run) UT_EQ_INT(t, 0, pk_share_new(&sh, 1));
+            if (run == 2) pk_share_test_wait(sh, 1);
+            pk_fstate_set_share(s, sh);
+            helper_arg h = {sh, 0, 0};
+            pthread_t th;
+            int started = run == 2 && pthread_create(&th, NULL, helper_main, &h) == 0;
+            pk_gen_params gp;
+            pk_gen_params_default(&gp);
+            pk_gauss g;
+            pk_gauss_seed(&g, 99);
+            pk_noise nz = {pk_gauss_fill, &g};
+            int ids[12];
+            for (int i = 0; i < 12; i++) ids[i] = 11 * i + 3;
+            UT_EQ_INT(t, 0, pk_flowlm_prompt_text(ty.m, s, ids, 12, &gp, NULL, err, sizeof err));
+            for (int k = 0; k < K; k++)
+                UT_EQ_INT(t, 0, pk_flowlm_step(ty.m, s, k ? lat[run][k - 1] : NULL, &gp, &nz, lat[run][k], &eos[run][k],
+                                               err, sizeof err));
+            if (started) {
+                atomic_store(&h.quit, 1);
+                pthread_join(th, NULL);
+                helped = h.chunks;
+            }
+            pk_fstate_free(s);
+            pk_share_free(sh);
+        }
+        for (int run = 1; run < 3; run++) {
+            if (memcmp(lat[0], lat[run], sizeof lat[0]) || memcmp(eos[0], eos[run], sizeof eos[0]))
+                ut_fail(t, __FILE__, __LINE__, "%s run %d: latents/EOS differ from the unshared steps (first %g vs %g)",
+                        dt ? "bf16" : "f32", run, lat[0][K - 1][0], lat[run][K - 1][0]);
+        }
+        printf("    %s: helper took %ld row chunks\n", dt ? "bf16" : "f32", helped);
+        UT_CHECK(t, helped > 0);
+        tiny_close(&ty);
+    }
+}
+
 /* Same seed → bit-identical latents, whatever the thread count (rows are split, never sums). */
 static void t_reproducible(ut_ctx *t)
 {
@@ -582,6 +648,6 @@ static const ut_case cases[] = {
     {"pkparity", t_pkparity},
     {"randckpt_full", t_randckpt_full},
     {"config", t_config}, {"load_errors", t_load_errors}, {"eos_rule", t_eos_rule}, {"gauss", t_gauss},
-    {"chunked_prompt", t_chunked_prompt}, {"prompt_step", t_prompt_step}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16}, {"golden_b_huge", t_golden_b_huge},
+    {"chunked_prompt", t_chunked_prompt}, {"prompt_step", t_prompt_step}, {"share", t_share}, {"golden_b", t_golden_b}, {"golden_b_bf16", t_golden_b_bf16}, {"golden_b_huge", t_golden_b_huge},
 };
 UT_SUITE(flowlm, cases)

@@ -19,6 +19,8 @@
 #include "core/err.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,28 @@ struct pk_fstate {
     pk_trace_fn trace;
     void *trace_ud;
     nn_pool *pool;  /* borrowed; NULL = the model's pool (pk_fstate_set_pool) */
+    pk_share *share; /* borrowed; steps' M == 1 linears shared with helpers (pk_fstate_set_share) */
+};
+
+/* Work sharing for M == 1 linears (pk_share_*): the posting thread publishes one linear at
+ * a time; row chunks are claimed from `next`. `open` and `busy` form a Dekker pair
+ * (seq_cst): a helper counts itself in `busy`, then checks `open` and `gen`; the poster
+ * closes `open`, then waits for `busy` to drain before it rewrites the job. So a helper
+ * either sees the job it checked or leaves, and the poster never returns while a helper
+ * still writes into y. */
+struct pk_share {
+    atomic_uint gen;  /* bumped per posted job */
+    atomic_int open;  /* 1 while chunks may be claimed */
+    atomic_int busy;  /* helpers inside the job */
+    atomic_int next;  /* next chunk to claim */
+    atomic_int stepping; /* a step is running: helpers should poll (pk_share_stepping) */
+    int nch, chr;     /* chunks, rows per chunk */
+    size_t min_w;     /* linears with fewer weights run unshared */
+    int wait_helper;  /* tests: the poster lets a helper claim first (pk_share_test_wait) */
+    atomic_int helped; /* chunks of the current job claimed by helpers */
+    float *y;
+    const float *x, *b;
+    const nn_mat *W;
 };
 
 /* ---- loading ------------------------------------------------------------------------------ */
@@ -413,6 +437,76 @@ void pk_fstate_set_pool(pk_fstate *s, nn_pool *pool) { s->pool = pool; }
 /* The pool a state's work runs on: its own when set, else the model's. */
 static nn_pool *pool_of(const pk_flowlm *m, const pk_fstate *s) { return s->pool ? s->pool : m->pool; }
 
+void pk_fstate_set_share(pk_fstate *s, pk_share *sh) { s->share = sh; }
+
+int pk_share_new(pk_share **out, size_t min_weights)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out) return ERR_NOMEM;
+    (*out)->min_w = min_weights ? min_weights : 65536;
+    return 0;
+}
+
+void pk_share_free(pk_share *sh) { free(sh); }
+
+int pk_share_stepping(const pk_share *sh) { return atomic_load(&sh->stepping); }
+
+void pk_share_set_stepping(pk_share *sh, int on) { atomic_store(&sh->stepping, on); }
+
+void pk_share_test_wait(pk_share *sh, int on) { sh->wait_helper = on; }
+
+/* Rows [c * chr, ...) of the posted linear: a row's value never depends on the split. */
+static void share_chunk(pk_share *sh, int c)
+{
+    const nn_mat *W = sh->W;
+    int r0 = c * sh->chr, n = W->rows - r0 < sh->chr ? W->rows - r0 : sh->chr;
+    size_t es = W->dtype == NN_BF16 ? 2 : 4;
+    nn_mat sub = *W;
+    sub.w = (const char *)W->w + (size_t)r0 * W->cols * es;
+    sub.rows = n;
+    sub.owned = NULL;
+    nn_linear(NULL, sh->y + r0, sh->x, 1, &sub, sh->b ? sh->b + r0 : NULL);
+}
+
+int pk_share_help(pk_share *sh)
+{
+    unsigned g = atomic_load(&sh->gen);
+    if (!atomic_load(&sh->open)) return 0;
+    atomic_fetch_add(&sh->busy, 1);
+    int done = 0;
+    if (atomic_load(&sh->open) && atomic_load(&sh->gen) == g)
+        for (int c; (c = atomic_fetch_add(&sh->next, 1)) < sh->nch; done++) {
+            atomic_fetch_add(&sh->helped, 1);
+            share_chunk(sh, c);
+        }
+    atomic_fetch_sub(&sh->busy, 1);
+    return done;
+}
+
+/* y [W.rows] = W x + b for one position, shared with helpers when a share is attached and
+ * W is big; else on the state's pool. Bit-identical either way. */
+static void linear1(const pk_flowlm *m, pk_fstate *s, float *y, const float *x, const nn_mat *W, const float *b)
+{
+    pk_share *sh = s->share;
+    if (!sh || W->dtype == NN_Q8 || (size_t)W->rows * W->cols < sh->min_w || W->rows < 32) {
+        nn_linear(pool_of(m, s), y, x, 1, W, b);
+        return;
+    }
+    int chr = (W->rows / 16 + 15) / 16 * 16; /* ~16 chunks, multiples of 16 rows */
+    sh->y = y, sh->x = x, sh->b = b, sh->W = W;
+    sh->chr = chr < 16 ? 16 : chr;
+    sh->nch = (W->rows + sh->chr - 1) / sh->chr;
+    atomic_store(&sh->next, 0);
+    atomic_store(&sh->helped, 0);
+    atomic_fetch_add(&sh->gen, 1);
+    atomic_store(&sh->open, 1);
+    for (int i = 0; sh->wait_helper && i < 100000 && !atomic_load(&sh->helped); i++) sched_yield();
+    for (int c; (c = atomic_fetch_add(&sh->next, 1)) < sh->nch;) share_chunk(sh, c);
+    atomic_store(&sh->open, 0);
+    while (atomic_load(&sh->busy)) sched_yield(); /* a helper finishing its last chunk */
+}
+
+
 int64_t pk_fstate_pos(const pk_fstate *s) { return s->kv[0].len; }
 
 int pk_fstate_cap(const pk_fstate *s) { return s->cap; }
@@ -581,7 +675,8 @@ static int transformer(const pk_flowlm *m, pk_fstate *s, int L, char *err, size_
     for (int i = 0; i < m->nl; i++) {
         const pk_layer *y = &m->layers[i];
         nn_layernorm(h, x, L, d, y->n1w, y->n1b, 1e-5f);
-        nn_linear(pool_of(m, s), s->qkv, h, L, &y->in_proj, NULL);
+        if (L == 1) linear1(m, s, s->qkv, h, &y->in_proj, NULL);
+        else nn_linear(pool_of(m, s), s->qkv, h, L, &y->in_proj, NULL);
         for (int t = 0; t < L; t++) {
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -596,13 +691,16 @@ static int transformer(const pk_flowlm *m, pk_fstate *s, int L, char *err, size_
         trf(s, s->k, Ld, "flow.transformer.layers.%d.rope.k_out%s", i, "");
         if (nn_attend(&s->kv[i], s->att, s->q, s->k, s->v, L, s->scores))
             return err_set(err, errlen, ERR_TOOBIG, "flowlm: KV cache full (%d positions)", s->cap);
-        nn_linear(pool_of(m, s), h, s->att, L, &y->out_proj, NULL);
+        if (L == 1) linear1(m, s, h, s->att, &y->out_proj, NULL);
+        else nn_linear(pool_of(m, s), h, s->att, L, &y->out_proj, NULL);
         trf(s, h, Ld, "flow.transformer.layers.%d.self_attn.out%s", i, "");
         for (size_t j = 0; j < Ld; j++) x[j] += h[j];
         nn_layernorm(h, x, L, d, y->n2w, y->n2b, 1e-5f);
-        nn_linear(pool_of(m, s), s->ff, h, L, &y->lin1, NULL);
+        if (L == 1) linear1(m, s, s->ff, h, &y->lin1, NULL);
+        else nn_linear(pool_of(m, s), s->ff, h, L, &y->lin1, NULL);
         nn_gelu_erf(s->ff, (size_t)L * m->ffn);
-        nn_linear(pool_of(m, s), h, s->ff, L, &y->lin2, NULL);
+        if (L == 1) linear1(m, s, h, s->ff, &y->lin2, NULL);
+        else nn_linear(pool_of(m, s), h, s->ff, L, &y->lin2, NULL);
         for (size_t j = 0; j < Ld; j++) x[j] += h[j];
         trf(s, x, Ld, "flow.transformer.layers.%d.out%s", i, "");
     }
@@ -660,7 +758,7 @@ static void flow_head(const pk_flowlm *m, pk_fstate *s, int call, float ts, floa
     }
     T("time_embed.0.out", a, (size_t)fd);
     T("time_embed.1.out", b, (size_t)fd);
-    nn_linear(pool_of(m, s), y, s->cond, 1, &m->cond_embed, m->cond_b);
+    linear1(m, s, y, s->cond, &m->cond_embed, m->cond_b);
     T("cond_embed.out", y, (size_t)fd);
     for (int i = 0; i < fd; i++) y[i] += (a[i] + b[i]) / 2;
     nn_linear(NULL, hh, x, 1, &m->input_proj, m->inproj_b);
@@ -670,20 +768,20 @@ static void flow_head(const pk_flowlm *m, pk_fstate *s, int call, float ts, floa
     nn_silu(a, (size_t)fd);
     for (int i = 0; i < m->depth; i++) {
         const pk_resblock *r = &m->blocks[i];
-        nn_linear(pool_of(m, s), mod, a, 1, &r->ada, r->ada_b);
+        linear1(m, s, mod, a, &r->ada, r->ada_b);
         const float *shift = mod, *scale = mod + fd, *gate = mod + 2 * fd;
         nn_layernorm(u, hh, 1, fd, r->ln_w, r->ln_b, 1e-6f);
         for (int j = 0; j < fd; j++) u[j] = u[j] * (1 + scale[j]) + shift[j];
-        nn_linear(pool_of(m, s), tmp, u, 1, &r->mlp0, r->b0);
+        linear1(m, s, tmp, u, &r->mlp0, r->b0);
         nn_silu(tmp, (size_t)fd);
-        nn_linear(pool_of(m, s), u, tmp, 1, &r->mlp2, r->b2);
+        linear1(m, s, u, tmp, &r->mlp2, r->b2);
         for (int j = 0; j < fd; j++) hh[j] += gate[j] * u[j];
         if (s->trace) {
             snprintf(nm, sizeof nm, "flow_net.call%d.res_blocks.%d.out", call, i);
             tr(s, nm, hh, (size_t)fd);
         }
     }
-    nn_linear(pool_of(m, s), mod, a, 1, &m->fin_ada, m->fin_ada_b);
+    linear1(m, s, mod, a, &m->fin_ada, m->fin_ada_b);
     nn_layernorm(u, hh, 1, fd, NULL, NULL, 1e-6f);
     for (int j = 0; j < fd; j++) u[j] = u[j] * (1 + mod[fd + j]) + mod[j];
     nn_linear(NULL, dir, u, 1, &m->fin_lin, m->fin_b);

@@ -83,6 +83,25 @@ void pk_fstate_set_trace(pk_fstate *s, pk_trace_fn fn, void *ud);
  * stream may switch pools between calls, e.g. a wider pool for a text prompt while a
  * second core is idle and a narrower one for steps that run beside another stage. */
 void pk_fstate_set_pool(pk_fstate *s, nn_pool *pool);
+/* Work sharing for generation steps: with a share attached, each big one-position linear of
+ * this state (transformer and flow head; F32/BF16, not int8) is cut into row chunks that the
+ * stepping thread and any helper thread calling pk_share_help() claim from a shared counter.
+ * No helper: the stepping thread does every chunk (no waiting on anyone). Rows never depend
+ * on the split, so the results are bit-identical with or without help. One stepping thread
+ * per share. pk_share_new() returns 0 or ERR_NOMEM; pk_share_free() is NULL-safe. */
+typedef struct pk_share pk_share;
+int pk_share_new(pk_share **out, size_t min_weights); /* smaller linears stay unshared; 0 = 65536 */
+void pk_share_free(pk_share *sh);
+void pk_fstate_set_share(pk_fstate *s, pk_share *sh); /* borrowed; NULL = off */
+/* Helper side: does chunks of the linear posted now, if any; returns how many (0: nothing
+ * open). Never blocks. */
+int pk_share_help(pk_share *sh);
+/* The stepping side's hint for helpers ("poll now"): set by the owner around steps. */
+void pk_share_set_stepping(pk_share *sh, int on);
+int pk_share_stepping(const pk_share *sh);
+/* Tests only: each posted linear waits (yielding, bounded) until a helper claimed a chunk,
+ * so a test sees helpers really take part. */
+void pk_share_test_wait(pk_share *sh, int on);
 int64_t pk_fstate_pos(const pk_fstate *s); /* positions consumed so far */
 int pk_fstate_cap(const pk_fstate *s);     /* max_positions it was made with */
 /* Forgets everything (position 0). */

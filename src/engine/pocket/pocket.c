@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,7 @@ typedef struct pke {
     int first_chunk_tokens; /* 0 = upstream chunking only */
     int step_apart;         /* text prompt and step 0 as two passes (pke_options.first_step_apart) */
     int mimi_batch;         /* frames per Mimi call when behind, 1..PKE_QUEUE; negative = forced */
+    int step_share;         /* the decoder thread helps with steps when idle (pke_options.step_share) */
     int bf16, q8, huge;     /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
@@ -374,11 +376,29 @@ typedef struct gen {
     int flush_upto;               /* drain(wait_all) wants everything before this decoded now */
     int batches;                  /* multi-frame calls made (tests) */
     float *zb, *pb;               /* batch scratch: [PKE_QUEUE, ldim], [PKE_QUEUE, spf] */
+    pk_share *sh;                 /* steps' linears shared with the decoder thread when it is idle */
     int dec_rc;
     char dec_err[256];
 } gen;
 
 static int cancelled(const gen *g) { return g->req->cancel && atomic_load(g->req->cancel); }
+
+static inline void cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Marks a FlowLM step running (the decoder thread polls for chunks meanwhile) or done. */
+static void stepping(gen *g, int on)
+{
+    if (!g->sh) return;
+    pthread_mutex_lock(&g->mu);
+    pk_share_set_stepping(g->sh, on);
+    if (on) pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
 
 static void mark(const pke *e, int stage)
 {
@@ -411,9 +431,24 @@ static void *dec_main(void *arg)
 {
     gen *g = arg;
     int ld = g->e->cfg.ldim;
+    pthread_setname_np(pthread_self(), "pk-mimi"); /* top -H, the engine bench */
     pthread_mutex_lock(&g->mu);
     for (;;) {
-        while (g->tail_dec == g->head) pthread_cond_wait(&g->cv, &g->mu);
+        while (g->tail_dec == g->head) {
+            if (!g->sh || !pk_share_stepping(g->sh)) {
+                pthread_cond_wait(&g->cv, &g->mu);
+                continue;
+            }
+            /* nothing to decode while the FlowLM steps: take row chunks of its linears (the
+             * step ends, and its frame is queued, only after every claimed chunk is done) */
+            pthread_mutex_unlock(&g->mu);
+            for (int idle = 0; pk_share_stepping(g->sh);) {
+                if (pk_share_help(g->sh)) idle = 0;
+                else if (++idle < 4096) cpu_pause();
+                else sched_yield();
+            }
+            pthread_mutex_lock(&g->mu);
+        }
         int slot = g->tail_dec % PKE_QUEUE, cmd = g->cmd_q[slot], skip = g->abort || g->dec_rc, n = 1;
         if (cmd == 0) {
             while (n < g->batch && g->tail_dec + n < g->head && g->cmd_q[(g->tail_dec + n) % PKE_QUEUE] == 0) n++;
@@ -555,7 +590,9 @@ static int gen_chunk(gen *g, const pk_fstate *voice, const tp_chunk *c, char *er
         if (k > 0 || e->step_apart) {
             if (cancelled(g)) return err_set(err, errlen, ERR_CANCEL, "cancelled");
             pk_fstate_set_pool(g->st, flow_pool(g));
+            stepping(g, 1);
             rc = pk_flowlm_step(e->fl, g->st, k ? lat : NULL, &e->gp, &g->nz, lat, &logit, err, errlen);
+            stepping(g, 0);
             if (rc) break;
         }
         if (k == 0 && g->emitted == 0) mark(e, PKE_MARK_STEP);
@@ -676,7 +713,10 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
         if (!g.lat_q || !g.pcm_q || !g.zb || !g.pb) rc = err_set(err, errlen, ERR_NOMEM, "out of memory");
         pthread_mutex_init(&g.mu, NULL);
         pthread_cond_init(&g.cv, NULL);
+        if (!rc && e->step_share && nn_pool_threads(e->pool) == 1 && pk_share_new(&g.sh, 0) == 0)
+            pk_fstate_set_share(g.st, g.sh);
         if (!rc && pthread_create(&g.th, NULL, dec_main, &g) == 0) g.piped = 1;
+        if (!g.piped) pk_fstate_set_share(g.st, NULL); /* no helper: steps as usual */
         /* else: fall back to decoding inline */
     }
     if (!rc) mark(e, PKE_MARK_ALLOC);
@@ -710,6 +750,8 @@ static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, v
     free(g.zb);
     free(g.pb);
     free(g.pcm);
+    if (g.st) pk_fstate_set_share(g.st, NULL);
+    pk_share_free(g.sh);
     put_state(e, g.st, g.dec, g.batch);
     tp_chunks_free(&ch);
     pkv_cache_release(e->vs, ve);
@@ -848,6 +890,7 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     if (!rc && pthreads > threads) rc = nn_pool_new(&e->ppool, pthreads, err, errlen);
     e->mark = opt->mark;
     e->step_apart = opt->first_step_apart > 0;
+    e->step_share = opt->step_share >= 0;
     {
         int b = opt->mimi_batch ? abs(opt->mimi_batch) : PKE_QUEUE;
         if (b > PKE_QUEUE) b = PKE_QUEUE;

@@ -103,6 +103,9 @@ typedef struct pke_options {
                                   * are queued (Mimi behind the FlowLM; same samples as one by
                                   * one): 0 = 4, 1 = frame by frame, at most 4; -N = always wait
                                   * for N frames unless draining (tests: makes batches certain) */
+    int step_share;              /* pipelined with a 1-thread step pool: the Mimi thread, while
+                                  * it has no frame, takes row chunks of the step's linears
+                                  * (pk_share; same samples): 0 = on, -1 = off */
     pke_mark_fn mark;            /* optional stage marks of each request (benchmarks); NULL = off */
     void *mark_ud;
 } pke_options;
