@@ -300,3 +300,55 @@ describe('drain', () => {
         }
     });
 });
+
+// The deploy files cannot be built here (no docker, no helm in CI); these checks pin what
+// the operator-facing contract needs: the probe paths the server serves, the grace period
+// covering preStop + drain, the non-root user and the health check. They read the files
+// as text; the routes they name are exercised above against the real server.
+describe('deploy files', () => {
+    const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+    const read = (p) => fs.readFileSync(path.join(ROOT, p), 'utf8');
+    test('Dockerfile: two stages, runtime without -dev packages, non-root, volume, health, port', () => {
+        const d = read('deploy/Dockerfile');
+        const stages = d.split(/^FROM /m).slice(1);
+        assert.equal(stages.length, 2, 'two FROM lines');
+        assert.match(stages[0], /-dev\b/, 'build stage installs -dev packages');
+        assert.doesNotMatch(stages[1], /^\s+[^#\n]*-dev\b/m, 'runtime stage has no -dev package');
+        assert.match(stages[1], /^USER 10001/m);
+        assert.match(stages[1], /^VOLUME \["\/cache"\]/m);
+        assert.match(stages[1], /^EXPOSE 49112$/m);
+        assert.match(stages[1], /^HEALTHCHECK [^\n]*\\\n[^\n]*\/health\b/m);
+        // every runtime library the Makefile links has its runtime package
+        for (const pkg of ['libmicrohttpd12', 'libcjson1', 'libopenblas0', 'libespeak-ng1', 'libmp3lame0', 'libopusenc0',
+            'libflac12', 'libavcodec59', 'libavutil57', 'libsoxr0', 'libsonic0', 'libcurl4'])
+            assert.match(stages[1], new RegExp(`\\b${pkg}`), `runtime package ${pkg}`);
+    });
+    test('Helm chart: probes on served paths, grace period > preStop + drain, keys Secret', () => {
+        const chart = read('deploy/helm/pockettts/Chart.yaml');
+        assert.match(chart, /^apiVersion: v2$/m);
+        assert.match(chart, /^name: pockettts$/m);
+        const values = read('deploy/helm/pockettts/values.yaml');
+        const dep = read('deploy/helm/pockettts/templates/deployment.yaml');
+        assert.match(dep, /livenessProbe:\s+httpGet:\s+path: \/health\/live\b/);
+        assert.match(dep, /readinessProbe:\s+httpGet:\s+path: \/health\n/);
+        assert.match(dep, /startupProbe:\s+httpGet:\s+path: \/health\n/);
+        assert.match(dep, /terminationGracePeriodSeconds: \{\{ add \.Values\.preStopSleepSeconds \.Values\.config\.drainSeconds 10 \}\}/);
+        assert.match(dep, /preStop:[\s\S]*?\/bin\/sleep/);
+        assert.match(dep, /POCKET_TTS_DRAIN_SECONDS/);
+        assert.match(dep, /POCKET_TTS_API_KEYS_FILE/);
+        assert.match(values, /^preStopSleepSeconds: \d+$/m);
+        assert.match(values, /^\s+drainSeconds: \d+/m);
+        for (const t of ['service.yaml', 'pvc.yaml', 'secret.yaml', 'servicemonitor.yaml'])
+            assert.ok(fs.existsSync(path.join(ROOT, 'deploy/helm/pockettts/templates', t)), t);
+        assert.match(read('deploy/helm/pockettts/templates/servicemonitor.yaml'), /path: \/metrics/);
+        // every {{ ... }} is closed and {{- if/range/with/define }} blocks balance in each template
+        const dir = path.join(ROOT, 'deploy/helm/pockettts/templates');
+        for (const f of fs.readdirSync(dir)) {
+            const t = fs.readFileSync(path.join(dir, f), 'utf8');
+            assert.equal((t.match(/\{\{/g) || []).length, (t.match(/\}\}/g) || []).length, `${f}: {{ vs }}`);
+            const open = (t.match(/\{\{-?\s*(if|range|with|define)\b/g) || []).length;
+            const end = (t.match(/\{\{-?\s*end\b/g) || []).length;
+            assert.equal(open, end, `${f}: if/range/with/define vs end`);
+        }
+    });
+});
