@@ -101,6 +101,7 @@ struct mimi {
     const float *q_proj;         /* [outer, ldim] (conv weight [outer, ldim, 1]) */
     convtr1d up;                 /* depthwise: w [outer, 1, 2*steps], cout = dimension */
     conv1d down;                 /* w [ldim, dimension, 2*steps], replicate, no bias */
+    float *down_wp;              /* down packed for conv1d_tm_run (owned) */
     mm_tf dtf, etf;
     mm_seanet dec, enc;
     const float *emb_std, *emb_mean; /* [ldim] or NULL */
@@ -525,6 +526,12 @@ static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *
         if (rc) return rc;
         if ((rc = load_tf(m, f, prefix, &m->etf, "encoder_transformer", err, errlen))) return rc;
         if ((rc = load_seanet(m, f, prefix, &m->enc, 0, err, errlen))) return rc;
+        if ((rc = pack_seanet(m, &m->enc))) return err_set(err, errlen, rc, "out of memory for Mimi weights");
+        if (!(m->down_wp = mm_falloc(m, conv1d_tm_pack_floats(&m->down))))
+            return err_set(err, errlen, ERR_NOMEM, "out of memory for Mimi weights");
+        conv1d_tm_pack(&m->down, m->down_wp);
+        mm_disown(m, m->down.w);
+        m->down.w = NULL;
     }
     if (flow_prefix) {
         if (has_tensor(f, "%semb_std", flow_prefix)) {
@@ -676,7 +683,7 @@ typedef struct mm_sns {
     int first[MM_MAX_OPS], first2[MM_MAX_OPS];
     size_t n1[MM_MAX_OPS], n2[MM_MAX_OPS]; /* floats in s1/s2 */
     int t_in;                 /* input columns per call */
-    float *a, *b, *e, *h, *work;
+    float *a, *b, *h, *work; /* a, b: running activations; h: residual hidden */
 } mm_sns;
 
 static void sns_free(mm_sns *s)
@@ -687,7 +694,6 @@ static void sns_free(mm_sns *s)
     }
     free(s->a);
     free(s->b);
-    free(s->e);
     free(s->h);
     free(s->work);
     memset(s, 0, sizeof *s);
@@ -704,9 +710,8 @@ static void sns_reset(const mm_seanet *sn, mm_sns *s)
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Sizes state and scratch for calls of t_in input columns (tm: the time-major decoder
- * path, conv.h's *_tm_work sizes). */
-static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in, int tm)
+/* Sizes state and scratch for calls of t_in input steps (time-major, conv.h "_tm"). */
+static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in)
 {
     memset(s, 0, sizeof *s);
     s->t_in = t_in;
@@ -717,21 +722,21 @@ static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in, int tm)
         switch (op->kind) {
         case OP_CONV:
             s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
-            wk = zmax(wk, tm ? conv1d_tm_work(&op->c, T) : conv1d_work(&op->c, T));
+            wk = zmax(wk, conv1d_tm_work(&op->c, T));
             T /= op->c.stride;
             C = op->c.cout;
             break;
         case OP_CONVTR:
             s->n1[i] = (size_t)op->t.cout * convtr1d_hist(&op->t);
-            wk = zmax(wk, tm ? convtr1d_tm_work(&op->t, T) : convtr1d_work(&op->t, T));
+            wk = zmax(wk, convtr1d_tm_work(&op->t, T));
             T *= op->t.stride;
             C = op->t.cout;
             break;
         case OP_RES:
             s->n1[i] = (size_t)op->c.cin * conv1d_hist(&op->c);
             s->n2[i] = (size_t)op->c2.cin * conv1d_hist(&op->c2);
-            wk = zmax(wk, tm ? conv1d_tm_work(&op->c, T) : conv1d_work(&op->c, T));
-            wk = zmax(wk, tm ? conv1d_tm_work(&op->c2, T) : conv1d_work(&op->c2, T));
+            wk = zmax(wk, conv1d_tm_work(&op->c, T));
+            wk = zmax(wk, conv1d_tm_work(&op->c2, T));
             break;
         default:
             break;
@@ -743,68 +748,24 @@ static int sns_init(const mm_seanet *sn, mm_sns *s, int t_in, int tm)
     }
     s->a = malloc(ct * sizeof(float));
     s->b = malloc(ct * sizeof(float));
-    s->e = malloc(ct * sizeof(float));
     s->h = malloc(ct * sizeof(float));
     s->work = malloc(zmax(wk, 1) * sizeof(float));
-    if (!s->a || !s->b || !s->e || !s->h || !s->work) return ERR_NOMEM;
+    if (!s->a || !s->b || !s->h || !s->work) return ERR_NOMEM;
     return 0;
 }
 
-/* Runs the stack on x [cin, T_in] (T_in <= the size given to sns_init); returns the output
- * buffer [cout, *t_out] (inside s). t0: column offset of x in the whole input, for the tap
- * (scaled to each stage's rate). */
-static const float *sns_run(const mm_seanet *sn, mm_sns *s, const float *x, int T_in, int *t_out,
-                            mimi_tap_fn tap, void *user, long t0)
-{
-    float *cur = s->a, *nxt = s->b;
-    int C = sn->cin, T = T_in;
-    CORE_ASSERT(T_in >= 1 && T_in <= s->t_in);
-    char name[96];
-    memcpy(cur, x, (size_t)C * T * sizeof(float));
-    for (int i = 0; i < sn->nops; i++) {
-        const mm_op *op = &sn->ops[i];
-        float *tmp;
-        switch (op->kind) {
-        case OP_ELU:
-            conv_elu(cur, (size_t)C * T);
-            continue;
-        case OP_CONV:
-            conv1d_run(&op->c, cur, T, s->s1[i], &s->first[i], nxt, s->work);
-            T /= op->c.stride;
-            C = op->c.cout;
-            tmp = cur, cur = nxt, nxt = tmp;
-            break;
-        case OP_CONVTR:
-            convtr1d_run(&op->t, cur, T, s->s1[i], nxt, s->work);
-            T *= op->t.stride;
-            C = op->t.cout;
-            tmp = cur, cur = nxt, nxt = tmp;
-            break;
-        case OP_RES: {
-            size_t n = (size_t)C * T;
-            conv_elu_to(s->e, cur, n);
-            conv1d_run(&op->c, s->e, T, s->s1[i], &s->first[i], s->h, s->work);
-            conv_elu(s->h, (size_t)op->c.cout * T);
-            conv1d_run(&op->c2, s->h, T, s->s2[i], &s->first2[i], s->e, s->work);
-            for (size_t j = 0; j < n; j++) cur[j] += s->e[j];
-            break;
-        }
-        }
-        if (tap) {
-            snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
-            tap(user, name, cur, C, T, 0, (int)(t0 * T / T_in));
-        }
-    }
-    *t_out = T;
-    return cur;
-}
-
 /* x [T, C] time-major -> tap as channel-major [C, T] (buf holds C*T floats). */
-static void tap_tm(mimi_tap_fn tap, void *user, const char *name, const float *x, int T, int C, float *buf)
+static void tap_tm_at(mimi_tap_fn tap, void *user, const char *name, const float *x, int T, int C, float *buf,
+                      long t0)
 {
     for (int t = 0; t < T; t++)
         for (int c = 0; c < C; c++) buf[(size_t)c * T + t] = x[(size_t)t * C + c];
-    tap(user, name, buf, C, T, 0, 0);
+    tap(user, name, buf, C, T, 0, (int)t0);
+}
+
+static void tap_tm(mimi_tap_fn tap, void *user, const char *name, const float *x, int T, int C, float *buf)
+{
+    tap_tm_at(tap, user, name, x, T, C, buf, 0);
 }
 
 /* The decoder stack, time-major (conv.h "_tm"): x [T_in, cin] -> [*t_out, cout] (inside
@@ -812,7 +773,7 @@ static void tap_tm(mimi_tap_fn tap, void *user, const char *name, const float *x
  * of a transposed conv runs in place. Residual blocks add into the running buffer.
  * tapbuf: room for the largest [C, T] of the stack (only used with a tap). */
 static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, int T_in, int *t_out,
-                               mimi_tap_fn tap, void *user, float *tapbuf, nn_pool *pool)
+                               mimi_tap_fn tap, void *user, float *tapbuf, nn_pool *pool, long t0)
 {
     float *cur = s->a, *nxt = s->b, *tmp;
     int C = sn->cin, T = T_in, elu_next = 0;
@@ -848,7 +809,7 @@ static const float *sns_run_tm(const mm_seanet *sn, mm_sns *s, const float *x, i
         }
         if (tap) {
             snprintf(name, sizeof name, "%s.model.%d.out", sn->name, op->idx);
-            tap_tm(tap, user, name, cur, T, C, tapbuf);
+            tap_tm_at(tap, user, name, cur, T, C, tapbuf, t0 * T / T_in);
         }
     }
     *t_out = T;
@@ -1082,12 +1043,6 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     s->pos += T;
 }
 
-static void transpose(const float *x, int rows, int cols, float *y)
-{
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) y[(size_t)c * rows + r] = x[(size_t)r * cols + c];
-}
-
 /* ---- decoder --------------------------------------------------------------------------- */
 
 struct mimi_dec {
@@ -1126,7 +1081,7 @@ int mimi_dec_new_batch(mimi_dec **out, const mimi *m, int max_frames, char *err,
     d->tapbuf = malloc(zmax(tb, (size_t)m->cfg.outer_dim * max_frames) * sizeof(float));
     int rc = (!d->up_tail || !d->q || !d->x || !d->work || !d->tapbuf) ? ERR_NOMEM : 0;
     if (!rc) rc = tfs_init(&m->dtf, &d->tfs, S);
-    if (!rc) rc = sns_init(&m->dec, &d->sns, S, 1);
+    if (!rc) rc = sns_init(&m->dec, &d->sns, S);
     if (rc) {
         mimi_dec_free(d);
         return err_set(err, errlen, rc, "out of memory for the Mimi decoder state");
@@ -1197,7 +1152,7 @@ int mimi_dec_frames(mimi_dec *d, const float *z, int n, float *pcm, char *err, s
     if (d->tap) tap_tm(d->tap, d->user, "upsample.out", d->x, S, D, d->tapbuf);
     tf_run(&m->dtf, &d->tfs, d->x, S, d->tap, d->user, 0);
     if (d->tap) tap_tm(d->tap, d->user, "decoder_transformer.out", d->x, S, D, d->tapbuf);
-    const float *y = sns_run_tm(&m->dec, &d->sns, d->x, S, &T, d->tap, d->user, d->tapbuf, d->pool);
+    const float *y = sns_run_tm(&m->dec, &d->sns, d->x, S, &T, d->tap, d->user, d->tapbuf, d->pool, 0);
     CORE_ASSERT((size_t)T * m->dec.cout == (size_t)n * m->frame);
     if (d->tap) d->tap(d->user, "decoder.out", y, m->dec.cout, T, 0, 0);
     memcpy(pcm, y, (size_t)n * m->frame * sizeof(float));
@@ -1286,13 +1241,15 @@ int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nfr
     float *lat = malloc((size_t)F * L * sizeof(float));
     float *chunk = malloc((size_t)EC * FS * sizeof(float));
     float *x = malloc((size_t)D * S * EC * sizeof(float));
-    float *y = malloc((size_t)D * S * EC * sizeof(float));
     float *dprev = calloc((size_t)D * conv1d_hist(&m->down) + 1, sizeof(float));
-    float *dwork = malloc(conv1d_work(&m->down, S * EC) * sizeof(float));
+    float *dwork = malloc(conv1d_tm_work(&m->down, S * EC) * sizeof(float));
     float *lv = malloc((size_t)L * EC * sizeof(float));
-    int rc = sns_init(&m->enc, &sns, FS * EC, 0);
+    /* channel-major copies for the tap: the widest SEANet stage is n_filters x FS*EC */
+    size_t tb = tap ? zmax((size_t)m->cfg.n_filters * FS * EC, (size_t)D * S * EC) : 1;
+    float *tapbuf = malloc(tb * sizeof(float));
+    int rc = sns_init(&m->enc, &sns, FS * EC);
     int rc2 = tfs_init(&m->etf, &tfs, S * EC);
-    if (rc || rc2 || !lat || !chunk || !x || !y || !dprev || !dwork || !lv) {
+    if (rc || rc2 || !lat || !chunk || !x || !dprev || !dwork || !lv || !tapbuf) {
         rc = err_set(err, errlen, ERR_NOMEM, "out of memory for the Mimi encoder");
         goto done;
     }
@@ -1303,17 +1260,16 @@ int mimi_encode(const mimi *m, const float *pcm, size_t n, float **out, int *nfr
         memcpy(chunk, pcm + off, k * sizeof(float));
         for (size_t i = k; i < (size_t)Tin; i++) chunk[i] = 0.0f; /* end padding */
         if (tap) tap(user, "encoder.in", chunk, 1, Tin, 0, (int)off);
-        const float *e = sns_run(&m->enc, &sns, chunk, Tin, &To, tap, user, (long)off);
+        /* time-major all the way: [Tin, 1] -> [T, D] -> transformer -> [nf, L] latents */
+        const float *e = sns_run_tm(&m->enc, &sns, chunk, Tin, &To, tap, user, tapbuf, NULL, (long)off);
         CORE_ASSERT(To == T);
-        if (tap) tap(user, "encoder.out", e, D, T, 0, f0 * S);
-        transpose(e, D, T, x);
+        memcpy(x, e, (size_t)T * D * sizeof(float));
+        if (tap) tap_tm_at(tap, user, "encoder.out", x, T, D, tapbuf, (long)f0 * S);
         tf_run(&m->etf, &tfs, x, T, tap, user, (long)f0 * S);
-        transpose(x, T, D, y);
-        if (tap) tap(user, "encoder_transformer.out", y, D, T, 0, f0 * S);
-        conv1d_run(&m->down, y, T, dprev, &dfirst, lv, dwork); /* lv [L, nf] */
-        if (tap) tap(user, "downsample.out", lv, L, nf, 0, f0);
-        for (int j = 0; j < nf; j++)
-            for (int i = 0; i < L; i++) lat[(size_t)(f0 + j) * L + i] = lv[(size_t)i * nf + j];
+        if (tap) tap_tm_at(tap, user, "encoder_transformer.out", x, T, D, tapbuf, (long)f0 * S);
+        conv1d_tm_run(&m->down, m->down_wp, x, T, dprev, &dfirst, lv, dwork, 0, NULL); /* lv [nf, L] */
+        if (tap) tap_tm_at(tap, user, "downsample.out", lv, nf, L, tapbuf, f0);
+        memcpy(lat + (size_t)f0 * L, lv, (size_t)nf * L * sizeof(float));
     }
     *out = lat;
     lat = NULL;
@@ -1325,10 +1281,10 @@ done:
     free(lat);
     free(chunk);
     free(x);
-    free(y);
     free(dprev);
     free(dwork);
     free(lv);
+    free(tapbuf);
     return rc;
 }
 
