@@ -16,11 +16,11 @@
  * left padding, replicate padding on the downsample) and its streaming decoder, up to float
  * summation order.
  *
- * Decoder layout: time-major [T, C] end to end (quantizer, depthwise upsample, transformer,
- * SEANet), so there are no transposes; the SEANet weights are re-packed at load into
- * conv_gemm panels (nn/conv.h "_tm": a k-tap conv is a GEMM over overlapping input rows,
- * no im2col). The encoder keeps the channel-major conv1d_run path (OpenBLAS sgemm): it runs
- * once per voice prompt, not per frame.
+ * Layout: time-major [T, C] end to end in both directions (decoder: quantizer, depthwise
+ * upsample, transformer, SEANet; encoder: SEANet, transformer, downsample), so there are
+ * no transposes; the SEANet and downsample weights are re-packed at load into conv_gemm
+ * panels (nn/conv.h "_tm": a k-tap, stride-s conv is a GEMM over overlapping input rows,
+ * no im2col). Only the parity taps see channel-major copies (upstream's layout).
  *
  * Batch invariance: every decoder kernel computes each output with the same operations in
  * the same order whatever the number of frames in the call (conv_gemm, conv_softmax and the
