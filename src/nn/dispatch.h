@@ -23,6 +23,10 @@ typedef void (*nn_axpy4_fn)(float *const o[4], const float w[4], const float *v,
  * o[0..hd) += sum_j w[j] V_j — the single-query attention of a generation step */
 typedef void (*nn_dotn_fn)(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 typedef void (*nn_axpyn_fn)(float *o, const float *w, const float *V, size_t ld, int n, int hd);
+/* a block of 4 queries against n cache rows (row j at K + j * ld, hd values), the 4 queries
+ * held in registers: out[i * ldo + j] = q[i] . K_j ; o[i][0..hd) += sum_j w[i * ldw + j] V_j */
+typedef void (*nn_dot4n_fn)(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd);
+typedef void (*nn_axpy4n_fn)(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd);
 typedef void (*nn_gelu_fn)(float *x, size_t n);
 /* y[m * ldy + r] = (sum_k x[m, k] W[r, k]) (+ b[r] if b) for m < M, r < rows (x [M, cols]
  * row-major, W [rows, cols] row-major, b [rows] or NULL, ldy >= rows). Every version computes
@@ -72,6 +76,9 @@ void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int
 /* hd % 16 == 0 and hd <= 128 only (q / o live in registers) */
 void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
+/* hd % 16 == 0 and hd <= 64 only (4 queries / 4 output rows = up to 16 zmm in registers) */
+void nn_avx512_dot4n(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd);
+void nn_avx512_axpy4n(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd);
 
 /* dst[i] = nn_f32_to_bf16(src[i]) for i < n, bit-identical (integer rounding, NaN kept quiet) */
 void nn_avx512_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
@@ -90,6 +97,10 @@ nn_axpy4_fn nn_pick_axpy4(void);
 /* the AVX-512 versions when the CPU has them and hd % 16 == 0, hd <= 128; else references */
 nn_dotn_fn nn_pick_dotn(int hd);
 nn_axpyn_fn nn_pick_axpyn(int hd);
+/* the AVX-512 versions when the CPU has them and hd % 16 == 0, hd <= 64; else loops over
+ * nn_pick_dot4() / nn_pick_axpy4() (same results as the references up to summation order) */
+nn_dot4n_fn nn_pick_dot4n(int hd);
+nn_axpy4n_fn nn_pick_axpy4n(int hd);
 /* AVX-512, AVX2, else the (slow, exact) references; nn_linear uses OpenBLAS sgemm for M > 1
  * instead when the CPU has neither (nn_gemm_fast() == 0). */
 nn_gemm_f32_fn nn_pick_gemm_f32(void);

@@ -212,6 +212,49 @@ void nn_ref_axpyn(float *o, const float *w, const float *V, size_t ld, int n, in
     for (int j = 0; j < n; j++) nn_ref_axpy(o, w[j], V + (size_t)j * ld, hd);
 }
 
+void nn_ref_dot4n(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd)
+{
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < n; j++) out[(size_t)i * ldo + j] = nn_ref_dot(q[i], K + (size_t)j * ld, hd);
+}
+
+void nn_ref_axpy4n(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd)
+{
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < n; j++) nn_ref_axpy(o[i], w[(size_t)i * ldw + j], V + (size_t)j * ld, hd);
+}
+
+/* without AVX-512: one dot4 / axpy4 call per cache row (AVX2 or the references) */
+static void dot4n_rows(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd)
+{
+    nn_dot4_fn dot4 = nn_pick_dot4();
+    float d[4];
+    for (int j = 0; j < n; j++) {
+        dot4(q, K + (size_t)j * ld, hd, d);
+        for (int i = 0; i < 4; i++) out[(size_t)i * ldo + j] = d[i];
+    }
+}
+
+static void axpy4n_rows(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd)
+{
+    nn_axpy4_fn axpy4 = nn_pick_axpy4();
+    float w4[4];
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < 4; i++) w4[i] = w[(size_t)i * ldw + j];
+        axpy4(o, w4, V + (size_t)j * ld, hd);
+    }
+}
+
+nn_dot4n_fn nn_pick_dot4n(int hd)
+{
+    return nn_cpu_avx512() && hd % 16 == 0 && hd <= 64 ? nn_avx512_dot4n : dot4n_rows;
+}
+
+nn_axpy4n_fn nn_pick_axpy4n(int hd)
+{
+    return nn_cpu_avx512() && hd % 16 == 0 && hd <= 64 ? nn_avx512_axpy4n : axpy4n_rows;
+}
+
 nn_dotn_fn nn_pick_dotn(int hd)
 {
     return nn_cpu_avx512() && hd % 16 == 0 && hd <= 128 ? nn_avx512_dotn : nn_ref_dotn;
@@ -854,8 +897,8 @@ static int attend_blocks(const nn_kv *c, float *out, const float *q, int L, int6
 {
     int H = c->heads, hd = c->hd;
     size_t row = (size_t)H * hd;
-    nn_dot4_fn dot4 = nn_pick_dot4();
-    nn_axpy4_fn axpy4 = nn_pick_axpy4();
+    nn_dot4n_fn dot4n = nn_pick_dot4n(hd);
+    nn_axpy4n_fn axpy4n = nn_pick_axpy4n(hd);
     float sbuf[NN_QB_SCR];
     int t = 0;
     for (; t + NN_QB <= L; t += NN_QB) {
@@ -866,17 +909,20 @@ static int attend_blocks(const nn_kv *c, float *out, const float *q, int L, int6
         if ((size_t)nu * NN_QB > NN_QB_SCR) break;
         for (int h = 0; h < H; h++) {
             const float *qs[NN_QB];
-            float *sc[NN_QB], *os[NN_QB], d4[NN_QB], w4[NN_QB];
+            float *sc[NN_QB], *os[NN_QB];
             for (int i = 0; i < NN_QB; i++) {
                 qs[i] = q + (size_t)(t + i) * row + (size_t)h * hd;
                 os[i] = out + (size_t)(t + i) * row + (size_t)h * hd;
                 sc[i] = sbuf + (size_t)i * nu;
                 memset(os[i], 0, (size_t)hd * sizeof(float));
             }
-            for (int j = 0; j < nu; j++) {
-                dot4(qs, c->k + (size_t)((lo_u + j) % c->cap) * row + (size_t)h * hd, hd, d4);
-                for (int i = 0; i < NN_QB; i++) sc[i][j] = d4[i] * scale;
-            }
+            /* keys lo_u .. lo_u+nu-1: slots s0.. (n0 of them), then from slot 0 (ring wrap) */
+            int s0 = (int)(lo_u % c->cap), n0 = c->cap - s0 < nu ? c->cap - s0 : nu;
+            const float *kh = c->k + (size_t)h * hd, *vh = c->v + (size_t)h * hd;
+            dot4n(sbuf, (size_t)nu, qs, kh + (size_t)s0 * row, row, n0, hd);
+            if (nu > n0) dot4n(sbuf + n0, (size_t)nu, qs, kh, row, nu - n0, hd);
+            for (int i = 0; i < NN_QB; i++)
+                for (int j = 0; j < nu; j++) sc[i][j] *= scale;
             for (int i = 0; i < NN_QB; i++) {
                 int64_t p = pf + i, lo = c->context ? p - c->context + 1 : 0;
                 if (lo < 0) lo = 0;
@@ -891,10 +937,8 @@ static int attend_blocks(const nn_kv *c, float *out, const float *q, int L, int6
                 float inv = 1.0f / sum;
                 for (int j = a; j <= b; j++) sc[i][j] *= inv;
             }
-            for (int j = 0; j < nu; j++) {
-                for (int i = 0; i < NN_QB; i++) w4[i] = sc[i][j];
-                axpy4(os, w4, c->v + (size_t)((lo_u + j) % c->cap) * row + (size_t)h * hd, hd);
-            }
+            axpy4n(os, sbuf, (size_t)nu, vh + (size_t)s0 * row, row, n0, hd);
+            if (nu > n0) axpy4n(os, sbuf + n0, (size_t)nu, vh, row, nu - n0, hd);
         }
     }
     return t;

@@ -450,6 +450,81 @@ T5 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int
     for (int i = 0; i < nv; i++) _mm512_storeu_ps(o + 16 * i, ov[i]);
 }
 
+/* Blocks of 4 queries (prompt passes): the 4 query rows (dot4n) or the 4 output rows
+ * (axpy4n), hd / 16 <= 4 vectors each, stay in up to 16 registers while the cache rows
+ * stream past once. dot4n reduces the 4 dot products of a key together: two cross-lane
+ * add steps leave query i's 4 partial sums in 128-bit lane i, two in-lane steps finish. */
+#define DOT4N_BODY(NV)                                                                                \
+    {                                                                                                 \
+        __m512 q0[NV], q1[NV], q2[NV], q3[NV];                                                        \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                       \
+            q0[v] = _mm512_loadu_ps(q[0] + 16 * v), q1[v] = _mm512_loadu_ps(q[1] + 16 * v);          \
+            q2[v] = _mm512_loadu_ps(q[2] + 16 * v), q3[v] = _mm512_loadu_ps(q[3] + 16 * v);          \
+        }                                                                                             \
+        for (int j = 0; j < n; j++) {                                                                 \
+            const float *k = K + (size_t)j * ld;                                                      \
+            __m512 kv = _mm512_loadu_ps(k);                                                           \
+            __m512 a0 = _mm512_mul_ps(q0[0], kv), a1 = _mm512_mul_ps(q1[0], kv);                      \
+            __m512 a2 = _mm512_mul_ps(q2[0], kv), a3 = _mm512_mul_ps(q3[0], kv);                      \
+            _Pragma("GCC unroll 4") for (int v = 1; v < NV; v++) {                                   \
+                kv = _mm512_loadu_ps(k + 16 * v);                                                     \
+                a0 = _mm512_fmadd_ps(q0[v], kv, a0), a1 = _mm512_fmadd_ps(q1[v], kv, a1);            \
+                a2 = _mm512_fmadd_ps(q2[v], kv, a2), a3 = _mm512_fmadd_ps(q3[v], kv, a3);            \
+            }                                                                                         \
+            __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee)); \
+            __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee)); \
+            __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd)); \
+            u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xb1));                                         \
+            u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4e));                                         \
+            float t[16];                                                                              \
+            _mm512_storeu_ps(t, u);                                                                   \
+            out[j] = t[0], out[ldo + j] = t[4], out[2 * ldo + j] = t[8], out[3 * ldo + j] = t[12];    \
+        }                                                                                             \
+    }
+
+T5 void nn_avx512_dot4n(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd)
+{
+    switch (hd / 16) {
+    case 1: DOT4N_BODY(1) break;
+    case 2: DOT4N_BODY(2) break;
+    case 3: DOT4N_BODY(3) break;
+    default: DOT4N_BODY(4) break;
+    }
+}
+
+#define AXPY4N_BODY(NV)                                                                               \
+    {                                                                                                 \
+        __m512 o0[NV], o1[NV], o2[NV], o3[NV];                                                        \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                       \
+            o0[v] = _mm512_loadu_ps(o[0] + 16 * v), o1[v] = _mm512_loadu_ps(o[1] + 16 * v);          \
+            o2[v] = _mm512_loadu_ps(o[2] + 16 * v), o3[v] = _mm512_loadu_ps(o[3] + 16 * v);          \
+        }                                                                                             \
+        for (int j = 0; j < n; j++) {                                                                 \
+            const float *vr = V + (size_t)j * ld;                                                     \
+            __m512 w0 = _mm512_set1_ps(w[j]), w1 = _mm512_set1_ps(w[ldw + j]);                        \
+            __m512 w2 = _mm512_set1_ps(w[2 * ldw + j]), w3 = _mm512_set1_ps(w[3 * ldw + j]);          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                   \
+                __m512 vv = _mm512_loadu_ps(vr + 16 * v);                                             \
+                o0[v] = _mm512_fmadd_ps(w0, vv, o0[v]), o1[v] = _mm512_fmadd_ps(w1, vv, o1[v]);       \
+                o2[v] = _mm512_fmadd_ps(w2, vv, o2[v]), o3[v] = _mm512_fmadd_ps(w3, vv, o3[v]);       \
+            }                                                                                         \
+        }                                                                                             \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                       \
+            _mm512_storeu_ps(o[0] + 16 * v, o0[v]), _mm512_storeu_ps(o[1] + 16 * v, o1[v]);          \
+            _mm512_storeu_ps(o[2] + 16 * v, o2[v]), _mm512_storeu_ps(o[3] + 16 * v, o3[v]);          \
+        }                                                                                             \
+    }
+
+T5 void nn_avx512_axpy4n(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd)
+{
+    switch (hd / 16) {
+    case 1: AXPY4N_BODY(1) break;
+    case 2: AXPY4N_BODY(2) break;
+    case 3: AXPY4N_BODY(3) break;
+    default: AXPY4N_BODY(4) break;
+    }
+}
+
 /* ---- int8 weights x int8 activations (NN_Q8, see nn.h) --------------------------------
  * Both kernels take 4 weight rows at a time (the last block repeats a row when rows % 4 !=
  * 0; its extra results are dropped) and run every activation row m against them, so a
@@ -616,6 +691,8 @@ int nn_cpu_avx512vnni(void) { return 0; }
 void nn_avx512_f32_to_bf16(uint16_t *dst, const float *src, size_t n) { (void)dst, (void)src, (void)n; }
 void nn_avx512_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd) { (void)out, (void)q, (void)K, (void)ld, (void)n, (void)hd; }
 void nn_avx512_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd) { (void)o, (void)w, (void)V, (void)ld, (void)n, (void)hd; }
+void nn_avx512_dot4n(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd) { (void)out, (void)ldo, (void)q, (void)K, (void)ld, (void)n, (void)hd; }
+void nn_avx512_axpy4n(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd) { (void)o, (void)w, (void)ldw, (void)V, (void)ld, (void)n, (void)hd; }
 void nn_avx512_q8_quant_weights(int8_t *q, float *s, const float *W, int rows, int cols) { (void)q, (void)s, (void)W, (void)rows, (void)cols; }
 void nn_avx512_q8_quant_act(int8_t *q, float *s, int32_t *c, const float *x, int M, int cols) { (void)q, (void)s, (void)c, (void)x, (void)M, (void)cols; }
 void nn_avx512vnni_gemm_q8(float *y, int ldy, const struct nn_q8x *x, int M, const int8_t *W, const float *ws, int rows, int cols) { (void)y, (void)ldy, (void)x, (void)M, (void)W, (void)ws, (void)rows, (void)cols; }

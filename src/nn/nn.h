@@ -179,6 +179,9 @@ void nn_ref_axpy4(float *const o[4], const float w[4], const float *v, int n);
 /* out[j] = q . K[j * ld + 0..hd); o[i] += sum_j w[j] V[j * ld + i] (j < n) */
 void nn_ref_dotn(float *out, const float *q, const float *K, size_t ld, int n, int hd);
 void nn_ref_axpyn(float *o, const float *w, const float *V, size_t ld, int n, int hd);
+/* 4 queries at once: out[i * ldo + j] = q[i] . K[j * ld + 0..hd); o[i] += sum_j w[i * ldw + j] V_j */
+void nn_ref_dot4n(float *out, size_t ldo, const float *const q[4], const float *K, size_t ld, int n, int hd);
+void nn_ref_axpy4n(float *const o[4], const float *w, size_t ldw, const float *V, size_t ld, int n, int hd);
 /* y[m * ldy + r] = fma chain over k of x[m, k] W[r, k] (k ascending, from 0), + b[r] if b;
  * x [M, cols], W [rows, cols] (BF16 widened exactly). The GEMM kernels match these bit for bit. */
 void nn_ref_gemm_f32(float *y, int ldy, const float *x, int M, const float *W, int rows, int cols, const float *b);

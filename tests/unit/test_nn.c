@@ -98,6 +98,38 @@ static void t_dot_axpy(ut_ctx *t)
     }
 }
 
+/* 4-query blocks against n cache rows (stride ld > hd): dot4n / axpy4n, every hd the
+ * AVX-512 versions take (16..64) and one they do not (24), n 1..70 */
+static void t_dot4n_axpy4n(ut_ctx *t)
+{
+    static const int hds[] = {16, 24, 32, 48, 64};
+    enum { LD = 80, NMAX = 70 };
+    static float K[NMAX * LD], qv[4][64], o0[4][64], o1[4][64], s0[4 * NMAX], s1[4 * NMAX], w[4 * NMAX];
+    fill(K, NMAX * LD), fill(w, 4 * NMAX);
+    for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++)
+        for (int n = 1; n <= NMAX; n += 23) {
+            int hd = hds[h];
+            const float *qs[4] = {qv[0], qv[1], qv[2], qv[3]};
+            float *p0[4] = {o0[0], o0[1], o0[2], o0[3]}, *p1[4] = {o1[0], o1[1], o1[2], o1[3]};
+            for (int i = 0; i < 4; i++) fill(qv[i], 64), fill(o0[i], 64), memcpy(o1[i], o0[i], sizeof o0[i]);
+            nn_ref_dot4n(s0, NMAX, qs, K, LD, n, hd);
+            nn_pick_dot4n(hd)(s1, NMAX, qs, K, LD, n, hd);
+            for (int i = 0; i < 4; i++)
+                if (maxdiff(s0 + i * NMAX, s1 + i * NMAX, (size_t)n) > 1e-5)
+                    ut_fail(t, __FILE__, __LINE__, "dot4n hd %d n %d query %d: differs by %g", hd, n, i,
+                            maxdiff(s0 + i * NMAX, s1 + i * NMAX, (size_t)n));
+            nn_ref_axpy4n(p0, w, NMAX, K, LD, n, hd);
+            nn_pick_axpy4n(hd)(p1, w, NMAX, K, LD, n, hd);
+            for (int i = 0; i < 4; i++) {
+                if (maxdiff(o0[i], o1[i], (size_t)hd) > 1e-4)
+                    ut_fail(t, __FILE__, __LINE__, "axpy4n hd %d n %d row %d: differs by %g", hd, n, i,
+                            maxdiff(o0[i], o1[i], (size_t)hd));
+                if (maxdiff(o0[i] + hd, o1[i] + hd, (size_t)(64 - hd)) != 0)
+                    ut_fail(t, __FILE__, __LINE__, "axpy4n hd %d wrote past hd", hd);
+            }
+        }
+}
+
 static void t_gelu(ut_ctx *t)
 {
     enum { N = 4003 };
@@ -355,7 +387,7 @@ static void t_mat_from_st(ut_ctx *t)
 }
 
 static const ut_case cases[] = {
-    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gelu", t_gelu}, {"linear", t_linear},
+    {"gemv_f32", t_gemv_f32}, {"gemv_bf16", t_gemv_bf16}, {"bf16_round", t_bf16_round}, {"dot_axpy", t_dot_axpy}, {"gelu", t_gelu}, {"dot4n_axpy4n", t_dot4n_axpy4n}, {"linear", t_linear},
     {"norms", t_norms},       {"rope", t_rope},           {"attention", t_attention},   {"time_embed", t_time_embed},
     {"pool", t_pool},         {"mat_from_st", t_mat_from_st},
 };
