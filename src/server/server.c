@@ -37,6 +37,7 @@
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@
 #define STALL_NEVER_READ_MS 2000.0     /* same, for a client that never read a byte */
 #define IDLE_TIMEOUT_S 30              /* MHD idle timeout outside speech responses */
 #define RESPONSE_TIMEOUT_S 3600       /* idle timeout once a speech response is queued */
+#define KEYS_WATCH_MS 2000          /* how often a keyed request looks at the keys file */
 #define HUP_CHECK_MS 50.0              /* how often the worker polls the client socket */
 #define STALL_MS 8000.0                /* ring full and no byte left the socket for this long:
                                           give up, so a client that stops reading cannot hold
@@ -76,6 +78,9 @@ struct srv_server {
     met_set *met;       /* counters for GET /metrics */
     pthread_rwlock_t keys_mu; /* guards the `keys` pointer (the set itself is immutable) */
     auth_keys *keys;    /* API keys; empty = open server */
+    pthread_mutex_t reload_mu; /* one keys reload at a time; guards keys_sig */
+    char keys_sig[96];  /* the keys file's inode/size/mtime at the last load */
+    atomic_llong keys_checked_ms; /* last look at the keys file (KEYS_WATCH_MS apart) */
     pthread_mutex_t mu; /* guards the live-job list */
     job *live;          /* jobs whose worker has not finished, for cancel on shutdown */
 };
@@ -130,6 +135,9 @@ typedef struct conn_ctx {
     job *j;
     char note[160];     /* extra log detail (error code, ...) */
 } conn_ctx;
+
+static void keys_watch(srv_server *s);
+static void keys_file_sig(const cfg *c, char *sig, size_t n);
 
 static double now_ms(void)
 {
@@ -851,6 +859,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* API keys: every /v1 route (and /metrics with --metrics-auth); CORS preflights
          * carry no credentials and stay open */
         if (needs_key(s, url, route) && strcmp(method, "OPTIONS") != 0) {
+            keys_watch(s);
             pthread_rwlock_rdlock(&s->keys_mu);
             int a = auth_check(s->keys, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                                     "Authorization"));
@@ -993,13 +1002,21 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
-/* The key set the config asks for: --api-key / POCKET_TTS_API_KEYS, then the keys file. */
+/* The key set the config asks for: --api-key / POCKET_TTS_API_KEYS, then the keys file.
+ * A keys file that yields no key at all is refused: an emptied (or half-written) file must
+ * never turn a keyed server into an open one. */
 static int load_keys(const cfg *c, auth_keys **out, char *err, size_t errlen)
 {
     auth_keys *k = NULL;
     int rc = auth_new(&k, err, errlen);
     if (!rc) rc = auth_add_list(k, c->api_keys, "--api-key/POCKET_TTS_API_KEYS", err, errlen);
-    if (!rc && c->api_keys_file[0]) rc = auth_add_file(k, c->api_keys_file, err, errlen);
+    if (!rc && c->api_keys_file[0]) {
+        size_t before = auth_count(k);
+        rc = auth_add_file(k, c->api_keys_file, err, errlen);
+        if (!rc && auth_count(k) == before)
+            rc = err_set(err, errlen, ERR_INVAL, "API keys file %s has no keys (refusing to run "
+                         "open with a keys file configured)", c->api_keys_file);
+    }
     if (rc) {
         auth_free(k);
         return rc;
@@ -1015,6 +1032,7 @@ static void free_parts(srv_server *s)
     auth_free(s->keys);
     met_free(s->met);
     pthread_rwlock_destroy(&s->keys_mu);
+    pthread_mutex_destroy(&s->reload_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -1035,6 +1053,9 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
                  ((unsigned long long)getpid() << 16);
     pthread_mutex_init(&s->mu, NULL);
     pthread_rwlock_init(&s->keys_mu, NULL);
+    pthread_mutex_init(&s->reload_mu, NULL);
+    atomic_init(&s->keys_checked_ms, (long long)s->t_start);
+    keys_file_sig(c, s->keys_sig, sizeof s->keys_sig);
     int rc = met_new(&s->met, err, errlen);
     if (!rc) rc = load_keys(c, &s->keys, err, errlen);
     if (!rc) rc = srv_pool_new(&s->pool, c->workers, c->queue_len, err, errlen);
@@ -1095,8 +1116,20 @@ size_t srv_key_count(srv_server *s)
     return n;
 }
 
-int srv_reload_keys(srv_server *s, char *err, size_t errlen)
+/* "inode size mtime" of the keys file, "" if none or unreadable. */
+static void keys_file_sig(const cfg *c, char *sig, size_t n)
 {
+    struct stat st;
+    sig[0] = 0;
+    if (c->api_keys_file[0] && stat(c->api_keys_file, &st) == 0)
+        snprintf(sig, n, "%llu %lld %lld.%09ld", (unsigned long long)st.st_ino,
+                 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+/* Under s->reload_mu. */
+static int reload_keys_locked(srv_server *s, char *err, size_t errlen)
+{
+    keys_file_sig(s->c, s->keys_sig, sizeof s->keys_sig);
     auth_keys *k = NULL;
     int rc = load_keys(s->c, &k, err, errlen);
     if (rc) return rc;
@@ -1106,6 +1139,38 @@ int srv_reload_keys(srv_server *s, char *err, size_t errlen)
     pthread_rwlock_unlock(&s->keys_mu);
     auth_free(old);
     return 0;
+}
+
+int srv_reload_keys(srv_server *s, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->reload_mu);
+    int rc = reload_keys_locked(s, err, errlen);
+    pthread_mutex_unlock(&s->reload_mu);
+    return rc;
+}
+
+/* Called by keyed requests: at most every KEYS_WATCH_MS, one caller looks at the keys
+ * file and reloads it when it changed (a rotated Kubernetes Secret, an edit), so rotation
+ * needs no SIGHUP. A file that fails to load keeps the old keys until it changes again. */
+static void keys_watch(srv_server *s)
+{
+    if (!s->c->api_keys_file[0]) return;
+    long long t = (long long)now_ms();
+    long long last = atomic_load(&s->keys_checked_ms);
+    if (t - last < KEYS_WATCH_MS || !atomic_compare_exchange_strong(&s->keys_checked_ms, &last, t))
+        return;
+    char sig[sizeof s->keys_sig], err[512];
+    keys_file_sig(s->c, sig, sizeof sig);
+    pthread_mutex_lock(&s->reload_mu);
+    if (strcmp(sig, s->keys_sig) != 0) {
+        if (reload_keys_locked(s, err, sizeof err))
+            lg_log(s->lg, LG_ERROR, "keys file changed: API keys not reloaded, old keys stay: %s",
+                   err);
+        else
+            lg_log(s->lg, LG_INFO, "keys file changed: API keys reloaded: %zu",
+                   auth_count(s->keys));
+    }
+    pthread_mutex_unlock(&s->reload_mu);
 }
 
 void srv_set_registry(srv_server *s, reg_registry *reg) { atomic_store(&s->reg, reg); }

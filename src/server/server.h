@@ -38,9 +38,11 @@ int srv_start(srv_server **out, const cfg *c, reg_registry *reg, lg_logger *lg, 
               size_t errlen);
 void srv_set_registry(srv_server *s, reg_registry *reg); /* borrowed; set once */
 int srv_port(const srv_server *s); /* the bound port (useful with --port 0) */
-/* API keys (server/auth.h): the set is built from cfg at start (a bad key or an unreadable
- * keys file fails srv_start). srv_reload_keys() re-reads cfg's list and keys file and swaps
- * the set in atomically; on error the old keys stay and err says why (never a key). */
+/* API keys (server/auth.h): the set is built from cfg at start (a bad key, an unreadable
+ * keys file or one with no keys fails srv_start). srv_reload_keys() (SIGHUP) re-reads cfg's
+ * list and keys file and swaps the set in atomically; on error the old keys stay and err
+ * says why (never a key). Keyed requests also notice a changed keys file by themselves
+ * (stat at most every 2 s), so a rotated Kubernetes Secret needs no signal. */
 int srv_reload_keys(srv_server *s, char *err, size_t errlen);
 size_t srv_key_count(srv_server *s);
 void srv_stop(srv_server *s, int drain_ms);

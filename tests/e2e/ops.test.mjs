@@ -145,11 +145,54 @@ describe('API keys', () => {
         assert.match(srv.stderr(), /API keys not reloaded, old keys stay/);
         assert.equal((await srv.request('GET', '/v1/models', { headers: bearer('sk-rotated-9999') })).status, 200);
     });
+    test('a changed keys file is picked up without a signal; an emptied one is refused', async () => {
+        fs.writeFileSync(keysFile, 'sk-auto-4242\n');
+        let st = 0;
+        for (let i = 0; i < 80 && st !== 200; i++) {
+            await sleep(100);
+            st = (await srv.request('GET', '/v1/models', { headers: bearer('sk-auto-4242') })).status;
+        }
+        assert.equal(st, 200, 'the new key works within a few seconds');
+        fs.writeFileSync(keysFile, '# nothing here\n');
+        for (let i = 0; i < 80 && !/has no keys/.test(srv.stderr()); i++) {
+            await sleep(100);
+            await srv.request('GET', '/v1/models', { headers: bearer('sk-auto-4242') });
+        }
+        assert.match(srv.stderr(), /has no keys/);
+        assert.equal((await srv.request('GET', '/v1/models', { headers: bearer('sk-auto-4242') })).status, 200, 'old keys stay');
+        assert.equal((await srv.request('GET', '/v1/models')).status, 401, 'still keyed');
+    });
     test('no key ever appears in the log', () => {
         const log = srv.stderr();
-        for (const k of [KEY_FLAG, KEY_ENV, KEY_FILE1, KEY_FILE2, 'sk-rotated-9999', 'sk-wrong', 'bad key'])
+        for (const k of [KEY_FLAG, KEY_ENV, KEY_FILE1, KEY_FILE2, 'sk-rotated-9999', 'sk-auto-4242', 'sk-wrong', 'bad key'])
             assert.ok(!log.includes(k), `log contains key ${k}`);
         assert.match(log, /status=401/, 'the 401s are logged');
+    });
+});
+
+describe('bad key configuration', () => {
+    test('a keys file without keys, or a malformed key, stops the start (exit 2 or 1, no key in the message)', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pockettts-ops-'));
+        try {
+            const empty = path.join(dir, 'empty.txt');
+            fs.writeFileSync(empty, '# no keys yet\n');
+            for (const [args, env, re] of [
+                [['--api-keys-file', empty], {}, /has no keys/],
+                [['--api-keys-file', path.join(dir, 'missing.txt')], {}, /cannot open API keys file/],
+                [[], { POCKET_TTS_API_KEYS: 'ok-key,secret with space' }, /item 2/],
+            ]) {
+                let err = null;
+                try {
+                    const s = await startServer({ args, env, readyTimeoutMs: 5000 });
+                    await s.stop();
+                } catch (e) { err = e; }
+                assert.ok(err, `start with ${JSON.stringify(args)} ${JSON.stringify(env)} must fail`);
+                assert.match(err.message, re);
+                assert.ok(!err.message.includes('secret with space'), 'the key is not echoed');
+            }
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
 
