@@ -1028,6 +1028,7 @@ static int get_number(const kg2p *g, const char *word0, const char *currency, in
         char *dot = strchr(num, '.');
         unsigned long long v[2] = {0, 0};
         int np = 1;
+        if ((dot ? (size_t)(dot - num) : strlen(num)) > 18) return 0; /* past num2words' range here */
         if (dot) {
             *dot = 0;
             v[1] = strtoull(dot + 1, NULL, 10);
@@ -2229,8 +2230,19 @@ int kg2p_espeak_init(int already_initialised, const char *data_path, char *err, 
     return rc;
 }
 
+/* The voice identifier espeak chose for each language we asked for (guarded by esp_mu):
+ * selecting a voice costs a file load and leaks ~1 KiB inside libespeak-ng 1.51, so it is
+ * done only when the current voice is not already the one for `lang`. */
+static struct {
+    char lang[16];
+    char ident[128];
+} esp_sel[8];
+static int esp_nsel;
+
 /* espeak-ng IPA (tie '^') of text in language `lang` into ipa[cap], clauses joined by spaces.
- * Under the module mutex and the hooks' lock; re-selects the voice it found. */
+ * Under the module mutex and the hooks' lock. Without a hooks lock (no coordination with the
+ * espeak engine) the voice found selected is selected again afterwards, so the engine's own
+ * cached voice stays right; with it, the engine re-selects its voice itself. */
 static int esp_ipa(const kg2p_espeak_hooks *h, const char *lang, const char *text, char *ipa, size_t cap)
 {
     int rc = -1;
@@ -2241,10 +2253,26 @@ static int esp_ipa(const kg2p_espeak_hooks *h, const char *lang, const char *tex
         char prev[128] = "";
         espeak_VOICE *cur = espeak_GetCurrentVoice();
         if (cur && cur->identifier) snprintf(prev, sizeof prev, "%s", cur->identifier);
-        espeak_VOICE want;
-        memset(&want, 0, sizeof want);
-        want.languages = lang; /* by properties: SetVoiceByName("fr-fr") crashes espeak-ng 1.51 */
-        if (espeak_SetVoiceByProperties(&want) == EE_OK) {
+        int k = 0;
+        while (k < esp_nsel && strcmp(esp_sel[k].lang, lang)) k++;
+        int ok = k < esp_nsel && *prev && !strcmp(esp_sel[k].ident, prev);
+        int restore = 0;
+        if (!ok) {
+            espeak_VOICE want;
+            memset(&want, 0, sizeof want);
+            want.languages = lang; /* by properties: SetVoiceByName("fr-fr") crashes espeak-ng 1.51 */
+            ok = espeak_SetVoiceByProperties(&want) == EE_OK;
+            cur = ok ? espeak_GetCurrentVoice() : NULL;
+            if (cur && cur->identifier && strlen(lang) < sizeof esp_sel[0].lang) {
+                if (k == esp_nsel && esp_nsel < 8) esp_nsel++;
+                if (k < esp_nsel) {
+                    snprintf(esp_sel[k].lang, sizeof esp_sel[k].lang, "%s", lang);
+                    snprintf(esp_sel[k].ident, sizeof esp_sel[k].ident, "%s", cur->identifier);
+                }
+            }
+            restore = ok && *prev && !(h && h->lock);
+        }
+        if (ok) {
             const void *p = text;
             rc = 0;
             while (p) {
@@ -2254,7 +2282,7 @@ static int esp_ipa(const kg2p_espeak_hooks *h, const char *lang, const char *tex
                 if (append(ipa, cap, ph)) rc = -1;
             }
         }
-        if (*prev) espeak_SetVoiceByName(prev);
+        if (restore) espeak_SetVoiceByName(prev);
     }
     if (h && h->unlock) h->unlock(h->ud);
     pthread_mutex_unlock(&esp_mu);
