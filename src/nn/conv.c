@@ -1,14 +1,12 @@
-/* conv.c — streaming Conv1d / ConvTranspose1d (causal, SEANet style) and ELU.
+/* conv.c — streaming Conv1d / ConvTranspose1d (causal, SEANet style), ELU, and the
+ * small kernels of the Mimi codec.
  *
- * Both kernels first build the "padded" view of the input (history + new columns for
- * conv1d; the full transposed output for convtr1d) in the caller's work buffer, then
- * either loop directly (the *_ref versions, and depthwise/grouped cases) or go through
- * OpenBLAS sgemm (groups == 1): conv1d as im2col [cin*k, Tout] then W [cout, cin*k] x
- * cols; convtr1d as Z = W^T x with W viewed as [cin, cout*k], then col2im. The state
- * update (history / tail) is shared code, so fast and reference paths differ only in
- * float summation order. See conv.h for the streaming contract.
+ * Channel-major references (*_ref): build the "padded" view of the input (history + new
+ * columns for conv1d; the full transposed output for convtr1d) in the caller's work buffer
+ * and loop directly, any groups. They define the streaming semantics (conv.h) and are what
+ * the tests compare the fast path against.
  *
- * The time-major ("_tm") path (the Mimi decoder, per frame) has its own kernel, conv_gemm:
+ * The time-major ("_tm") path (the Mimi codec) is the fast one, with its own kernel, conv_gemm:
  * weights packed once into 16-row k-major panels, an 8-row x 3-panel register block of
  * broadcast FMAs (AVX-512; conv_gemm_ref is the plain C twin, bit-identical), each output
  * a sequential FMA chain over its inputs, so results never depend on how many rows share
@@ -19,7 +17,6 @@
  */
 #include "nn/conv.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -89,48 +86,6 @@ void conv1d_run_ref(const conv1d *c, const float *x, int T, float *prev, int *fi
     }
 }
 
-void conv1d_run(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
-                float *work)
-{
-    if (c->groups != 1) {
-        conv1d_run_ref(c, x, T, prev, first, y, work);
-        return;
-    }
-    int P = conv1d_hist(c);
-    int L = P + T;
-    int tout = T / c->stride;
-    int kk = c->cin * c->k;
-    const float *xp = conv1d_pad(c, x, T, prev, first, work);
-    const float *cols;
-    if (c->k == 1 && c->stride == 1) {
-        cols = xp; /* P == 0: xp is x itself */
-    } else {
-        float *cb = work + (size_t)c->cin * L;
-        for (int ci = 0; ci < c->cin; ci++) {
-            const float *row = xp + (size_t)ci * L;
-            for (int j = 0; j < c->k; j++) {
-                float *dst = cb + ((size_t)ci * c->k + j) * tout;
-                const float *src = row + (size_t)j * c->dil;
-                if (c->stride == 1) {
-                    memcpy(dst, src, (size_t)tout * sizeof(float));
-                } else {
-                    for (int t = 0; t < tout; t++) dst[t] = src[(size_t)t * c->stride];
-                }
-            }
-        }
-        cols = cb;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, tout, kk, 1.0f, c->w, kk,
-                cols, tout, 0.0f, y, tout);
-    if (c->b) {
-        for (int o = 0; o < c->cout; o++) {
-            float b = c->b[o];
-            float *yo = y + (size_t)o * tout;
-            for (int t = 0; t < tout; t++) yo[t] += b;
-        }
-    }
-}
-
 int convtr1d_hist(const convtr1d *c)
 {
     int p = c->k - c->stride;
@@ -141,9 +96,7 @@ int convtr1d_hist(const convtr1d *c)
 size_t convtr1d_work(const convtr1d *c, int T)
 {
     size_t P = (size_t)convtr1d_hist(c);
-    size_t full = (size_t)c->cout * ((size_t)T * c->stride + P);
-    size_t z = c->groups == 1 ? (size_t)c->cout * c->k * (size_t)T : 0;
-    return full + z;
+    return (size_t)c->cout * ((size_t)T * c->stride + P);
 }
 
 /* full [cout, T*s+P] holds bias + transposed conv; add the tail, emit, keep the new tail. */
@@ -192,32 +145,6 @@ void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, 
                 float *dst = fo + (size_t)t * c->stride;
                 for (int j = 0; j < c->k; j++) dst[j] += xv * wr[j];
             }
-        }
-    }
-    convtr1d_finish(c, T, full, partial, y);
-}
-
-void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, float *y,
-                  float *work)
-{
-    if (c->groups != 1) {
-        convtr1d_run_ref(c, x, T, partial, y, work);
-        return;
-    }
-    int P = convtr1d_hist(c);
-    int L = T * c->stride + P;
-    float *full = work;
-    float *z = work + (size_t)c->cout * L; /* [cout*k, T] */
-    int ok = c->cout * c->k;
-    CORE_ASSERT(T > 0 && P <= T * c->stride);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ok, T, c->cin, 1.0f, c->w, ok, x, T,
-                0.0f, z, T);
-    convtr1d_bias_init(c, L, full);
-    for (int o = 0; o < c->cout; o++) {
-        float *fo = full + (size_t)o * L;
-        for (int j = 0; j < c->k; j++) {
-            const float *zr = z + ((size_t)o * c->k + j) * T;
-            for (int t = 0; t < T; t++) fo[(size_t)t * c->stride + j] += zr[t];
         }
     }
     convtr1d_finish(c, T, full, partial, y);

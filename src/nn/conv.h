@@ -18,9 +18,9 @@
  * Splitting an input into pieces (each a multiple of stride) and streaming them gives
  * the same result as one call over the whole input, up to float summation order.
  *
- * Kernels: *_ref are plain C loops (the reference); conv1d_run / convtr1d_run pick the
- * fast path (im2col + OpenBLAS sgemm for groups == 1, direct loops for depthwise). Tests
- * compare them. Nothing here allocates: callers pass a work buffer of the size the
+ * Kernels: conv1d_run_ref / convtr1d_run_ref are plain C loops over this layout (the
+ * reference); the fast path is the time-major one below ("_tm"), which the tests compare
+ * against them. Nothing here allocates: callers pass a work buffer of the size the
  * *_work() function returns (floats). Weights are borrowed; the structs own nothing.
  */
 #ifndef NN_CONV_H
@@ -51,11 +51,9 @@ int conv1d_hist(const conv1d *c);
 /* Floats of work buffer conv1d_run needs for T input columns. */
 size_t conv1d_work(const conv1d *c, int T);
 
-/* x [cin, T] -> y [cout, T/stride]. prev [cin, conv1d_hist(c)] is read and updated
- * (may be NULL only when the history is 0); *first is read and cleared (replicate mode).
- * work: conv1d_work(c, T) floats, must not alias x or y. */
-void conv1d_run(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
-                float *work);
+/* Reference: x [cin, T] -> y [cout, T/stride]. prev [cin, conv1d_hist(c)] is read and
+ * updated (may be NULL only when the history is 0); *first is read and cleared (replicate
+ * mode). work: conv1d_work(c, T) floats, must not alias x or y. */
 void conv1d_run_ref(const conv1d *c, const float *x, int T, float *prev, int *first, float *y,
                     float *work);
 
@@ -63,10 +61,8 @@ void conv1d_run_ref(const conv1d *c, const float *x, int T, float *prev, int *fi
 int convtr1d_hist(const convtr1d *c);
 size_t convtr1d_work(const convtr1d *c, int T);
 
-/* x [cin, T] -> y [cout, T*stride]. partial [cout, convtr1d_hist(c)] read and updated.
- * work: convtr1d_work(c, T) floats. */
-void convtr1d_run(const convtr1d *c, const float *x, int T, float *partial, float *y,
-                  float *work);
+/* Reference: x [cin, T] -> y [cout, T*stride]. partial [cout, convtr1d_hist(c)] read and
+ * updated. work: convtr1d_work(c, T) floats. */
 void convtr1d_run_ref(const convtr1d *c, const float *x, int T, float *partial, float *y,
                       float *work);
 
