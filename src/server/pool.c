@@ -11,10 +11,17 @@ typedef struct item {
     void *arg;
 } item;
 
+typedef struct wctx {
+    struct srv_pool *p;
+    int i;
+} wctx;
+
 struct srv_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t *th;
+    wctx *wc;           /* per worker: pool + index */
+    int *released;      /* per worker: its running job gave its slot back early */
     int nthreads;
     int queue_len;
     item *ring;
@@ -25,7 +32,8 @@ struct srv_pool {
 
 static void *worker(void *arg)
 {
-    srv_pool *p = arg;
+    wctx *w = arg;
+    srv_pool *p = w->p;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->rlen == 0 && !p->stopping) pthread_cond_wait(&p->cv, &p->mu);
@@ -37,7 +45,8 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->mu);
         it.fn(it.arg);
         pthread_mutex_lock(&p->mu);
-        p->running--;
+        if (p->released[w->i]) p->released[w->i] = 0;
+        else p->running--;
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -53,16 +62,21 @@ int srv_pool_new(srv_pool **out, int workers, int queue_len, char *err, size_t e
     p->queue_len = queue_len;
     p->ring = calloc((size_t)p->rcap, sizeof *p->ring);
     p->th = calloc((size_t)workers, sizeof *p->th);
-    if (!p->ring || !p->th) {
+    p->wc = calloc((size_t)workers, sizeof *p->wc);
+    p->released = calloc((size_t)workers, sizeof *p->released);
+    if (!p->ring || !p->th || !p->wc || !p->released) {
         free(p->ring);
         free(p->th);
+        free(p->wc);
+        free(p->released);
         free(p);
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     for (int i = 0; i < workers; i++) {
-        if (pthread_create(&p->th[i], NULL, worker, p)) {
+        p->wc[i] = (wctx){p, i};
+        if (pthread_create(&p->th[i], NULL, worker, &p->wc[i])) {
             int rc = err_set(err, errlen, ERR_NOMEM, "cannot start worker thread %d", i);
             srv_pool_free(p);
             return rc;
@@ -114,5 +128,21 @@ void srv_pool_free(srv_pool *p)
     pthread_mutex_destroy(&p->mu);
     free(p->ring);
     free(p->th);
+    free(p->wc);
+    free(p->released);
     free(p);
+}
+
+void srv_pool_release(srv_pool *p)
+{
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++) {
+        if (pthread_equal(p->th[i], self) && !p->released[i]) {
+            p->released[i] = 1;
+            p->running--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
 }

@@ -20,6 +20,11 @@ typedef struct srv_pool srv_pool;
 int srv_pool_new(srv_pool **out, int workers, int queue_len, char *err, size_t errlen);
 /* 0, ERR_BUSY (full) or ERR_CANCEL (shutting down). On error fn is not called. */
 int srv_pool_submit(srv_pool *p, srv_job_fn fn, void *arg);
+/* Called by a job on its worker thread: its slot is free from now on (it only tidies up
+ * before returning), so work that its result unblocks can be submitted at once instead of
+ * meeting a 429 from a slot that is about to free itself. At most once per job; a no-op
+ * elsewhere. */
+void srv_pool_release(srv_pool *p);
 void srv_pool_stats(srv_pool *p, int *workers, int *running, int *queued, int *capacity);
 void srv_pool_free(srv_pool *p);
 

@@ -330,6 +330,9 @@ static void job_run(void *arg)
     else
         snprintf(err, sizeof err, "cancelled before start");
     met_synth(s->met, j->model, st.samples, j->sp.input_chars);
+    /* the slot is free before the client can see the end: its next request must not
+     * meet a 429 from this finishing worker (--queue 0) */
+    srv_pool_release(s->pool);
     pthread_mutex_lock(&j->mu);
     j->st = st;
     j->rc = rc;

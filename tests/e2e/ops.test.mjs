@@ -298,6 +298,20 @@ describe('/metrics', () => {
     });
 });
 
+describe('--workers 1 --queue 0', () => {
+    let srv;
+    before(async () => { srv = await startServer({ args: ['--workers', '1', '--queue', '0'] }); });
+    after(async () => { if (srv) await srv.stop(); });
+    test('back-to-back requests never meet a 429 from the worker that just answered', async () => {
+        const st = [];
+        for (let i = 0; i < 12; i++) {
+            st.push((await speech(srv.port, BODY)).status);
+            st.push((await speech(srv.port, { ...BODY, stream: true })).status);
+        }
+        assert.deepEqual(st, st.map(() => 200), `statuses: ${st}`);
+    });
+});
+
 describe('--metrics-auth', () => {
     let srv;
     before(async () => { srv = await startServer({ args: ['--metrics-auth'], env: { POCKET_TTS_API_KEYS: KEY_ENV } }); });
