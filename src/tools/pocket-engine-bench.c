@@ -26,7 +26,8 @@
  *    (upstream's workload: 10 s of audio); steady = frames 2..125; CPU ms per frame;
  *  - peak RSS: VmHWM (reset with /proc/self/clear_refs before each configuration).
  * Env: PKEB_FIRST_CHUNK_TOKENS sets pke_options.first_chunk_tokens, PKEB_STEP_SHARE
- * pke_options.step_share, PKEB_STEP_APART first_step_apart, PKEB_PROMPT_THREADS
+ * pke_options.step_share, PKEB_STEP_APART first_step_apart, PKEB_MIMI_BF16 mimi_bf16,
+ * PKEB_PROMPT_THREADS
  * pke_options.prompt_threads (A/B experiments; -1 = off). Upstream's figures (README,
  * idle machine, OpenBLAS 1 thread, its best) and issue 5's targets (met / not met, for
  * the default configuration and the 1- and 2-thread rows) are printed last. Nothing is
@@ -263,6 +264,8 @@ static int bench_one(const char *tmp, const bconf *cf, int runs, bresult *res)
     if (ss) o.step_share = atoi(ss);
     const char *sa = getenv("PKEB_STEP_APART"); /* A/B: 1 = text prompt and step 0 as two passes */
     if (sa) o.first_step_apart = atoi(sa);
+    const char *mb = getenv("PKEB_MIMI_BF16"); /* A/B: -1 = exact Mimi beside a BF16 FlowLM */
+    if (mb) o.mimi_bf16 = atoi(mb);
     const char *mq = getenv("PKEB_MIMI_Q8"); /* A/B: -1 = exact Mimi with q, 1 = int8 Mimi always */
     if (mq) o.mimi_quantize = atoi(mq);
     o.mark = on_mark;

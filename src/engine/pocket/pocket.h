@@ -88,7 +88,10 @@ typedef struct pke_options {
                                   * frame; "--quantize"); overrides bf16 */
     int mimi_quantize;           /* Mimi decoder transformer linears as int8 (mimi_set_dec_dtype:
                                   * ~1/4 of its weight bytes per frame): 1 on, -1 off (exact),
-                                  * 0 = follows quantize. BF16 is not offered: no faster there. */
+                                  * 0 = follows quantize. */
+    int mimi_bf16;               /* Mimi decoder linears as BF16 (mimi_set_dec_dtype; ~1e-4
+                                  * relative error): 1 on, -1 off (exact), 0 = on with a BF16
+                                  * FlowLM (the full-size default); int8 (mimi_quantize) wins */
     float temp;                  /* noise variance; 0 = 0.7 */
     int lsd_steps;               /* 0 = 1 */
     const hf_options *hf;        /* downloads (cache dir, offline, token); NULL = defaults */
