@@ -890,7 +890,8 @@ void nn_kv_free(nn_kv *c)
  * value row is loaded once per block instead of once per query. Scores of the block live
  * on the stack (4 x the union of the 4 windows, capped); returns how many queries it
  * handled (a multiple of 4; the caller does the rest one by one). Per query the window,
- * mask and arithmetic are exactly those of the one-by-one path. */
+ * mask and softmax are those of the one-by-one path (the dot products and weighted sums
+ * run in blocks, dot4n/axpy4n, so they may differ from it in the last bits). */
 enum { NN_QB = 4, NN_QB_SCR = 4096 };
 
 static int attend_blocks(const nn_kv *c, float *out, const float *q, int L, int64_t p0, float scale)

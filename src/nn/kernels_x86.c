@@ -6,8 +6,9 @@
  * (memory-bound), so there is no blocking beyond that. Tails (cols not a multiple of the
  * vector width) are finished in scalar code. Results differ from the references only by
  * summation order. Also here: the int8 (NN_Q8) GEMM for AVX-512 VNNI and AVX2 and the
- * AVX-512 int8 quantizers (bit-identical to their references), and the single-query
- * attention kernels (dotn/axpyn) used by every generation step.
+ * AVX-512 int8 quantizers (bit-identical to their references), the single-query
+ * attention kernels (dotn/axpyn) used by every generation step and the 4-query ones
+ * (dot4n/axpy4n) of prompt passes. The F32/BF16 GEMM for M > 1 lives in gemm_x86.c.
  */
 #include "nn/dispatch.h"
 #include "nn/nn.h"
