@@ -18,9 +18,10 @@
  * re-split under opt.first_chunk_tokens so the first audio waits for a short text prompt;
  * per chunk: copy the voice state, text prompt and step 0 in one FlowLM pass
  * (pk_flowlm_prompt_text_step: the weights stream once for both), further steps with
- * upstream's EOS rule, Mimi
- * decode per frame (fresh decoder per chunk, as upstream), one sink call per 1920-sample
- * frame. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
+ * upstream's EOS rule, Mimi decode per frame (decoder reset per chunk, as upstream), one
+ * sink call per 1920-sample frame. A finished request's KV state and decoder are kept (two,
+ * up to 1024 positions) for the next one: no allocation or page faults before its first
+ * audio. Cancellation is checked before every frame. Noise is a seeded Gaussian: the
  * request's seed when it has one (same seed + text + voice = same samples, pipelined or
  * not), else a fresh random seed. Speed is not native (the pipeline time-stretches).
  *
@@ -30,10 +31,13 @@
  * frame of a request is decoded inline (it is the latency the listener hears). When the
  * decoder falls behind, the frames queued are decoded in one call (opt.mimi_batch); Mimi's
  * kernels are batch-invariant, so the samples do not depend on that timing.
- * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide). While the
- * decoder thread has no frame (text prompts, a chunk's first steps) the FlowLM runs on a
- * wider pool (opt.prompt_threads, default every core): the first audio gets both cores,
- * steady-state steps leave one to Mimi. Pools never change the samples.
+ * Pipelining sets OpenBLAS to one thread (nn_set_threads(1), process-wide). Both cores
+ * serve the first audio: text prompts run on a wider pool (opt.prompt_threads, default
+ * every core) while the decoder thread has nothing queued, and so does the inline first
+ * frame. In steady state the FlowLM steps on one thread and the decoder thread, whenever it
+ * has no frame, takes row chunks of the step's linears (opt.step_share, pk_share in
+ * flowlm.h), so the two stages balance themselves: Mimi first, spare time to the FlowLM.
+ * Pools, batches and helpers never change the samples.
  *
  * Thread safety: the model is read-only after load; synth() may run on several threads
  * (each request has its own KV state and decoder); max_parallel = opt.max_parallel.
