@@ -454,6 +454,80 @@ __attribute__((target("avx512f"))) static void cg_avx512_bf16(float *y, int ldy,
 #undef CG_BODY
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+/* AVX2 + FMA: a 16-row panel is two ymm; MB rows x 1 panel = 2*MB accumulators (MB <= 6),
+ * the same FMA chain per output as the reference. */
+#define CG2_BODY(MB)                                                                              \
+    do {                                                                                          \
+        __m256 a0[MB], a1[MB];                                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (MB); i++) {                                  \
+            if (add == CONV_GEMM_CONT) {                                                          \
+                const float *yr = y + (size_t)(m + i) * ldy + r0;                                 \
+                a0[i] = _mm256_maskload_ps(yr, k0);                                               \
+                a1[i] = _mm256_maskload_ps(yr + 8, k1);                                           \
+            } else {                                                                              \
+                a0[i] = b0;                                                                       \
+                a1[i] = b1;                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+        for (int c = 0; c < cols; c++) {                                                          \
+            __m256 w0 = CG2_WLOAD(w + (size_t)c * CONV_PANEL), w1 = CG2_WLOAD(w + (size_t)c * CONV_PANEL + 8); \
+            _Pragma("GCC unroll 8") for (int i = 0; i < (MB); i++) {                              \
+                __m256 xb = _mm256_broadcast_ss(xm + (size_t)i * ldx + c);                        \
+                a0[i] = _mm256_fmadd_ps(xb, w0, a0[i]);                                           \
+                a1[i] = _mm256_fmadd_ps(xb, w1, a1[i]);                                           \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (MB); i++) {                                  \
+            float *yr = y + (size_t)(m + i) * ldy + r0;                                           \
+            __m256 v0 = a0[i], v1 = a1[i];                                                        \
+            if (add == CONV_GEMM_ADD) {                                                           \
+                v0 = _mm256_add_ps(_mm256_maskload_ps(yr, k0), v0);                               \
+                v1 = _mm256_add_ps(_mm256_maskload_ps(yr + 8, k1), v1);                           \
+            }                                                                                     \
+            _mm256_maskstore_ps(yr, k0, v0);                                                      \
+            _mm256_maskstore_ps(yr + 8, k1, v1);                                                  \
+        }                                                                                         \
+    } while (0)
+
+#define CG2_FN(NAME, WT)                                                                          \
+    __attribute__((target("avx2,fma"))) void NAME(float *y, int ldy, const float *x, size_t ldx, int M,     \
+                                                 const WT *wp, size_t pstride, int rows, int cols,          \
+                                                 const float *b, int add)                                   \
+    {                                                                                             \
+        int np = (rows + CONV_PANEL - 1) / CONV_PANEL;                                            \
+        for (int m0 = 0; m0 < M; m0 += CG_MC) {                                                   \
+            int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;                                             \
+            for (int p = 0; p < np; p++) {                                                        \
+                const WT *w = wp + (size_t)p * pstride;                                           \
+                int r0 = p * CONV_PANEL, nr = rows - r0 < CONV_PANEL ? rows - r0 : CONV_PANEL;    \
+                __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                         \
+                __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);                     \
+                __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);                 \
+                __m256 b0 = b ? _mm256_maskload_ps(b + r0, k0) : _mm256_setzero_ps();             \
+                __m256 b1 = b ? _mm256_maskload_ps(b + r0 + 8, k1) : _mm256_setzero_ps();         \
+                for (int m = m0; m < m1;) {                                                       \
+                    int mb = m1 - m >= 6 ? 6 : m1 - m >= 4 ? 4 : 1;                               \
+                    const float *xm = x + (size_t)m * ldx;                                        \
+                    if (mb == 6) CG2_BODY(6);                                                     \
+                    else if (mb == 4) CG2_BODY(4);                                                \
+                    else CG2_BODY(1);                                                             \
+                    m += mb;                                                                      \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define CG2_WLOAD(p) _mm256_loadu_ps(p)
+CG2_FN(conv_gemm_ps_avx2, float)
+#undef CG2_WLOAD
+#define CG2_WLOAD(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+CG2_FN(conv_gemm_ps_bf16_avx2, uint16_t)
+#undef CG2_WLOAD
+#undef CG2_FN
+#undef CG2_BODY
+#endif
+
 void conv_gemm_ps_bf16_ref(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
                            size_t pstride, int rows, int cols, const float *b, int add)
 {
@@ -485,6 +559,10 @@ void conv_gemm_ps_bf16(float *y, int ldy, const float *x, size_t ldx, int M, con
         cg_avx512_bf16(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
         return;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        conv_gemm_ps_bf16_avx2(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
+        return;
+    }
 #endif
     conv_gemm_ps_bf16_ref(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
 }
@@ -495,6 +573,10 @@ void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const fl
 #if defined(__x86_64__) || defined(__i386__)
     if (__builtin_cpu_supports("avx512f")) {
         cg_avx512(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        conv_gemm_ps_avx2(y, ldy, x, ldx, M, wp, pstride, rows, cols, b, mode);
         return;
     }
 #endif

@@ -116,6 +116,12 @@ void conv_gemm_ps_bf16(float *y, int ldy, const float *x, size_t ldx, int M, con
                        int rows, int cols, const float *b, int mode);
 void conv_gemm_ps_bf16_ref(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
                            size_t pstride, int rows, int cols, const float *b, int mode);
+/* The AVX2+FMA versions the dispatch picks without AVX-512 (x86 only; call only when the
+ * CPU has AVX2 and FMA; tests compare them with the references). */
+void conv_gemm_ps_avx2(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride,
+                       int rows, int cols, const float *b, int mode);
+void conv_gemm_ps_bf16_avx2(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
+                            size_t pstride, int rows, int cols, const float *b, int mode);
 /* dst[i] = bf16(src[i]) (round to nearest even), n packed floats -> uint16 (load time). */
 void conv_pack_bf16(uint16_t *dst, const float *src, size_t n);
 

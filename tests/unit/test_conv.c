@@ -262,6 +262,27 @@ static void t_gemm_vs_ref_invariant(ut_ctx *t)
                 ut_fail(t, __FILE__, __LINE__, "gemm bf16 M%d rows%d cols%d: y[%d][%zu] expected %.9g, got %.9g / %.9g",
                         M, rows, cols, m, at, ya[o + at], yb[o + at], y1[o + at]);
         }
+#if defined(__x86_64__) || defined(__i386__)
+        /* the AVX2 kernels (what a CPU without AVX-512 runs): same bits as the references */
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            for (int mode = 0; mode < 3; mode++) {
+                const float *bias = mode == CONV_GEMM_STORE ? b : NULL;
+                for (size_t j = 0; j < ny; j++) ya[j] = yb[j] = y1[j] = (float)(j % 7) - 3.0f;
+                conv_gemm_ps_ref(ya, rows + 3, x, ldx, M, wp, pst, rows, cols, bias, mode);
+                conv_gemm_ps_avx2(yb, rows + 3, x, ldx, M, wp, pst, rows, cols, bias, mode);
+                size_t at = 0;
+                if (!bits_equal(ya, yb, ny, &at))
+                    ut_fail(t, __FILE__, __LINE__, "avx2 gemm M%d rows%d cols%d mode%d: y[%zu] expected %.9g, got %.9g",
+                            M, rows, cols, mode, at, ya[at], yb[at]);
+                for (size_t j = 0; j < ny; j++) ya[j] = (float)(j % 7) - 3.0f;
+                conv_gemm_ps_bf16_ref(ya, rows + 3, x, ldx, M, wh, pst, rows, cols, bias, mode);
+                conv_gemm_ps_bf16_avx2(y1, rows + 3, x, ldx, M, wh, pst, rows, cols, bias, mode);
+                if (!bits_equal(ya, y1, ny, &at))
+                    ut_fail(t, __FILE__, __LINE__, "avx2 bf16 gemm M%d rows%d cols%d mode%d: y[%zu] expected %.9g, got %.9g",
+                            M, rows, cols, mode, at, ya[at], y1[at]);
+            }
+        }
+#endif
         free(wh); free(ww);
         free(W); free(b); free(x); free(wp); free(ya); free(yb); free(y1);
     }
