@@ -5,6 +5,12 @@
  *
  *   kokoro-parity DIR [--config F] [--weights F] [--golden F] [--rng F]
  *   kokoro-parity --bench CONFIG WEIGHTS [T]
+ *   kokoro-parity --g2p LEXDIR [--gb] [--lang L] [--config F] TEXT
+ *
+ * --g2p prints what the Kokoro engine would feed the model for TEXT: each token with its
+ * phonemes, then each chunk (phoneme string, length, voice-pack row, ids with --config);
+ * LEXDIR holds us_gold.json ... (e.g. ../shared/reference/kokoro/lexicon); --gb uses the
+ * British rules; --lang es|fr-fr|hi|it|pt-br uses misaki's EspeakG2P instead.
  *
  * --bench times every stage on any checkpoint (e.g. the real layout with random values):
  * T tokens (default 100), durations forced to 4 frames each (F = 4T; T = 100 gives 10 s
@@ -24,7 +30,8 @@
  *   [gen/har]  the same with the golden `har` forced (tight audio check, avoids the
  *              frame-0 ±π sign trap);
  *   [e2e]      free running from ids and ref_s: pred_dur must be exact, audio judged
- *              by SNR (loose: >= 10 dB, README §8 measures 12-13 dB for any reordering).
+ *              by SNR (loose: >= 10 dB, README §8 measures 12-13 dB for any reordering);
+ *   [g2p]      the golden sentence through engine/kokoro/g2p: phonemes and ids exact.
  * Tolerances (relative to the tensor's max |value|, floor 0.1):
  *   TOL 1e-4 for every float boundary (README: 1e-5 per stage, 1e-4 after LSTM chains),
  *   TOL_GEN 5e-4 for [gen] rows (see below);
@@ -34,9 +41,12 @@
  */
 #include "core/cpuenv.h"
 #include "core/err.h"
+#include "engine/kokoro/g2p.h"
 #include "engine/kokoro/kokoro.h"
 #include "engine/pocket/pkparity.h"
 #include "model/safetensors.h"
+
+#include <cJSON.h>
 
 #include <math.h>
 #include <stdint.h>
@@ -266,10 +276,131 @@ out:
     return rc;
 }
 
+/* [g2p] the golden sentence through our misaki-style G2P: phonemes and ids exact
+ * (DIR/g2p-golden.json, DIR/lexicon/us_*.json, ids through DIR/config-tiny.json's vocab). */
+static void g2p_row(ctx *c, const char *dir)
+{
+    char p[1200], gold[1200], silver[1200], cfg[1200], err[512] = "";
+    snprintf(p, sizeof p, "%s/g2p-golden.json", dir);
+    snprintf(gold, sizeof gold, "%s/lexicon/us_gold.json", dir);
+    snprintf(silver, sizeof silver, "%s/lexicon/us_silver.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/config-tiny.json", dir);
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        pkp_note(&c->r, "[g2p] no %s: G2P not compared", p);
+        return;
+    }
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    const cJSON *sent = cJSON_GetObjectItem(j, "sentence"), *want = cJSON_GetObjectItem(j, "misaki_phonemes");
+    const cJSON *wids = cJSON_GetObjectItem(j, "misaki_input_ids_no_pad");
+    kg2p_options o = {.gold_path = gold, .silver_path = silver, .fallback = kg2p_espeak_fallback};
+    kg2p *g = NULL;
+    kg2p_doc d = {0};
+    kg2p_vocab voc;
+    static char ps[4096];
+    int64_t ids[600];
+    size_t ni = 0;
+    int ok = cJSON_IsString(sent) && cJSON_IsString(want) && cJSON_IsArray(wids) &&
+             !kg2p_espeak_init(0, NULL, err, sizeof err) && !kg2p_open(&g, &o, err, sizeof err) &&
+             !kg2p_run(g, sent->valuestring, &d, err, sizeof err) && !kg2p_join(&d, 0, d.n, ps, sizeof ps, err, sizeof err) &&
+             !kg2p_vocab_load(&voc, cfg, err, sizeof err) && !kg2p_ids(&voc, ps, ids, 600, &ni, err, sizeof err);
+    int same_ps = ok && !strcmp(ps, want->valuestring);
+    int same_ids = ok && (int)ni == cJSON_GetArraySize(wids);
+    for (int i = 0; same_ids && i < (int)ni; i++) same_ids = ids[i] == cJSON_GetArrayItem(wids, i)->valueint;
+    pkp_note(&c->r, "[g2p] %-48s %s%s", "misaki_phonemes (golden sentence)", ok ? ps : err, same_ps ? "  ok" : "  FAIL");
+    pkp_note(&c->r, "[g2p] %-48s %zu ids %s", "misaki_input_ids_no_pad", ni, same_ids ? "exact  ok" : "differ  FAIL");
+    c->r.rows += 2;
+    c->r.fails += !same_ps + !same_ids;
+    kg2p_doc_free(&d);
+    kg2p_free(g);
+    cJSON_Delete(j);
+}
+
+static int g2p_cmd(int argc, char **argv)
+{
+    const char *lexdir = argv[2], *cfg = NULL, *lang = NULL, *text = NULL;
+    int gb = 0;
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--gb")) gb = 1;
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg = argv[++i];
+        else if (!strcmp(argv[i], "--lang") && i + 1 < argc) lang = argv[++i];
+        else text = argv[i];
+    }
+    if (!text) {
+        fprintf(stderr, "usage: kokoro-parity --g2p LEXDIR [--gb] [--lang L] [--config F] TEXT\n");
+        return 2;
+    }
+    char err[512], gold[1200], silver[1200];
+    kg2p_vocab voc;
+    if (cfg && kg2p_vocab_load(&voc, cfg, err, sizeof err)) {
+        fprintf(stderr, "kokoro-parity: %s\n", err);
+        return 1;
+    }
+    if (kg2p_espeak_init(0, NULL, err, sizeof err)) {
+        fprintf(stderr, "kokoro-parity: %s\n", err);
+        return 1;
+    }
+    static char ps[8192];
+    int rc = 0;
+    if (lang) {
+        if (kg2p_espeak_g2p(NULL, lang, text, ps, sizeof ps)) {
+            fprintf(stderr, "kokoro-parity: espeak G2P failed\n");
+            return 1;
+        }
+        printf("chunk 0 (%zu phonemes, row %zu): %s\n", kg2p_cplen(ps), kg2p_cplen(ps) ? kg2p_cplen(ps) - 1 : 0, ps);
+    } else {
+        snprintf(gold, sizeof gold, "%s/%s_gold.json", lexdir, gb ? "gb" : "us");
+        snprintf(silver, sizeof silver, "%s/%s_silver.json", lexdir, gb ? "gb" : "us");
+        kg2p_options o = {.gold_path = gold, .silver_path = silver, .british = gb, .fallback = kg2p_espeak_fallback};
+        kg2p *g = NULL;
+        kg2p_doc d = {0};
+        if (kg2p_open(&g, &o, err, sizeof err) || kg2p_run(g, text, &d, err, sizeof err)) {
+            fprintf(stderr, "kokoro-parity: %s\n", err);
+            kg2p_free(g);
+            return 1;
+        }
+        for (size_t i = 0; i < d.n; i++) printf("token %-20s %s%s\n", d.tok[i].text, d.tok[i].ps, d.tok[i].ws ? " _" : "");
+        size_t pos = 0, end, k = 0, prev = 0;
+        while (!rc && kg2p_chunk(&d, 0, &pos, &end)) {
+            if ((rc = kg2p_join(&d, prev, end, ps, sizeof ps, err, sizeof err))) break;
+            size_t n = kg2p_cplen(ps);
+            printf("chunk %zu (%zu phonemes, row %zu): %s\n", k++, n, n ? (n > 510 ? 509 : n - 1) : 0, ps);
+            prev = end;
+            if (cfg) {
+                int64_t ids[600];
+                size_t ni = 0;
+                if (!kg2p_ids(&voc, ps, ids, 600, &ni, err, sizeof err)) {
+                    printf("  ids [0");
+                    for (size_t i = 0; i < ni; i++) printf(", %lld", (long long)ids[i]);
+                    printf(", 0]\n");
+                }
+            }
+        }
+        kg2p_doc_free(&d);
+        kg2p_free(g);
+    }
+    if (lang && cfg) {
+        int64_t ids[600];
+        size_t ni = 0;
+        if (!kg2p_ids(&voc, ps, ids, 600, &ni, err, sizeof err)) {
+            printf("  ids [0");
+            for (size_t i = 0; i < ni; i++) printf(", %lld", (long long)ids[i]);
+            printf(", 0]\n");
+        }
+    }
+    if (rc) fprintf(stderr, "kokoro-parity: %s\n", err);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server (Zen 4 misdetected as Prescott) */
     if (argc >= 4 && !strcmp(argv[1], "--bench")) return bench(argv[2], argv[3], argc > 4 ? atoi(argv[4]) : 100);
+    if (argc >= 3 && !strcmp(argv[1], "--g2p")) return g2p_cmd(argc, argv);
     if (argc < 2) {
         fprintf(stderr, "usage: %s DIR [--config F] [--weights F] [--golden F] [--rng F]\n", argv[0]);
         return 2;
@@ -473,6 +604,7 @@ int main(int argc, char **argv)
     free(f0);
     free(nn);
 done:;
+    g2p_row(c, dir);
     int missing = 0;
     for (size_t i = 0; i < st_count(g); i++) {
         const char *name = st_at(g, i)->name;
