@@ -626,6 +626,35 @@ __attribute__((target("avx512f"))) static void dot_avx512(float *y, const float 
 }
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+/* 8-lane masks for elements [i, i+8) of n */
+__attribute__((target("avx2"))) static inline __m256i mask8(int i, int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* the 16 partials as two ymm (element c into partial c % 16), as conv_dot_ref */
+__attribute__((target("avx2,fma"))) static void dot_avx2(float *y, const float *x, size_t ldx, int M, const float *w,
+                                                        int cols, float b)
+{
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * ldx;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (int c = 0; c < cols; c += 16) {
+            __m256i k0 = mask8(c, cols), k1 = mask8(c + 8, cols);
+            __m256 f0 = _mm256_fmadd_ps(_mm256_maskload_ps(xm + c, k0), _mm256_maskload_ps(w + c, k0), a0);
+            __m256 f1 = _mm256_fmadd_ps(_mm256_maskload_ps(xm + c + 8, k1), _mm256_maskload_ps(w + c + 8, k1), a1);
+            a0 = _mm256_blendv_ps(a0, f0, _mm256_castsi256_ps(k0));
+            a1 = _mm256_blendv_ps(a1, f1, _mm256_castsi256_ps(k1));
+        }
+        float part[16];
+        _mm256_storeu_ps(part, a0);
+        _mm256_storeu_ps(part + 8, a1);
+        y[m] = tree16(part) + b;
+    }
+}
+#endif
+
 void conv_dot(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -633,6 +662,11 @@ void conv_dot(float *y, const float *x, size_t ldx, int M, const float *wp, int 
     if (__builtin_cpu_supports("avx512f") && cols <= 1024) {
         for (int c = 0; c < cols; c++) w[c] = wp[(size_t)c * CONV_PANEL];
         dot_avx512(y, x, ldx, M, w, cols, b);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cols <= 1024) {
+        for (int c = 0; c < cols; c++) w[c] = wp[(size_t)c * CONV_PANEL];
+        dot_avx2(y, x, ldx, M, w, cols, b);
         return;
     }
 #endif
@@ -934,6 +968,64 @@ __attribute__((target("avx512f"))) static void softmax_avx512(float *x, int n, f
 }
 #endif
 
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 xv)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    xv = _mm256_max_ps(xv, _mm256_set1_ps(-87.0f));
+    __m256 nn = _mm256_sub_ps(_mm256_fmadd_ps(xv, _mm256_set1_ps(1.44269504088896341f), magic), magic);
+    __m256 r = _mm256_fnmadd_ps(nn, _mm256_set1_ps(0.693145751953125f), xv);
+    r = _mm256_fnmadd_ps(nn, _mm256_set1_ps(1.42860682030941723212e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 40320.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 5040.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r);
+    __m256 sc = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nn), _mm256_set1_epi32(127)), 23));
+    return _mm256_fmadd_ps(sc, p, sc);
+}
+
+/* conv_softmax_ref's operations 8 lanes at a time; partials 0-7 and 8-15 in two ymm */
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *x, int n, float scale)
+{
+    const __m256 sv = _mm256_set1_ps(scale);
+    float mx = -INFINITY;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 8) {
+        __m256i k = mask8(i, n);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, k), sv);
+        _mm256_maskstore_ps(x + i, k, v);
+        mv = _mm256_blendv_ps(mv, _mm256_max_ps(mv, v), _mm256_castsi256_ps(k));
+    }
+    float mb[8];
+    _mm256_storeu_ps(mb, mv);
+    for (int i = 0; i < 8; i++) mx = mb[i] > mx ? mb[i] : mx;
+    const __m256 mxv = _mm256_set1_ps(mx);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __m256i k0 = mask8(i, n), k1 = mask8(i + 8, n);
+        __m256 e0 = exp_neg8(_mm256_sub_ps(_mm256_maskload_ps(x + i, k0), mxv));
+        __m256 e1 = exp_neg8(_mm256_sub_ps(_mm256_maskload_ps(x + i + 8, k1), mxv));
+        _mm256_maskstore_ps(x + i, k0, e0);
+        _mm256_maskstore_ps(x + i + 8, k1, e1);
+        a0 = _mm256_add_ps(a0, _mm256_and_ps(e0, _mm256_castsi256_ps(k0)));
+        a1 = _mm256_add_ps(a1, _mm256_and_ps(e1, _mm256_castsi256_ps(k1)));
+    }
+    float part[16];
+    _mm256_storeu_ps(part, a0);
+    _mm256_storeu_ps(part + 8, a1);
+    const __m256 inv = _mm256_set1_ps(1.0f / tree16(part));
+    for (int i = 0; i < n; i += 8) {
+        __m256i k = mask8(i, n);
+        _mm256_maskstore_ps(x + i, k, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), inv));
+    }
+}
+#endif
+
 void conv_softmax(float *x, int n, float scale)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -941,8 +1033,23 @@ void conv_softmax(float *x, int n, float scale)
         softmax_avx512(x, n, scale);
         return;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        softmax_avx2(x, n, scale);
+        return;
+    }
 #endif
     conv_softmax_ref(x, n, scale);
 }
 
 void conv_pack_bf16(uint16_t *dst, const float *src, size_t n) { nn_f32_to_bf16_n(dst, src, n); }
+
+#if defined(__x86_64__) || defined(__i386__)
+void conv_softmax_avx2(float *x, int n, float scale) { softmax_avx2(x, n, scale); }
+void conv_dot_avx2(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b)
+{
+    float w[1024];
+    CORE_ASSERT(cols <= 1024);
+    for (int c = 0; c < cols; c++) w[c] = wp[(size_t)c * CONV_PANEL];
+    dot_avx2(y, x, ldx, M, w, cols, b);
+}
+#endif

@@ -122,6 +122,9 @@ void conv_gemm_ps_avx2(float *y, int ldy, const float *x, size_t ldx, int M, con
                        int rows, int cols, const float *b, int mode);
 void conv_gemm_ps_bf16_avx2(float *y, int ldy, const float *x, size_t ldx, int M, const uint16_t *wp,
                             size_t pstride, int rows, int cols, const float *b, int mode);
+/* AVX2+FMA versions of conv_softmax / conv_dot (cols <= 1024), for the tests. */
+void conv_softmax_avx2(float *x, int n, float scale);
+void conv_dot_avx2(float *y, const float *x, size_t ldx, int M, const float *wp, int cols, float b);
 /* dst[i] = bf16(src[i]) (round to nearest even), n packed floats -> uint16 (load time). */
 void conv_pack_bf16(uint16_t *dst, const float *src, size_t n);
 

@@ -423,6 +423,15 @@ static void t_softmax(ut_ctx *t)
         size_t at = 0;
         if (!bits_equal(b, a + 5, (size_t)n, &at))
             ut_fail(t, __FILE__, __LINE__, "softmax n%d: [%zu] expected %.9g (ref), got %.9g", n, at, b[at], a[5 + at]);
+#if defined(__x86_64__) || defined(__i386__)
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            memcpy(a + 5, x, n * sizeof(float));
+            conv_softmax_avx2(a + 5, n, 0.125f);
+            if (!bits_equal(b, a + 5, (size_t)n, &at))
+                ut_fail(t, __FILE__, __LINE__, "softmax avx2 n%d: [%zu] expected %.9g (ref), got %.9g", n, at, b[at],
+                        a[5 + at]);
+        }
+#endif
         double mx = -1e300, sum = 0;
         for (int i = 0; i < n; i++) mx = fmax(mx, 0.125 * x[i]);
         for (int i = 0; i < n; i++) sum += exp(0.125 * x[i] - mx);
@@ -453,6 +462,14 @@ static void t_dot(ut_ctx *t)
         size_t at = 0;
         if (!bits_equal(b, a, 5, &at))
             ut_fail(t, __FILE__, __LINE__, "dot cols%d: y[%zu] expected %.9g (ref), got %.9g", cols, at, b[at], a[at]);
+#if defined(__x86_64__) || defined(__i386__)
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cols <= 1024) {
+            conv_dot_avx2(a, x, ldx, M, wp, cols, 0.25f);
+            if (!bits_equal(b, a, 5, &at))
+                ut_fail(t, __FILE__, __LINE__, "dot avx2 cols%d: y[%zu] expected %.9g (ref), got %.9g", cols, at, b[at],
+                        a[at]);
+        }
+#endif
         for (int m = 0; m < M; m++) {
             double e = 0.25;
             for (int i = 0; i < cols; i++) e += (double)x[m * ldx + i] * W[i];
