@@ -72,6 +72,7 @@ typedef struct pke {
     int step_apart;         /* text prompt and step 0 as two passes (pke_options.first_step_apart) */
     int mimi_batch;         /* frames per Mimi call when behind, 1..PKE_QUEUE; negative = forced */
     int step_share;         /* the decoder thread helps with steps when idle (pke_options.step_share) */
+    atomic_int active;      /* synth() calls running now */
     int bf16, q8, huge;     /* FlowLM weights as loaded */
     pk_gen_params gp;
     tp_opts tpo;
@@ -390,10 +391,12 @@ static inline void cpu_pause(void)
 #endif
 }
 
-/* Marks a FlowLM step running (the decoder thread polls for chunks meanwhile) or done. */
+/* Marks a FlowLM step running (the decoder thread polls for chunks meanwhile) or done.
+ * With another request running there is no idle core to lend: the helper stays asleep
+ * rather than spin against the other request's threads. */
 static void stepping(gen *g, int on)
 {
-    if (!g->sh) return;
+    if (!g->sh || (on && atomic_load(&g->e->active) > 1)) return;
     pthread_mutex_lock(&g->mu);
     pk_share_set_stepping(g->sh, on);
     if (on) pthread_cond_broadcast(&g->cv);
@@ -675,9 +678,19 @@ static void put_state(pke *e, pk_fstate *st, mimi_dec *dec, int batch)
     pk_fstate_free(st);
 }
 
+static int pke_synth_(pke *e, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen);
+
 static int pke_synth(engine *base, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen)
 {
     pke *e = (pke *)base;
+    atomic_fetch_add(&e->active, 1);
+    int rc = pke_synth_(e, req, sink, user, err, errlen);
+    atomic_fetch_sub(&e->active, 1);
+    return rc;
+}
+
+static int pke_synth_(pke *e, const eng_synth_req *req, eng_sink_fn sink, void *user, char *err, size_t errlen)
+{
     gen g;
     memset(&g, 0, sizeof g);
     g.e = e, g.req = req, g.sink = sink, g.user = user;
