@@ -127,7 +127,7 @@ static void t_parallel(ut_ctx *t)
 
 static void t_chunks_cancel(ut_ctx *t)
 {
-    engine *e = tiny_engine(t, 20); /* first chunk ~20 phonemes: several chunks */
+    engine *e = tiny_engine(t, 0); /* first chunk = first clause: several chunks */
     sinkst s;
     const char *txt = "Hello world. This is a test, with a clause. And one more sentence here.";
     int rc = say(e, txt, 1.0f, 1, NULL, &s);

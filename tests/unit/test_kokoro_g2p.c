@@ -161,6 +161,29 @@ static void t_chunks(ut_ctx *t)
     kg2p_doc_free(&d);
 }
 
+static void t_first_clause(ut_ctx *t)
+{
+    static const struct {
+        const char *text, *first;
+    } c[] = {
+        {"Kokoro is a small model, and it sounds great.", "kəkˈɔɹO ɪz ɐ smˈɔl mˈɑdᵊl,"},
+        {"Hi, there is a cat. And a dog.", "hˈI, ðɛɹ ɪz ɐ kˈæt."},      /* "Hi," is under 12 phonemes */
+        {"No marks at all in this one", "nˈO mˈɑɹks æt ˈɔl ɪn ðɪs wˈʌn"}, /* never cut between words */
+    };
+    char err[128], ps[2048];
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        kg2p_doc d;
+        UT_EQ_INT(t, 0, kg2p_run(lex(t), c[i].text, &d, err, sizeof err));
+        size_t pos = 0, end = 0;
+        int got = kg2p_first_clause(&d, 12, &pos, &end);
+        int rc = kg2p_join(&d, 0, end, ps, sizeof ps, err, sizeof err);
+        kg2p_doc_free(&d);
+        UT_EQ_INT(t, 1, got);
+        UT_EQ_INT(t, 0, rc);
+        UT_EQ_STR(t, c[i].first, ps);
+    }
+}
+
 static void t_cleanup(ut_ctx *t)
 {
     (void)t;
@@ -170,6 +193,6 @@ static void t_cleanup(ut_ctx *t)
 
 static const ut_case cases[] = {
     {"golden", t_golden}, {"lexicon", t_lexicon}, {"numbers", t_numbers},
-    {"unknown", t_unknown}, {"espeak_g2p", t_espeak_g2p}, {"chunks", t_chunks}, {"cleanup", t_cleanup},
+    {"unknown", t_unknown}, {"espeak_g2p", t_espeak_g2p}, {"chunks", t_chunks}, {"first_clause", t_first_clause}, {"cleanup", t_cleanup},
 };
 UT_SUITE(kokoro_g2p, cases)

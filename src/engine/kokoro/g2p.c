@@ -1935,6 +1935,26 @@ int kg2p_chunk(const kg2p_doc *d, size_t budget, size_t *pos, size_t *end)
     return 1;
 }
 
+int kg2p_first_clause(const kg2p_doc *d, size_t minp, size_t *pos, size_t *end)
+{
+    size_t start = *pos, pcount = 0;
+    if (start >= d->n) return 0;
+    for (size_t i = start; i < d->n; i++) {
+        const kg2p_tok *t = &d->tok[i];
+        pcount += kg2p_cplen(t->ps);
+        if (pcount > KG2P_MAX_PHONEMES) break;
+        if (pcount >= minp && i + 1 < d->n && one_of(t->ps, "!.?…:;,—")) {
+            size_t e = i + 1;
+            if (e < d->n && one_of(d->tok[e].ps, ")”")) e++;
+            *end = e;
+            *pos = e;
+            return 1;
+        }
+        pcount += t->ws ? 1 : 0;
+    }
+    return kg2p_chunk(d, 0, pos, end);
+}
+
 /* ---- vocab / ids ------------------------------------------------------------------- */
 
 int kg2p_vocab_load(kg2p_vocab *v, const char *path, char *err, size_t errlen)

@@ -94,6 +94,11 @@ int kg2p_join(const kg2p_doc *d, size_t from, size_t to, char *out, size_t cap, 
  * is that long (the caller truncates to 510, as upstream). */
 int kg2p_chunk(const kg2p_doc *d, size_t budget, size_t *pos, size_t *end);
 
+/* A short first chunk for time to first audio: tokens from *pos up to the first clause or
+ * sentence mark (, ; : . ! ? — …, plus a following ) or ”) reached after >= minp phonemes;
+ * when there is none within 510 phonemes, kg2p_chunk's rule. Never cuts between words. */
+int kg2p_first_clause(const kg2p_doc *d, size_t minp, size_t *pos, size_t *end);
+
 /* Code-point length of a UTF-8 string. */
 size_t kg2p_cplen(const char *s);
 

@@ -364,6 +364,7 @@ static int kke_synth(engine *e, const eng_synth_req *req, eng_sink_fn sink, void
         return err_set(err, errlen, ERR_NOMEM, "out of memory");
     }
     int spoke = 0, chunk_no = 0;
+    size_t last_len = 0;
     const char *elang = espeak_lang(names[0]);
     for (size_t i = 0; elang && i < L && !rc;) {
         /* upstream's non-English path: sentences ([.!?]+ kept) packed to <= 400 characters; the
@@ -424,14 +425,19 @@ static int kke_synth(engine *e, const eng_synth_req *req, eng_sink_fn sink, void
                 rc = err_set(err, errlen, ERR_CANCEL, "cancelled");
                 break;
             }
-            /* first chunk short (time to first audio), then doubling up to 510 so each chunk is
-             * computed while the previous one plays (needs RTF < 1/2 to never starve) */
-            size_t budget = (size_t)k->first_chunk << (chunk_no < 4 ? chunk_no : 4);
+            /* the request's first chunk is its first clause (time to first audio); then the
+             * budget grows 1.5x per chunk (>= 60, <= 510) so a chunk is computed while the
+             * previous one plays as long as RTF < 2/3 */
+            size_t budget = last_len * 3 / 2;
+            if (budget < 60) budget = 60;
             if (budget > KG2P_MAX_PHONEMES) budget = KG2P_MAX_PHONEMES;
             size_t start = pos;
-            if (!kg2p_chunk(&d, budget, &pos, &end)) break;
+            int more = !spoke && k->first_chunk >= 0 ? kg2p_first_clause(&d, (size_t)k->first_chunk, &pos, &end)
+                                                      : kg2p_chunk(&d, budget, &pos, &end);
+            if (!more) break;
             if ((rc = kg2p_join(&d, start, end, ps, pscap, err, errlen))) break;
             if (!*ps) continue;
+            last_len = kg2p_cplen(ps);
             rc = speak_chunk(k, ps, (const char(*)[64])names, nn, req,
                              seed + 0x9e3779b97f4a7c15ull * (uint64_t)chunk_no++, sink, user, err, errlen);
             spoke = 1;
@@ -603,7 +609,7 @@ int kke_new(engine **out, const kke_options *o, char *err, size_t errlen)
         for (size_t i = 0; i < KKE_NKNOWN; i++) add_voice(k, kke_known[i]);
     }
     snprintf(k->default_voice, sizeof k->default_voice, "%s", voice_index(k, "af_heart") >= 0 ? "af_heart" : k->voices[0]);
-    k->first_chunk = o->first_chunk == 0 ? 60 : o->first_chunk < 0 ? KG2P_MAX_PHONEMES : o->first_chunk;
+    k->first_chunk = o->first_chunk == 0 ? 12 : o->first_chunk < 0 ? -1 : o->first_chunk;
     const kk_dims *d = kk_get_dims(k->m);
     snprintf(k->desc, sizeof k->desc, "kokoro 82M-layout model (%d-wide, %d ALBERT layers), %zu voices, %zu-word lexicon",
              d->hidden, d->bert_layers, k->nvoices, kg2p_lexicon_size(k->us));

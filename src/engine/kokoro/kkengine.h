@@ -28,10 +28,11 @@
  *
  * Per request: text -> newline-separated segments -> misaki-style G2P (g2p.h, US or GB rules
  * by the voice's first letter) -> chunks of <= 510 phonemes at sentence/clause boundaries
- * (upstream's rule, with a budget that starts at opt.first_chunk phonemes and doubles per
- * chunk up to 510, so the first audio comes sooner and each chunk can be computed while the
- * previous one plays; upstream always packs 510) -> per chunk: ids, the pack row
- * len(phonemes) - 1, kk_forward at
+ * (upstream's rule, but the request's first chunk is its first clause of >= opt.first_chunk
+ * phonemes, and later budgets grow 1.5x per chunk from 60 to 510, so the first audio comes
+ * sooner and each chunk can be computed while the previous one plays; upstream always packs
+ * 510; no cut between words unless a clause is longer than the budget) -> per chunk: ids,
+ * the pack row len(phonemes) - 1, kk_forward at
  * req->speed (native: durations / speed), one sink call per chunk. Cancellation is checked
  * before every chunk. Noise: the request's seed (+ chunk index) or a fresh random seed.
  *
@@ -63,7 +64,7 @@ typedef struct kke_options {
     const char *espeak_data;  /* data path when we initialise it; NULL = default */
     kg2p_espeak_hooks espeak_hooks; /* lock shared with the espeak engine (copied); zero = none */
     int max_parallel;         /* concurrent synth() calls; 0 = 2 */
-    int first_chunk;          /* phoneme budget of a request's first chunk (doubling after); 0 = 60, -1 = 510 */
+    int first_chunk;          /* first chunk = first clause of >= this many phonemes; 0 = 12, -1 = upstream packing */
     const hf_options *hf;     /* downloads; NULL = defaults */
 } kke_options;
 
