@@ -12,7 +12,12 @@
  * already in y (later k-blocks) and go back to y at the end of each k-block. W is read from
  * memory once per call (a panel is packed once and used by all M rows); x is read in place.
  * Edge tiles (k or row tails) are packed by scalar code and padded with zero rows, whose
- * outputs are never stored (masked stores).
+ * outputs are never stored (masked stores). While a block runs through the microkernel, the
+ * lines of the block packed next are prefetched into L2 (packing otherwise waits on DRAM).
+ * No allocation: the panel buffer is on the caller's stack (32 KiB AVX-512, 16 KiB AVX2).
+ * W is packed on every call rather than kept pre-packed because the M == 1 GEMV needs the
+ * natural layout and a second copy would double the weights' memory; packing costs ~15-20 %
+ * at M = 45 and is bounded by the weight stream at small M (speed-gemm.md in the notes).
  *
  * Invariance (nn.h promises it; Mimi decodes several frames per call relying on it): every
  * output is the sequential chain acc = fma(x[m][k], W[r][k], acc) for k = 0, 1, ...,
