@@ -85,6 +85,10 @@ typedef struct mm_tlayer {
     /* The four matrices above as nn_linear sees them: F32 views of the same memory by
      * default; BF16 / NN_Q8 copies (owned by the mimi) after mimi_set_dec_dtype. */
     nn_mat w_in, w_out, w_1, w_2;
+    /* Decoder, F32 mode: the same four packed as conv_gemm panels (owned by the mimi; they
+     * stream ~30 % faster than nn_linear's on-the-fly packing for 16 rows); NULL in the
+     * encoder and after mimi_set_dec_dtype (the reduced copies are used instead). */
+    float *p_in, *p_out, *p_1, *p_2;
 } mm_tlayer;
 
 typedef struct mm_tf {
@@ -500,6 +504,26 @@ static int pack_seanet(mimi *m, mm_seanet *sn)
     return 0;
 }
 
+/* A Linear weight W [rows, cols] as conv_gemm panels (a 1x1 conv of cin = cols). */
+static float *mm_pack_linear(mimi *m, const nn_mat *W)
+{
+    conv1d c = {.cin = W->cols, .cout = W->rows, .k = 1, .stride = 1, .dil = 1, .groups = 1, .w = W->w};
+    float *p = mm_falloc(m, conv1d_tm_pack_floats(&c));
+    if (p) conv1d_tm_pack(&c, p);
+    return p;
+}
+
+static int pack_tf(mimi *m, mm_tf *tf)
+{
+    for (int l = 0; l < tf->nl; l++) {
+        mm_tlayer *L = &tf->L[l];
+        if (!(L->p_in = mm_pack_linear(m, &L->w_in)) || !(L->p_out = mm_pack_linear(m, &L->w_out)) ||
+            !(L->p_1 = mm_pack_linear(m, &L->w_1)) || !(L->p_2 = mm_pack_linear(m, &L->w_2)))
+            return ERR_NOMEM;
+    }
+    return 0;
+}
+
 static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *flow_prefix,
                      char *err, size_t errlen)
 {
@@ -515,6 +539,7 @@ static int mimi_load(mimi *m, const st_file *f, const char *prefix, const char *
                     "%supsample.convtr.convtr.weight", prefix);
         if (rc) return rc;
         if ((rc = load_tf(m, f, prefix, &m->dtf, "decoder_transformer", err, errlen))) return rc;
+        if ((rc = pack_tf(m, &m->dtf))) return err_set(err, errlen, rc, "out of memory for Mimi weights");
         if ((rc = load_seanet(m, f, prefix, &m->dec, 1, err, errlen))) return rc;
         if ((rc = pack_seanet(m, &m->dec))) return err_set(err, errlen, rc, "out of memory for Mimi weights");
     }
@@ -652,6 +677,11 @@ int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen)
         if (mm_convert(m, &L->w_in, dt) || mm_convert(m, &L->w_out, dt) || mm_convert(m, &L->w_1, dt) ||
             mm_convert(m, &L->w_2, dt))
             return err_set(err, errlen, ERR_NOMEM, "out of memory");
+        float **pk[4] = {&L->p_in, &L->p_out, &L->p_1, &L->p_2}; /* the reduced copies replace them */
+        for (int i = 0; i < 4; i++) {
+            mm_disown(m, *pk[i]);
+            *pk[i] = NULL;
+        }
     }
     return 0;
 }
@@ -931,9 +961,10 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 
 /* y [T, W->rows] = x [T, W->cols] W^T (PyTorch Linear, no bias), through nn's dispatched
  * GEMM/GEMV kernels (AVX2/AVX-512 when available; F32, BF16 or NN_Q8 weights). */
-static void linear(nn_pool *pool, const float *x, int T, const nn_mat *W, float *y)
+static void linear(nn_pool *pool, const float *x, int T, const nn_mat *W, const float *wp, float *y)
 {
-    nn_linear(pool, y, x, T, W, NULL);
+    if (wp) conv_gemm_pool(pool, y, W->rows, x, (size_t)W->cols, T, wp, W->rows, W->cols, NULL, CONV_GEMM_STORE);
+    else nn_linear(pool, y, x, T, W, NULL);
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
@@ -1013,7 +1044,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
-        linear(s->pool, s->h, T, &L->w_in, s->qkv);
+        linear(s->pool, s->h, T, &L->w_in, L->p_in, s->qkv);
         for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -1024,14 +1055,14 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
         int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
-        linear(s->pool, s->att, T, &L->w_out, s->o);
+        linear(s->pool, s->att, T, &L->w_out, L->p_out, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
         nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
-        linear(s->pool, s->h, T, &L->w_1, s->f);
+        linear(s->pool, s->h, T, &L->w_1, L->p_1, s->f);
         nn_gelu_erf(s->f, (size_t)T * tf->ff);
-        linear(s->pool, s->f, T, &L->w_2, s->o);
+        linear(s->pool, s->f, T, &L->w_2, L->p_2, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];

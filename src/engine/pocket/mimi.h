@@ -24,10 +24,12 @@
  * Memory: a one-frame mimi_dec holds ~6.5 MB at english size (KV ring 2 layers x K,V x 8
  * heads x 288 slots x 64 floats, four SEANet buffers of 64 x 1920 floats, ~1.5 MB
  * transposed-conv work, a 0.5 MB tap buffer), allocated once in mimi_dec_new; decoding
- * allocates nothing. The SEANet (and downsample) weights are re-packed at load into
- * memory owned by the mimi (english size: ~15 MB F32 per direction); the checkpoint's own
- * copies are not read again after mimi_open (when they were converted copies, they are
- * freed; mmap'd F32 pages stay mapped but untouched).
+ * allocates nothing. The SEANet (and downsample) weights, and the decoder transformer's
+ * four linears, are re-packed at load into memory owned by the mimi (english size: ~15 MB
+ * F32 of SEANet per direction + 25 MB of decoder linears; the linears' packs are freed
+ * again by mimi_set_dec_dtype, whose reduced copies replace them); the checkpoint's own
+ * copies of packed tensors are not read again after mimi_open (converted copies are freed;
+ * mmap'd F32 pages stay mapped but untouched).
  *
  * Ownership: mimi_open() -> mimi_free() (NULL-safe); the st_file must outlive the mimi.
  * mimi_dec_new() -> mimi_dec_free(); a decoder borrows its mimi. Not thread-safe per
