@@ -744,6 +744,14 @@ void conv_gemm_pool(struct nn_pool *pool, float *y, int ldy, const float *x, siz
     tm_gemm(pool, &j);
 }
 
+void conv_gemm_pool_bf16(struct nn_pool *pool, float *y, int ldy, const float *x, size_t ldx, int M,
+                         const uint16_t *wp, int rows, int cols, const float *b, int mode)
+{
+    tm_job j = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .M = M, .wp = wp, .bf16 = 1,
+                .pstride = (size_t)cols * CONV_PANEL, .rows = rows, .cols = cols, .b = b, .mode = mode};
+    tm_gemm(pool, &j);
+}
+
 void conv1d_tm_run(const conv1d *c, const void *wp, const float *x, int T, float *prev, int *first,
                    float *y, float *work, int flags, nn_pool *pool)
 {

@@ -107,6 +107,8 @@ void conv_gemm_ref(float *y, int ldy, const float *x, size_t ldx, int M, const f
  * small GEMMs stay on the calling thread), same results for any pool. */
 void conv_gemm_pool(struct nn_pool *pool, float *y, int ldy, const float *x, size_t ldx, int M, const float *wp,
                     int rows, int cols, const float *b, int mode);
+void conv_gemm_pool_bf16(struct nn_pool *pool, float *y, int ldy, const float *x, size_t ldx, int M,
+                         const uint16_t *wp, int rows, int cols, const float *b, int mode);
 /* The same with panels pstride floats apart (>= cols*16): a column range of a bigger
  * packed matrix (e.g. a run of slots of an attention value cache kept as panels). */
 void conv_gemm_ps(float *y, int ldy, const float *x, size_t ldx, int M, const float *wp, size_t pstride, int rows,

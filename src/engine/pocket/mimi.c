@@ -85,10 +85,12 @@ typedef struct mm_tlayer {
     /* The four matrices above as nn_linear sees them: F32 views of the same memory by
      * default; BF16 / NN_Q8 copies (owned by the mimi) after mimi_set_dec_dtype. */
     nn_mat w_in, w_out, w_1, w_2;
-    /* Decoder, F32 mode: the same four packed as conv_gemm panels (owned by the mimi; they
-     * stream ~30 % faster than nn_linear's on-the-fly packing for 16 rows); NULL in the
-     * encoder and after mimi_set_dec_dtype (the reduced copies are used instead). */
-    float *p_in, *p_out, *p_1, *p_2;
+    /* Decoder: the same four packed as conv_gemm panels (owned by the mimi; they stream
+     * ~30 % faster than nn_linear's on-the-fly packing for 16 rows): F32, or BF16 (uint16)
+     * when p_bf16 (mimi_set_dec_dtype NN_BF16); NULL in the encoder and in NN_Q8 mode (the
+     * int8 copies in w_* are used instead). */
+    void *p_in, *p_out, *p_1, *p_2;
+    int p_bf16;
 } mm_tlayer;
 
 typedef struct mm_tf {
@@ -505,7 +507,7 @@ static int pack_seanet(mimi *m, mm_seanet *sn)
 }
 
 /* A Linear weight W [rows, cols] as conv_gemm panels (a 1x1 conv of cin = cols). */
-static float *mm_pack_linear(mimi *m, const nn_mat *W)
+static void *mm_pack_linear(mimi *m, const nn_mat *W)
 {
     conv1d c = {.cin = W->cols, .cout = W->rows, .k = 1, .stride = 1, .dil = 1, .groups = 1, .w = W->w};
     float *p = mm_falloc(m, conv1d_tm_pack_floats(&c));
@@ -674,11 +676,22 @@ int mimi_set_dec_dtype(mimi *m, nn_dtype dt, char *err, size_t errlen)
         return 0; /* shapes int8 cannot take (tiny test models): stay exact */
     for (int l = 0; l < tf->nl; l++) {
         mm_tlayer *L = &tf->L[l];
+        void **pk[4] = {&L->p_in, &L->p_out, &L->p_1, &L->p_2};
+        const nn_mat *ws[4] = {&L->w_in, &L->w_out, &L->w_1, &L->w_2};
+        if (dt == NN_BF16 && L->p_in) { /* BF16 panels replace the F32 ones */
+            int done = L->p_bf16;
+            for (int i = 0; i < 4 && !done; i++) {
+                int f = 0;
+                if (pk_to_bf16(m, pk[i], conv_pack_floats(ws[i]->rows, ws[i]->cols), &f))
+                    return err_set(err, errlen, ERR_NOMEM, "out of memory");
+            }
+            L->p_bf16 = 1;
+            continue;
+        }
         if (mm_convert(m, &L->w_in, dt) || mm_convert(m, &L->w_out, dt) || mm_convert(m, &L->w_1, dt) ||
             mm_convert(m, &L->w_2, dt))
             return err_set(err, errlen, ERR_NOMEM, "out of memory");
-        float **pk[4] = {&L->p_in, &L->p_out, &L->p_1, &L->p_2}; /* the reduced copies replace them */
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 4; i++) { /* the int8 copies replace the panels */
             mm_disown(m, *pk[i]);
             *pk[i] = NULL;
         }
@@ -961,10 +974,14 @@ static void tfs_reset(const mm_tf *tf, mm_tfs *s)
 
 /* y [T, W->rows] = x [T, W->cols] W^T (PyTorch Linear, no bias), through nn's dispatched
  * GEMM/GEMV kernels (AVX2/AVX-512 when available; F32, BF16 or NN_Q8 weights). */
-static void linear(nn_pool *pool, const float *x, int T, const nn_mat *W, const float *wp, float *y)
+static void linear(nn_pool *pool, const float *x, int T, const nn_mat *W, const void *wp, int bf16, float *y)
 {
-    if (wp) conv_gemm_pool(pool, y, W->rows, x, (size_t)W->cols, T, wp, W->rows, W->cols, NULL, CONV_GEMM_STORE);
-    else nn_linear(pool, y, x, T, W, NULL);
+    if (wp && bf16)
+        conv_gemm_pool_bf16(pool, y, W->rows, x, (size_t)W->cols, T, wp, W->rows, W->cols, NULL, CONV_GEMM_STORE);
+    else if (wp)
+        conv_gemm_pool(pool, y, W->rows, x, (size_t)W->cols, T, wp, W->rows, W->cols, NULL, CONV_GEMM_STORE);
+    else
+        nn_linear(pool, y, x, T, W, NULL);
 }
 
 /* nn_attend's contract (append k, v [T, heads, hd] to the ring at positions len..; out [T,
@@ -1044,7 +1061,7 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
     for (int l = 0; l < tf->nl; l++) {
         const mm_tlayer *L = &tf->L[l];
         nn_layernorm(s->h, x, T, d, L->n1w, L->n1b, 1e-5f);
-        linear(s->pool, s->h, T, &L->w_in, L->p_in, s->qkv);
+        linear(s->pool, s->h, T, &L->w_in, L->p_in, L->p_bf16, s->qkv);
         for (int t = 0; t < T; t++) { /* [T, 3, heads, hd] -> q, k, v [T, heads, hd] */
             const float *r = s->qkv + (size_t)t * 3 * d;
             memcpy(s->q + (size_t)t * d, r, (size_t)d * sizeof(float));
@@ -1055,14 +1072,14 @@ static void tf_run(const mm_tf *tf, mm_tfs *s, float *x, int T, mimi_tap_fn tap,
         nn_rope(s->k, T, tf->heads, tf->hd, s->pos, tf->max_period);
         int rc = mm_attend(&s->kv[l], s->att, s->q, s->k, s->v, T, s->sc);
         CORE_ASSERT(rc == 0); /* capacity context + tmax is sized in tfs_init */
-        linear(s->pool, s->att, T, &L->w_out, L->p_out, s->o);
+        linear(s->pool, s->att, T, &L->w_out, L->p_out, L->p_bf16, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls1 ? L->ls1[i] : 1.0f) * s->o[(size_t)t * d + i];
         nn_layernorm(s->h, x, T, d, L->n2w, L->n2b, 1e-5f);
-        linear(s->pool, s->h, T, &L->w_1, L->p_1, s->f);
+        linear(s->pool, s->h, T, &L->w_1, L->p_1, L->p_bf16, s->f);
         nn_gelu_erf(s->f, (size_t)T * tf->ff);
-        linear(s->pool, s->f, T, &L->w_2, L->p_2, s->o);
+        linear(s->pool, s->f, T, &L->w_2, L->p_2, L->p_bf16, s->o);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < d; i++)
                 x[(size_t)t * d + i] += (L->ls2 ? L->ls2[i] : 1.0f) * s->o[(size_t)t * d + i];
