@@ -84,6 +84,9 @@ static void t_lexicon(ut_ctx *t)
         {"worlds", "wˈɜɹldz"},       /* -s after a voiced consonant */
         {"hello!", "həlˈO!"},
         {"Hello, world.", "həlˈO, wˈɜɹld."},
+        /* misaki's Markdown links: phonemes override, the URL of a plain link is not read */
+        {"Say [Kokoro](/kˈOkəɹO/), see [this page](https://x.y/z).", "sˈA kˈOkəɹO, sˈi ðɪs pˈAʤ."},
+        {"[hello](-2) world", "həlO wˈɜɹld"}, /* stress -2 strips the marks */
     };
     check_pairs(t, c, sizeof c / sizeof *c);
 }

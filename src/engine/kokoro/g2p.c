@@ -1137,12 +1137,14 @@ typedef struct tk {
     char *ps;             /* NULL = None */
     int ws, is_head, prespace, rating;
     double stress;
+    size_t off; /* byte offset of the token in the (preprocessed) text */
 } tk;
 
 typedef struct tokv {
     tk *t;
     size_t n, cap;
     arena *ar;
+    const char *base; /* the text token offsets refer to */
 } tokv;
 
 static tk *tok_push(tokv *v, const char *s, size_t len)
@@ -1164,6 +1166,7 @@ static tk *tok_push(tokv *v, const char *s, size_t len)
     t->tag = "";
     t->is_head = 1;
     t->stress = NONE;
+    t->off = v->base && s >= v->base ? (size_t)(s - v->base) : 0;
     return t;
 }
 
@@ -1766,16 +1769,104 @@ static size_t group_words(tokv *v, wordr *w)
     return nw;
 }
 
-int kg2p_run(const kg2p *g, const char *text, kg2p_doc *out, char *err, size_t errlen)
+/* misaki G2P.preprocess: Markdown links [text](feature) keep only their text; a feature
+ * "/phonemes/" sets the text's phonemes, an integer or +-0.5 its stress; anything else (a
+ * URL, "#flags#") is dropped. Spans are byte ranges of the rewritten text. */
+typedef struct span {
+    size_t a, b;
+    const char *ps; /* phoneme override (into the rewritten buffer's tail), or NULL */
+    double stress;  /* NONE = none */
+} span;
+
+#define KG2P_MAX_SPANS 256
+
+static size_t preprocess(const char *in, size_t L, char *out, span *sp, size_t *nsp, char *psbuf, size_t pscap)
+{
+    size_t o = 0, pso = 0;
+    *nsp = 0;
+    for (size_t i = 0; i < L;) {
+        if (in[i] == '[') {
+            size_t j = i + 1;
+            while (j < L && in[j] != ']') j++;
+            if (j < L && j > i + 1 && j + 1 < L && in[j + 1] == '(') {
+                size_t k = j + 2;
+                while (k < L && in[k] != ')') k++;
+                if (k < L) {
+                    const char *f = in + j + 2;
+                    size_t fl = k - (j + 2);
+                    span s = {.a = o, .ps = NULL, .stress = NONE};
+                    memcpy(out + o, in + i + 1, j - i - 1);
+                    o += j - i - 1;
+                    s.b = o;
+                    size_t d0 = fl && (f[0] == '-' || f[0] == '+') ? 1 : 0, dd = d0;
+                    while (dd < fl && f[dd] >= '0' && f[dd] <= '9') dd++;
+                    if (fl > d0 && dd == fl) {
+                        s.stress = strtod(f[0] == '+' ? f + 1 : f, NULL);
+                    } else if ((fl == 3 && !memcmp(f, "0.5", 3)) || (fl == 4 && !memcmp(f, "+0.5", 4))) {
+                        s.stress = 0.5;
+                    } else if (fl == 4 && !memcmp(f, "-0.5", 4)) {
+                        s.stress = -0.5;
+                    } else if (fl > 1 && f[0] == '/' && f[fl - 1] == '/') {
+                        size_t pa = 1, pb = fl;
+                        while (pb > pa && f[pb - 1] == '/') pb--;
+                        if (pso + (pb - pa) + 1 <= pscap) {
+                            memcpy(psbuf + pso, f + pa, pb - pa);
+                            psbuf[pso + (pb - pa)] = 0;
+                            s.ps = psbuf + pso;
+                            pso += pb - pa + 1;
+                        }
+                    }
+                    if ((s.ps || !is_none(s.stress)) && *nsp < KG2P_MAX_SPANS) sp[(*nsp)++] = s;
+                    i = k + 1;
+                    continue;
+                }
+            }
+        }
+        out[o++] = in[i++];
+    }
+    out[o] = 0;
+    return o;
+}
+
+static int apply_spans(tokv *v, const span *sp, size_t nsp)
+{
+    for (size_t k = 0; k < nsp; k++) {
+        int first = 1;
+        for (size_t i = 0; i < v->n; i++) {
+            tk *t = &v->t[i];
+            if (t->off < sp[k].a || t->off >= sp[k].b) continue;
+            if (sp[k].ps) {
+                if (set_ps(v->ar, t, first ? sp[k].ps : "")) return ERR_NOMEM;
+                t->rating = 5;
+                t->is_head = first;
+                first = 0;
+            } else {
+                t->stress = sp[k].stress;
+            }
+        }
+    }
+    return 0;
+}
+
+int kg2p_run(const kg2p *g, const char *text0, kg2p_doc *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    size_t L = strlen(text);
+    size_t L = strlen(text0);
     if (L > KG2P_MAX_TEXT) return err_set(err, errlen, ERR_TOOBIG, "text over %u bytes", KG2P_MAX_TEXT);
-    if (utf8_validate(text, L, NULL, NULL)) return err_set(err, errlen, ERR_INVAL, "text is not valid UTF-8");
+    if (utf8_validate(text0, L, NULL, NULL)) return err_set(err, errlen, ERR_INVAL, "text is not valid UTF-8");
     arena ar = {0};
     tokv v = {.ar = &ar};
     int rc = 0;
     wordr *w = NULL;
+    span *sp = malloc(KG2P_MAX_SPANS * sizeof *sp);
+    char *text = malloc(L + 1), *psbuf = malloc(L + 1);
+    size_t nsp = 0;
+    if (!sp || !text || !psbuf) {
+        rc = ERR_NOMEM;
+        goto done;
+    }
+    L = preprocess(text0, L, text, sp, &nsp, psbuf, L + 1);
+    v.base = text;
     /* chunks between whitespace */
     for (size_t i = 0; i < L;) {
         uint32_t c;
@@ -1793,6 +1884,7 @@ int kg2p_run(const kg2p *g, const char *text, kg2p_doc *out, char *err, size_t e
         if ((rc = tokenize_chunk(g, &v, text + i, j - i, j < L))) goto done;
         i = j;
     }
+    if ((rc = apply_spans(&v, sp, nsp))) goto done;
     guess_tags(&v);
     w = malloc((v.n ? v.n : 1) * sizeof *w);
     if (!w) {
@@ -1831,6 +1923,9 @@ int kg2p_run(const kg2p *g, const char *text, kg2p_doc *out, char *err, size_t e
 done:
     free(w);
     free(v.t);
+    free(sp);
+    free(text);
+    free(psbuf);
     arena_free(&ar);
     if (rc) {
         kg2p_doc_free(out);
