@@ -17,8 +17,10 @@
  *    misaki's rule on the right-hand context, as upstream.
  *  - numbers: cardinals, ordinals (1st), 4-digit years, decimals, digit strings, $ £ €
  *    amounts, % & + @, the -s/-ed/-ing suffixes after numbers; as misaki via num2words.
- *  - not done: misaki's Markdown-link phoneme overrides ([word](/ps/)), Unicode NFKC and
- *    non-ASCII digit folding, spaCy's tag-dependent cases beyond the rules above.
+ *  - misaki's Markdown links: [text](/phonemes/) overrides, [text](-1) stress, any other
+ *    link keeps its text and drops the URL.
+ *  - not done: "#num flags#", Unicode NFKC and non-ASCII digit folding, spaCy's
+ *    tag-dependent cases beyond the rules above.
  * The espeak fallback is a callback (kg2p_fallback_fn) so that the caller decides how
  * libespeak-ng (process-global) is shared; kg2p_espeak_fallback() is the default one and
  * kg2p_map_espeak() the pure IPA -> misaki mapping (EspeakFallback.E2M).
