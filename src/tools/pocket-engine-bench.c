@@ -4,7 +4,7 @@
  *   pocket-engine-bench [DIR] [RUNS] [CONFIGS]
  *       DIR      reference folder (default ../shared/reference/pocket-tts)
  *       RUNS     TTFA repetitions per configuration (default 5)
- *       CONFIGS  comma list (default "default,1pbh,2pbh,1pqh,2pqh"):
+ *       CONFIGS  comma list (default "default,1pb,2pb,1pq,2pq"):
  *                "default" = exactly what `pockettts serve` builds (pke_options as the
  *                registry fills them: threads, pipeline, dtype, huge pages, first chunk and
  *                prompt pool all left to the engine); else THREADS then letters:
@@ -411,7 +411,7 @@ int main(int argc, char **argv)
     cpuenv_fix_openblas(argv); /* same OpenBLAS kernels as the server */
     const char *dir = argc > 1 ? argv[1] : "../shared/reference/pocket-tts";
     int runs = argc > 2 ? atoi(argv[2]) : 5;
-    const char *configs = argc > 3 ? argv[3] : "default,1pbh,2pbh,1pqh,2pqh";
+    const char *configs = argc > 3 ? argv[3] : "default,1pb,2pb,1pq,2pq";
     if (runs < 1) runs = 1;
     char tmp[64] = "/tmp/pocket-engine-bench-XXXXXX", p[700], q[700], err[512];
     if (!mkdtemp(tmp)) {

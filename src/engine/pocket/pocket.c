@@ -899,10 +899,17 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     int piped = opt->pipeline != 0;
     int threads = opt->threads > 0 ? opt->threads : (int)(piped ? (ncpu > 2 ? ncpu - 1 : 1) : ncpu);
     if (threads > 8 && opt->threads <= 0) threads = 8;
+    /* pipelined, a step pool as large as the machine would fight the decoder thread for its
+     * core (measured on 2 cores: 2 step threads + Mimi = 49 frames/s vs 67 with 1 + Mimi,
+     * which lends itself to the steps when idle); so steps use at most cores - 1 and the
+     * rest of `threads` goes to the prompt pool below */
+    int asked = threads;
+    if (piped && threads >= ncpu && ncpu > 1) threads = (int)ncpu - 1;
     if (!rc) rc = nn_pool_new(&e->pool, threads, err, errlen);
     /* pipelined, text prompts (and steps while the decoder is idle) get every core, the
      * decoder thread's included (see flow_pool); sequential runs use `threads` throughout */
-    int pthreads = !piped ? threads : opt->prompt_threads > 0 ? opt->prompt_threads : opt->prompt_threads < 0 ? threads : (int)ncpu;
+    int pthreads = !piped ? threads : opt->prompt_threads > 0 ? opt->prompt_threads : opt->prompt_threads < 0 ? threads
+                                                                                    : (int)(asked > ncpu ? asked : ncpu);
     if (pthreads > 8 && opt->prompt_threads <= 0) pthreads = 8;
     if (!rc && pthreads > threads) rc = nn_pool_new(&e->ppool, pthreads, err, errlen);
     e->mark = opt->mark;
@@ -915,11 +922,14 @@ int pke_new(engine **out, const pke_options *opt, char *err, size_t errlen)
     }
     e->mark_ud = opt->mark_ud;
     if (!rc) {
-        /* speed default for full-size models: BF16 matrices in a huge-page arena (half the
-         * bytes streamed per frame); small models (the tiny reference) stay exact */
+        /* speed default for full-size models: BF16 matrices (half the bytes streamed per
+         * frame); small models (the tiny reference) stay exact. The huge-page arena is
+         * opt-in: it gains 6-8 % frames/s but costs 700-900 ms of startup on a box whose
+         * memory is full of page cache (the kernel compacts to find 2 MiB pages), which
+         * breaks the < 1 s startup target (SPEED.md, session 2) */
         int big = e->cfg.d_model >= 512;
         int bf = opt->bf16 > 0 || (opt->bf16 == 0 && big);
-        int hp = opt->hugepages > 0 || (opt->hugepages == 0 && big && bf);
+        int hp = opt->hugepages > 0;
         pk_flowlm_opts fo;
         memset(&fo, 0, sizeof fo);
         fo.dtype = opt->quantize > 0 ? NN_Q8 : bf ? NN_BF16 : pk_flowlm_native_dtype(e->wf, NULL);

@@ -8,8 +8,9 @@
  * of a packaged config (opt.language, default "english"): the gated weights with voice
  * cloning, and on any failure to get them (no HF_TOKEN, offline, terms not accepted) the
  * public ones without (audio voice prompts are then refused; built-in names and voice-state
- * files work). Full-size models load the FlowLM as BF16 in a huge-page arena by default
- * (opt.bf16/hugepages = -1: exact F32 used in place, fastest start; opt.quantize: int8).
+ * files work). Full-size models load the FlowLM as BF16 by default (opt.bf16 = -1: exact
+ * F32 used in place; opt.hugepages = 1: a huge-page arena, +6-8 % frames/s for ~0.8 s of
+ * startup; opt.quantize: int8).
  *
  * Per request: voice -> voice state (voices.h resolution; states cached in memory by
  * voices.h's LRU and, for audio prompts, on disk as
@@ -79,15 +80,17 @@ typedef struct pke_options {
     const char *state_cache_dir; /* encoded voice states on disk; NULL: <hf cache root>/voices; "" = off */
     int allow_url_voices;        /* http(s):// and hf:// voices */
     int allow_abs_voice_paths;   /* "/abs/file.wav" voices */
-    int threads;                 /* FlowLM pool size incl. caller; 0 = cores - 1 when pipelined
-                                  * (at least 1), else cores (at most 8) */
+    int threads;                 /* FlowLM threads incl. caller; 0 = cores - 1 when pipelined
+                                  * (at least 1), else cores (at most 8). Pipelined, steps use at
+                                  * most cores - 1 of them (the decoder thread has the last core
+                                  * and lends itself when idle); prompts use max(threads, cores) */
     int max_parallel;            /* concurrent synth() calls; 0 = 2 */
     int pipeline;                /* 1 = Mimi on a second thread; 0 = sequential; -1 = default (on) */
     int bf16;                    /* FlowLM matrices as BF16 (half the bytes per frame): 1 on,
                                   * -1 off (exact F32), 0 = on for full-size models (d_model >= 512) */
     int frames_after_eos;        /* > 0 overrides config and per-chunk defaults; 0 = upstream rule */
     int first_chunk_tokens;      /* first chunk re-split under this budget (TTFA); 0 = 16, -1 = off */
-    int hugepages;               /* pk_flowlm_opts.hugepages: 1 on, -1 off, 0 = on with auto BF16 */
+    int hugepages;               /* pk_flowlm_opts.hugepages: 1 on; 0 / -1 off (default off: startup) */
     int quantize;                /* 1: FlowLM linears as int8 (NN_Q8: approximate, fewest bytes per
                                   * frame; "--quantize"); overrides bf16 */
     int mimi_quantize;           /* Mimi decoder transformer linears as int8 (mimi_set_dec_dtype:
