@@ -360,97 +360,60 @@ void conv_gemm_ps_ref(float *y, int ldy, const float *x, size_t ldx, int M, cons
             }                                                                                     \
     } while (0)
 
-#define CG_WLOAD(p) _mm512_loadu_ps(p)
-__attribute__((target("avx512f"))) static void cg_avx512(float *y, int ldy, const float *x, size_t ldx,
-                                                        int M, const float *wp, size_t pstride, int rows,
-                                                        int cols, const float *b, int add)
-{
-    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
-    /* rows of x in chunks of CG_MC; inside a chunk every panel group runs over all of its
-     * rows, so a group's weights (and the chunk of x) are read from memory once and then
-     * served from L1/L2 (M = 16 streams each weight once) */
-    for (int m0 = 0; m0 < M; m0 += CG_MC) {
-        int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;
-        for (int p = 0; p < np;) {
-            int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;
-            const float *w = wp + (size_t)p * pstride;
-            int r0 = p * CONV_PANEL;
-            __mmask16 km[CG_NP];
-            __m512 bv[CG_NP];
-            for (int q = 0; q < npb; q++) {
-                int nr = rows - r0 - q * CONV_PANEL;
-                km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);
-                bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();
-            }
-            for (int m = m0; m < m1;) {
-                int mb = m1 - m >= 8 ? 8 : m1 - m >= 4 ? 4 : 1;
-                const float *xm = x + (size_t)m * ldx;
-                if (npb == CG_NP) {
-                    if (mb == 8) CG_BODY(8, CG_NP);
-                    else if (mb == 4) CG_BODY(4, CG_NP);
-                    else CG_BODY(1, CG_NP);
-                } else if (npb == 2) {
-                    if (mb == 8) CG_BODY(8, 2);
-                    else if (mb == 4) CG_BODY(4, 2);
-                    else CG_BODY(1, 2);
-                } else {
-                    if (mb == 8) CG_BODY(8, 1);
-                    else if (mb == 4) CG_BODY(4, 1);
-                    else CG_BODY(1, 1);
-                }
-                m += mb;
-            }
-            p += npb;
-        }
-    }
+/* one generator for the F32 and BF16 panel kernels: CG_WLOAD decides how a panel row of
+ * 16 weights becomes 16 floats */
+#define CG_FN(NAME, WT)                                                                                   \
+__attribute__((target("avx512f"))) static void NAME(float *y, int ldy, const float *x, size_t ldx,        \
+                                                        int M, const WT *wp, size_t pstride, int rows,    \
+                                                        int cols, const float *b, int add)                \
+{                                                                                                         \
+    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;                                                        \
+    /* rows of x in chunks of CG_MC; inside a chunk every panel group runs over all of its                \
+     * rows, so a group's weights (and the chunk of x) are read from memory once and then                 \
+     * served from L1/L2 (M = 16 streams each weight once) */                                             \
+    for (int m0 = 0; m0 < M; m0 += CG_MC) {                                                               \
+        int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;                                                         \
+        for (int p = 0; p < np;) {                                                                        \
+            int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;                                      \
+            const WT *w = wp + (size_t)p * pstride;                                                       \
+            int r0 = p * CONV_PANEL;                                                                      \
+            __mmask16 km[CG_NP];                                                                          \
+            __m512 bv[CG_NP];                                                                             \
+            for (int q = 0; q < npb; q++) {                                                               \
+                int nr = rows - r0 - q * CONV_PANEL;                                                      \
+                km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);                        \
+                bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();  \
+            }                                                                                             \
+            for (int m = m0; m < m1;) {                                                                   \
+                int mb = m1 - m >= 8 ? 8 : m1 - m >= 4 ? 4 : 1;                                           \
+                const float *xm = x + (size_t)m * ldx;                                                    \
+                if (npb == CG_NP) {                                                                       \
+                    if (mb == 8) CG_BODY(8, CG_NP);                                                       \
+                    else if (mb == 4) CG_BODY(4, CG_NP);                                                  \
+                    else CG_BODY(1, CG_NP);                                                               \
+                } else if (npb == 2) {                                                                    \
+                    if (mb == 8) CG_BODY(8, 2);                                                           \
+                    else if (mb == 4) CG_BODY(4, 2);                                                      \
+                    else CG_BODY(1, 2);                                                                   \
+                } else {                                                                                  \
+                    if (mb == 8) CG_BODY(8, 1);                                                           \
+                    else if (mb == 4) CG_BODY(4, 1);                                                      \
+                    else CG_BODY(1, 1);                                                                   \
+                }                                                                                         \
+                m += mb;                                                                                  \
+            }                                                                                             \
+            p += npb;                                                                                     \
+        }                                                                                                 \
+    }                                                                                                     \
 }
+#define CG_WLOAD(p) _mm512_loadu_ps(p)
+CG_FN(cg_avx512, float)
 #undef CG_WLOAD
 /* BF16 panels: widened exactly to F32 (bits << 16), then the same FMAs */
 #define CG_WLOAD(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
-__attribute__((target("avx512f"))) static void cg_avx512_bf16(float *y, int ldy, const float *x, size_t ldx,
-                                                        int M, const uint16_t *wp, size_t pstride, int rows,
-                                                        int cols, const float *b, int add)
-{
-    int np = (rows + CONV_PANEL - 1) / CONV_PANEL;
-    /* rows of x in chunks of CG_MC; inside a chunk every panel group runs over all of its
-     * rows, so a group's weights (and the chunk of x) are read from memory once and then
-     * served from L1/L2 (M = 16 streams each weight once) */
-    for (int m0 = 0; m0 < M; m0 += CG_MC) {
-        int m1 = M - m0 < CG_MC ? M : m0 + CG_MC;
-        for (int p = 0; p < np;) {
-            int npb = np - p >= CG_NP ? CG_NP : np - p >= 2 ? 2 : 1;
-            const uint16_t *w = wp + (size_t)p * pstride;
-            int r0 = p * CONV_PANEL;
-            __mmask16 km[CG_NP];
-            __m512 bv[CG_NP];
-            for (int q = 0; q < npb; q++) {
-                int nr = rows - r0 - q * CONV_PANEL;
-                km[q] = (__mmask16)(nr >= CONV_PANEL ? 0xffffu : (1u << nr) - 1u);
-                bv[q] = b ? _mm512_maskz_loadu_ps(km[q], b + r0 + q * CONV_PANEL) : _mm512_setzero_ps();
-            }
-            for (int m = m0; m < m1;) {
-                int mb = m1 - m >= 8 ? 8 : m1 - m >= 4 ? 4 : 1;
-                const float *xm = x + (size_t)m * ldx;
-                if (npb == CG_NP) {
-                    if (mb == 8) CG_BODY(8, CG_NP);
-                    else if (mb == 4) CG_BODY(4, CG_NP);
-                    else CG_BODY(1, CG_NP);
-                } else if (npb == 2) {
-                    if (mb == 8) CG_BODY(8, 2);
-                    else if (mb == 4) CG_BODY(4, 2);
-                    else CG_BODY(1, 2);
-                } else {
-                    if (mb == 8) CG_BODY(8, 1);
-                    else if (mb == 4) CG_BODY(4, 1);
-                    else CG_BODY(1, 1);
-                }
-                m += mb;
-            }
-            p += npb;
-        }
-    }
-}
+CG_FN(cg_avx512_bf16, uint16_t)
 #undef CG_WLOAD
+#undef CG_FN
 #undef CG_BODY
 #endif
 
